@@ -1,0 +1,257 @@
+"""The driver framework: an instrument frontend over a small async backend.
+
+A frontend (:class:`Instrument`) holds the policy: which operations the
+instrument offers (each a FINALES quantity and method with pydantic parameter
+and result models), validation of parameters against the instrument's own
+limits before anything runs, its state, and a safe stop. A backend
+(:class:`Backend`) talks to the hardware or, for a simulated backend, is a
+stateful seeded model of it. Simulated and real backends are sibling classes.
+
+The frontend publishes its operations as FINALES capability definitions (JSON
+schemas generated from the models) and its limitations (derived from the
+bounds and choices declared on the parameter models), so what the server
+enforces and what the instrument checks come from one place.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+
+#: Called by an operation with a fraction done (0..1) and a short message.
+Progress = Callable[[float, str], Awaitable[None] | None]
+
+
+class DriverError(Exception):
+    """Base class of the errors a driver raises."""
+
+    #: Whether running the same request again may succeed (a jammed gripper
+    #: may; parameters outside the instrument's limits never will).
+    retryable: bool = False
+
+
+class ParameterError(DriverError, ValueError):
+    """Parameters break the instrument's limits; names the offending field."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class InstrumentFault(DriverError):
+    """The instrument failed while running (a dropped cell, a crashed solver)."""
+
+    def __init__(self, message: str, retryable: bool = True):
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class InstrumentStopped(DriverError):
+    """The instrument was stopped (safe stop) before the operation finished."""
+
+    retryable = True
+
+
+class InstrumentState(str, enum.Enum):
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPED = "stopped"
+    FAULT = "fault"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One thing an instrument can do: a FINALES quantity by a method.
+
+    ``run`` names the frontend coroutine that performs it; it takes the
+    validated parameter model and a progress callback and returns the result
+    model.
+    """
+
+    quantity: str
+    method: str
+    parameters: type[BaseModel]
+    result: type[BaseModel]
+    run: str
+    #: A published capability definition to use instead of the generated one
+    #: (for FINALES2 compatibility, where the schema is fixed by FINALES2).
+    capability_file: dict | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.quantity, self.method)
+
+
+class Backend:
+    """The async interface every backend of an instrument implements.
+
+    Subclasses add the instrument's own primitives (``dispense``,
+    ``cycle``, ``fire_pulses``...). ``setup`` and ``stop`` bracket a session.
+    """
+
+    async def setup(self) -> None:
+        """Connect to the instrument (or build the model)."""
+
+    async def stop(self) -> None:
+        """Bring the instrument to a safe state; must be idempotent."""
+
+
+def _limitation_of(schema: dict, defs: dict) -> Any:
+    """The FINALES limitation mirroring one JSON-schema node, or None if free."""
+    if "$ref" in schema:
+        return _limitation_of(defs[schema["$ref"].split("/")[-1]], defs)
+    if "enum" in schema:
+        return list(schema["enum"])
+    if "const" in schema:
+        return [schema["const"]]
+    if "anyOf" in schema:
+        options = [s for s in schema["anyOf"] if s.get("type") != "null"]
+        if len(options) == 1:
+            return _limitation_of(options[0], defs)
+        return None
+    kind = schema.get("type")
+    if kind in ("number", "integer"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum"))
+        high = schema.get("maximum", schema.get("exclusiveMaximum"))
+        if low is None and high is None:
+            return None
+        bound: dict[str, Any] = {}
+        if low is not None:
+            bound["min"] = low
+        if high is not None:
+            bound["max"] = high
+        if kind == "integer":
+            bound["step"] = 1
+        return [bound]
+    if kind == "object" and "properties" in schema:
+        out = {}
+        for name, sub in schema["properties"].items():
+            limit = _limitation_of(sub, defs)
+            if limit is not None:
+                out[name] = limit
+        return out or None
+    if kind == "array" and "items" in schema:
+        limit = _limitation_of(schema["items"], defs)
+        if isinstance(limit, list):
+            return [limit]
+        if isinstance(limit, dict):
+            return [[limit]]
+    return None
+
+
+def limitations_from_model(model: type[BaseModel]) -> dict:
+    """FINALES limitations derived from a parameter model's bounds and choices."""
+    schema = model.model_json_schema()
+    return _limitation_of(schema, schema.get("$defs", {})) or {}
+
+
+def capability_from_models(quantity: str, method: str, parameters: type[BaseModel], result: type[BaseModel]) -> dict:
+    """A FINALES capability definition with schemas generated from the models."""
+    return {
+        "quantity": quantity,
+        "method": method,
+        "json_schema_specifications": parameters.model_json_schema(),
+        "json_schema_result_output": result.model_json_schema(),
+        "is_active": True,
+    }
+
+
+class Instrument:
+    """Frontend of an instrument: operations, validation, state, safe stop.
+
+    Subclasses set ``name`` and ``operations`` and implement one coroutine
+    per operation, named by :attr:`Operation.run`.
+    """
+
+    name: ClassVar[str] = "instrument"
+    operations: ClassVar[tuple[Operation, ...]] = ()
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.state = InstrumentState.IDLE
+        self._ready = False
+
+    # -- publication ---------------------------------------------------
+    def operation(self, quantity: str, method: str) -> Operation:
+        for op in self.operations:
+            if op.key == (quantity, method):
+                return op
+        raise ParameterError("method", f"{self.name} does not offer {quantity}/{method}")
+
+    def capabilities(self) -> list[dict]:
+        """FINALES capability definitions of every operation."""
+        out = []
+        for op in self.operations:
+            if op.capability_file is not None:
+                out.append(dict(op.capability_file))
+            else:
+                out.append(capability_from_models(op.quantity, op.method, op.parameters, op.result))
+        return out
+
+    def limitations(self) -> list[dict]:
+        """FINALES limitations, ``[{quantity, method, limitations}]``."""
+        return [
+            {"quantity": op.quantity, "method": op.method, "limitations": limitations_from_model(op.parameters)}
+            for op in self.operations
+        ]
+
+    # -- policy --------------------------------------------------------
+    def validate(self, quantity: str, method: str, parameters: dict) -> BaseModel:
+        """Check parameters against the instrument's limits before anything runs.
+
+        Raises:
+            ParameterError: naming the first offending field.
+        """
+        op = self.operation(quantity, method)
+        try:
+            return op.parameters.model_validate(parameters)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "parameters"
+            raise ParameterError(field, first["msg"]) from None
+
+    async def perform(self, quantity: str, method: str, parameters: dict, progress: Progress | None = None) -> dict:
+        """Validate, run and return the result as JSON-ready data."""
+        params = self.validate(quantity, method, parameters)
+        if self.state is InstrumentState.STOPPED:
+            raise InstrumentStopped(f"{self.name} is stopped")
+        if not self._ready:
+            await self.backend.setup()
+            self._ready = True
+        op = self.operation(quantity, method)
+        self.state = InstrumentState.BUSY
+        log.info("%s: %s/%s started", self.name, quantity, method)
+        try:
+            result = await getattr(self, op.run)(params, progress or _no_progress)
+        except DriverError:
+            self.state = InstrumentState.IDLE if self.state is InstrumentState.BUSY else self.state
+            raise
+        except Exception as exc:  # a backend bug or solver crash is a fault, not a crash of the daemon
+            self.state = InstrumentState.FAULT
+            raise InstrumentFault(f"{type(exc).__name__}: {exc}") from exc
+        if self.state is InstrumentState.BUSY:
+            self.state = InstrumentState.IDLE
+        log.info("%s: %s/%s done", self.name, quantity, method)
+        if isinstance(result, BaseModel):
+            return result.model_dump(mode="json")
+        return op.result.model_validate(result).model_dump(mode="json")
+
+    async def safe_stop(self) -> None:
+        """Stop the instrument safely; the running operation raises InstrumentStopped."""
+        self.state = InstrumentState.STOPPED
+        await self.backend.stop()
+
+    def resume(self) -> None:
+        if self.state in (InstrumentState.STOPPED, InstrumentState.FAULT):
+            self.state = InstrumentState.IDLE
+
+
+async def _no_progress(fraction: float, message: str) -> None:
+    return None

@@ -1,0 +1,1 @@
+"""labweave's wire contract: pydantic models only, importing nothing else of ours."""

@@ -1,0 +1,143 @@
+"""FINALES limitations and the check of a parameter set against them.
+
+A limitation mirrors the shape of a method's input parameters:
+
+- an object limits the fields it names (fields it does not name are free);
+- a list is a set of alternatives: the value must match one of them. An
+  empty list leaves the field free (FINALES2's tenants write ``[]`` so);
+- a range ``{"min": a, "max": b}`` (or ``minimum``/``maximum``), optionally
+  with ``step``, admits numbers in ``[a, b]`` on the step grid from ``a``;
+- ``{"anyOf": [...]}`` lists alternative limitations for the whole object;
+- any other value admits only itself.
+
+Where the value is a list (a formulation is a list of components), every
+element must match one of the alternatives; where the alternatives are
+themselves lists, the value must fit inside one of them element by element.
+
+:func:`violations` returns what a value breaks, each message starting with
+the path of the field, so that a refusal can name it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_RANGE_KEYS = {"min", "max", "minimum", "maximum", "step"}
+
+
+def _is_range(limit: dict) -> bool:
+    return bool(limit) and set(limit) <= _RANGE_KEYS and bool(set(limit) - {"step"})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_range(limit: dict, value: Any, path: str) -> list[str]:
+    if not _is_number(value):
+        return [f"{path}: expected a number, got {value!r}"]
+    low = limit.get("min", limit.get("minimum"))
+    high = limit.get("max", limit.get("maximum"))
+    tol = 1e-9 * max(1.0, abs(value))
+    if low is not None and value < low - tol:
+        return [f"{path}: {value} is below the minimum {low}"]
+    if high is not None and value > high + tol:
+        return [f"{path}: {value} is above the maximum {high}"]
+    step = limit.get("step")
+    if step:
+        origin = low if low is not None else 0.0
+        k = (value - origin) / step
+        if abs(k - round(k)) > 1e-6:
+            return [f"{path}: {value} is not on the step grid {origin} + n*{step}"]
+    return []
+
+
+def _equal(limit: Any, value: Any) -> bool:
+    if _is_number(limit) and _is_number(value):
+        return math.isclose(limit, value, rel_tol=1e-9, abs_tol=1e-12)
+    return limit == value
+
+
+def _best(alternatives: list[Any], value: Any, path: str) -> list[str]:
+    """No violations if one alternative admits ``value``, else the closest one's."""
+    best: list[str] | None = None
+    for alt in alternatives:
+        found = violations(alt, value, path)
+        if not found:
+            return []
+        if best is None or len(found) < len(best):
+            best = found
+    return best or []
+
+
+def _check_list(limit: list, value: Any, path: str) -> list[str]:
+    if not limit:
+        return []
+    if any(isinstance(alt, list) for alt in limit):
+        if not isinstance(value, list):
+            return [f"{path}: expected a list, got {value!r}"]
+        found: list[str] | None = None
+        for alt in limit:
+            options = alt if isinstance(alt, list) else [alt]
+            errors = [e for i, item in enumerate(value) for e in _best(options, item, f"{path}[{i}]")]
+            if not errors:
+                return []
+            if found is None or len(errors) < len(found):
+                found = errors
+        return found or []
+    if isinstance(value, list):
+        return [e for i, item in enumerate(value) for e in _best(limit, item, f"{path}[{i}]")]
+    errors = _best(limit, value, path)
+    if errors and all(not isinstance(a, (dict, list)) for a in limit):
+        return [f"{path}: {value!r} is not one of {limit}"]
+    return errors
+
+
+def violations(limit: Any, value: Any, path: str = "parameters") -> list[str]:
+    """What ``value`` breaks of ``limit``; an empty list when it is admitted.
+
+    Args:
+        limit: a FINALES limitation (object, list of alternatives, range, value).
+        value: the parameters (or one field of them) to check.
+        path: the field's path, used as the prefix of each message.
+
+    Returns:
+        One message per broken limit, each starting with the field's path.
+    """
+    if limit is None:
+        return []
+    if isinstance(limit, list):
+        return _check_list(limit, value, path)
+    if isinstance(limit, dict):
+        if "anyOf" in limit and len(limit) == 1:
+            alternatives = limit["anyOf"]
+            flat = []
+            for alt in alternatives if isinstance(alternatives, list) else [alternatives]:
+                flat.extend(alt if isinstance(alt, list) else [alt])
+            return _best(flat, value, path) if flat else []
+        if _is_range(limit):
+            return _check_range(limit, value, path)
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object, got {value!r}"]
+        out: list[str] = []
+        for key, sub in limit.items():
+            if value.get(key) is not None:  # a field left out (or null) takes the method's default
+                out.extend(violations(sub, value[key], f"{path}.{key}"))
+        return out
+    if not _equal(limit, value):
+        return [f"{path}: {value!r} is not {limit!r}"]
+    return []
+
+
+def alternatives_of(limitations: Any) -> list[Any]:
+    """A tenant's limitation for one method as a flat list of alternatives."""
+    if isinstance(limitations, list):
+        return list(limitations) if limitations else [{}]
+    if isinstance(limitations, dict) and "anyOf" in limitations and len(limitations) == 1:
+        items = limitations["anyOf"]
+        flat: list[Any] = []
+        for alt in items if isinstance(items, list) else [items]:
+            flat.extend(alt if isinstance(alt, list) else [alt])
+        return flat or [{}]
+    return [limitations]

@@ -1,0 +1,1 @@
+"""labweave's services: the intention server, its client, tenant and optimizer daemons, the CLI."""

@@ -1,0 +1,60 @@
+"""The intention server's application factory: ``create_app(settings)``.
+
+Nothing is built at import time: each call opens its own database, so tests
+give every app its own file.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .config import Settings
+from .errors import ServiceError
+from .lab import Lab
+from .leases import sweep
+from .routes import api_events, api_registry, api_requests, api_results, finales2, health
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    lab = Lab.open(settings)
+    lab.metrics = health.metrics_registry(lab)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        scheduler = BackgroundScheduler(daemon=True)
+        scheduler.add_job(
+            sweep, "interval", seconds=settings.sweep_seconds, args=[lab.db, settings.max_lease_expiries],
+            id="lease-sweep", max_instances=1, coalesce=True,
+        )
+        scheduler.start()
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            scheduler.shutdown(wait=False)
+            lab.close()
+
+    app = FastAPI(
+        title="labweave intention server",
+        version="0.1.0",
+        description="FINALES2-compatible intention server of a self-driving lab, with atomic claims and leases.",
+        lifespan=lifespan,
+    )
+    app.state.lab = lab
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+
+    for module in (finales2, api_requests, api_results, api_registry, api_events, health):
+        app.include_router(module.router)
+    return app

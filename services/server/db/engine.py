@@ -1,0 +1,83 @@
+"""Database engines: SQLite (WAL, one file) by default, PostgreSQL for a real lab.
+
+On SQLite, writes go through an engine whose transactions start with
+``BEGIN IMMEDIATE``: the write lock is taken before the first read, so a
+read-then-write transaction never fails halfway on a stale snapshot, and
+concurrent writers queue on the busy timeout instead. Reads use a second
+engine with ordinary deferred transactions, so they never wait for writers
+(WAL readers see the last committed state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+@dataclass
+class Database:
+    """The engines of one database: ``write`` for changes, ``read`` for queries."""
+
+    url: str
+    write: Engine
+    read: Engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.write.dialect.name == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.write.dialect.name == "postgresql"
+
+    def dispose(self) -> None:
+        self.write.dispose()
+        if self.read is not self.write:
+            self.read.dispose()
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=8,
+        max_overflow=24,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def postgres_url(url: str) -> str:
+    """Use psycopg 3 for a plain ``postgresql://`` URL."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def open_database(url: str) -> Database:
+    """Engines for ``url``; a SQLite file's folder is created if missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
+    engine = create_engine(postgres_url(url), pool_size=16, max_overflow=16, pool_pre_ping=True)
+    return Database(url, engine, engine)

@@ -1,0 +1,134 @@
+"""The server's tables (SQLModel). Times are UTC epoch seconds (floats).
+
+``event`` is both the audit log (every status change with actor, time and
+message) and the feed of the server-sent event stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, text
+from sqlmodel import Field, SQLModel
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=100)
+    password_hash: str
+    role: str = Field(max_length=20)
+    tenant_uuid: str | None = Field(default=None, max_length=64)
+    is_active: bool = True
+    created: float
+
+
+class Tenant(SQLModel, table=True):
+    uuid: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    contact_person: str = ""
+    limitations: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    is_active: bool = True
+    stop_requested: bool = False
+    created: float
+    last_seen: float | None = None
+
+
+class Capability(SQLModel, table=True):
+    __table_args__ = (Index("ux_capability_quantity_method", "quantity", "method", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    quantity: str = Field(max_length=200)
+    method: str = Field(max_length=200)
+    input_schema: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    output_schema: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    is_active: bool = True
+    updated: float
+
+
+class Request(SQLModel, table=True):
+    __tablename__ = "request"
+    __table_args__ = (
+        Index("ix_request_queue", "status", "quantity", "priority", "id"),
+        Index("ix_request_status_id", "status", "id"),
+        Index("ix_request_lease", "status", "lease_expires"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(index=True, unique=True, max_length=64)
+    ctime: float
+    updated: float
+    status: str = Field(max_length=20)
+    quantity: str = Field(max_length=200)
+    methods: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    parameters: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    tenant_uuid: str = Field(max_length=64)
+    priority: int = 0
+    owner_tenant_uuid: str | None = Field(default=None, max_length=64)
+    last_owner_uuid: str | None = Field(default=None, max_length=64)
+    lease_expires: float | None = None
+    lease_seconds: float | None = None
+    lease_expiries: int = 0
+    attempts: int = 0
+    failure_reason: str | None = None
+    parent_uuid: str | None = Field(default=None, index=True, max_length=64)
+    campaign: str | None = Field(default=None, index=True, max_length=200)
+    provenance: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(default="", index=True, max_length=100)
+
+
+class RequestMethod(SQLModel, table=True):
+    """One row per method a request names: what claims and filters look up."""
+
+    __tablename__ = "request_method"
+    __table_args__ = (Index("ix_request_method_lookup", "quantity", "method", "request_id"),)
+
+    request_id: int = Field(primary_key=True, foreign_key="request.id")
+    method: str = Field(primary_key=True, max_length=200)
+    quantity: str = Field(max_length=200)
+
+
+class Result(SQLModel, table=True):
+    __tablename__ = "result"
+    __table_args__ = (
+        # At most one live original result per request: the database itself
+        # refuses a duplicate, whatever races the application loses.
+        Index(
+            "ux_result_one_original",
+            "request_uuid",
+            unique=True,
+            sqlite_where=text("status = 'original' AND request_uuid IS NOT NULL"),
+            postgresql_where=text("status = 'original' AND request_uuid IS NOT NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(index=True, unique=True, max_length=64)
+    ctime: float
+    status: str = Field(max_length=20)
+    request_uuid: str | None = Field(default=None, index=True, max_length=64)
+    quantity: str = Field(index=True, max_length=200)
+    method: str = Field(max_length=200)
+    parameters: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    tenant_uuid: str = Field(max_length=64)
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    posted_by: str = Field(default="", max_length=100)
+
+
+class Event(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    time: float = Field(index=True)
+    kind: str = Field(max_length=40)
+    subject: str = Field(index=True, max_length=200)
+    from_status: str | None = Field(default=None, max_length=20)
+    to_status: str | None = Field(default=None, max_length=20)
+    actor: str = Field(max_length=100)
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class ServerSecret(SQLModel, table=True):
+    __tablename__ = "server_secret"
+
+    name: str = Field(primary_key=True, max_length=100)
+    value: str

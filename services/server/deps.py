@@ -1,0 +1,37 @@
+"""FastAPI dependencies as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from .auth import Principal
+from .errors import Forbidden
+from .lab import Lab
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/user_management/authenticate")
+
+
+def get_lab(request: Request) -> Lab:
+    return request.app.state.lab
+
+
+LabDep = Annotated[Lab, Depends(get_lab)]
+
+
+def current_principal(lab: LabDep, token: Annotated[str, Depends(oauth2)]) -> Principal:
+    return lab.auth.principal(token)
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+def current_operator(p: CurrentUser) -> Principal:
+    if not p.is_operator:
+        raise Forbidden("this needs an operator")
+    return p
+
+
+CurrentOperator = Annotated[Principal, Depends(current_operator)]

@@ -1,0 +1,58 @@
+"""The event log: every status change with who, when and why.
+
+Rows of ``event`` are written in the same transaction as the change they
+describe, so the log and the state never disagree. The server-sent event
+stream reads the same table (by increasing id), which also makes it work
+across replicas sharing one PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlmodel import Session, select
+
+
+from .db.tables import Event
+
+
+def record(
+    session: Session,
+    kind: str,
+    subject: str,
+    actor: str,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> None:
+    """Add an event to the session's transaction."""
+    session.add(
+        Event(
+            time=now if now is not None else time.time(),
+            kind=kind,
+            subject=subject,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            message=message[:4000],
+            data=data or {},
+        )
+    )
+
+
+def since(session: Session, after: int, limit: int = 500, kinds: list[str] | None = None, subject: str | None = None):
+    stmt = select(Event).where(Event.id > after)
+    if kinds:
+        stmt = stmt.where(Event.kind.in_(kinds))
+    if subject:
+        stmt = stmt.where(Event.subject == subject)
+    return list(session.exec(stmt.order_by(Event.id).limit(limit)))
+
+
+def last_id(session: Session) -> int:
+    row = session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first()
+    return row or 0

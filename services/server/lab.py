@@ -1,0 +1,38 @@
+"""The server's parts, built once per app: database, registry, services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .auth import Authenticator, load_secret
+from .config import Settings
+from .db.engine import Database, open_database
+from .db.migrate import upgrade
+from .registry import Registry
+from .requests import Policy, Requests
+from .results import Results
+
+
+@dataclass
+class Lab:
+    settings: Settings
+    db: Database
+    registry: Registry
+    requests: Requests
+    results: Results
+    auth: Authenticator
+    metrics: Any = None
+
+    @classmethod
+    def open(cls, settings: Settings) -> "Lab":
+        db = open_database(settings.database_url)
+        if settings.auto_migrate:
+            upgrade(db)
+        registry = Registry(db, settings.cache_seconds)
+        policy = Policy(settings.lease_seconds, settings.max_attempts, settings.max_lease_expiries)
+        auth = Authenticator(db, load_secret(db, settings.secret_key), settings.token_minutes)
+        return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,274 @@
+"""Capabilities and tenants: registration, and the cached view requests are checked against.
+
+The view (:class:`Catalogue`) holds compiled JSON-schema validators and each
+active tenant's limitations per quantity and method. It is rebuilt at most
+every ``cache_seconds`` (and at once after a change made through this
+replica), so validating a request costs no database query.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, best_match
+from sqlmodel import Session, select
+
+from labweave.schemas.capability import Capability as CapabilityFile
+from labweave.schemas.limitation import alternatives_of, violations
+from labweave.schemas.tenant import TenantDefinition
+
+from .db.engine import Database
+from .db.tables import Capability, Tenant
+from .errors import Invalid, NotFound
+from .events import record
+
+
+def _path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def schema_errors(validator: Draft202012Validator, instance: Any, prefix: str) -> str | None:
+    """The most relevant error of ``instance``, with the path of the bad field."""
+    error = best_match(validator.iter_errors(instance))
+    if error is None:
+        return None
+    return f"{prefix}{_path(error.absolute_path)}: {error.message}"
+
+
+@dataclass
+class CapabilityView:
+    quantity: str
+    method: str
+    input_schema: dict
+    output_schema: dict
+    is_active: bool
+    _in: Draft202012Validator | None = None
+    _out: Draft202012Validator | None = None
+
+    @property
+    def input_validator(self) -> Draft202012Validator:
+        if self._in is None:
+            self._in = Draft202012Validator(self.input_schema)
+        return self._in
+
+    @property
+    def output_validator(self) -> Draft202012Validator:
+        if self._out is None:
+            self._out = Draft202012Validator(self.output_schema)
+        return self._out
+
+
+@dataclass
+class Catalogue:
+    """A snapshot of capabilities and active tenants' limitations."""
+
+    capabilities: dict[tuple[str, str], CapabilityView] = field(default_factory=dict)
+    # (quantity, method) -> {tenant uuid: [alternative limitations]}
+    offers: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+
+    def capability(self, quantity: str, method: str) -> CapabilityView:
+        cap = self.capabilities.get((quantity, method))
+        if cap is None:
+            if not any(q == quantity for q, _ in self.capabilities):
+                raise Invalid(f"quantity: unknown quantity {quantity!r}")
+            raise Invalid(f"methods: unknown method {method!r} for quantity {quantity!r}")
+        if not cap.is_active:
+            raise Invalid(f"methods: {quantity}/{method} is not active")
+        return cap
+
+    def tenant_offers(self, tenant_uuid: str) -> dict[str, list[str]]:
+        """quantity -> methods the tenant offers."""
+        out: dict[str, list[str]] = {}
+        for (q, m), by_tenant in self.offers.items():
+            if tenant_uuid in by_tenant:
+                out.setdefault(q, []).append(m)
+        return out
+
+    def limit_violations(self, tenant_uuid: str, quantity: str, method: str, params: dict) -> list[str] | None:
+        """None if the tenant does not offer the method; else what params break."""
+        alternatives = self.offers.get((quantity, method), {}).get(tenant_uuid)
+        if alternatives is None:
+            return None
+        best: list[str] | None = None
+        for alt in alternatives:
+            found = violations(alt, params, f"parameters.{method}")
+            if not found:
+                return []
+            if best is None or len(found) < len(best):
+                best = found
+        return best or []
+
+    def can_serve(self, tenant_uuid: str, quantity: str, methods: list[str], parameters: dict) -> bool:
+        return any(self.limit_violations(tenant_uuid, quantity, m, parameters.get(m, {})) == [] for m in methods)
+
+
+class Registry:
+    """Capabilities and tenants in the database, with a cached :class:`Catalogue`."""
+
+    def __init__(self, db: Database, cache_seconds: float = 2.0):
+        self.db = db
+        self.cache_seconds = cache_seconds
+        self._catalogue: Catalogue | None = None
+        self._loaded = 0.0
+        self._lock = threading.Lock()
+
+    # -- the cached view ------------------------------------------------
+    def catalogue(self) -> Catalogue:
+        now = time.monotonic()
+        if self._catalogue is not None and now - self._loaded < self.cache_seconds:
+            return self._catalogue
+        with self._lock:
+            if self._catalogue is not None and time.monotonic() - self._loaded < self.cache_seconds:
+                return self._catalogue
+            cat = self._load()
+            old = self._catalogue
+            if old is not None:  # keep compiled validators of unchanged schemas
+                for key, view in cat.capabilities.items():
+                    prev = old.capabilities.get(key)
+                    if prev and prev.input_schema == view.input_schema and prev.output_schema == view.output_schema:
+                        view._in, view._out = prev._in, prev._out
+            self._catalogue, self._loaded = cat, time.monotonic()
+            return cat
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded = 0.0
+
+    def _load(self) -> Catalogue:
+        cat = Catalogue()
+        with Session(self.db.read) as s:
+            for c in s.exec(select(Capability)):
+                cat.capabilities[(c.quantity, c.method)] = CapabilityView(
+                    c.quantity, c.method, c.input_schema, c.output_schema, c.is_active
+                )
+            for t in s.exec(select(Tenant)):
+                cat.tenants[t.uuid] = t
+                if not t.is_active:
+                    continue
+                for entry in t.limitations:
+                    key = (entry["quantity"], entry["method"])
+                    cat.offers.setdefault(key, {}).setdefault(t.uuid, []).extend(
+                        alternatives_of(entry.get("limitations", {}))
+                    )
+        return cat
+
+    # -- registration ---------------------------------------------------
+    def add_capability(self, cap: CapabilityFile, actor: str) -> Capability:
+        for name, schema in (
+            ("json_schema_specifications", cap.json_schema_specifications),
+            ("json_schema_result_output", cap.json_schema_result_output),
+        ):
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                raise Invalid(f"{name}{_path(exc.absolute_path)}: not a valid JSON schema: {exc.message}") from None
+        with Session(self.db.write) as s:
+            row = s.exec(
+                select(Capability).where(Capability.quantity == cap.quantity, Capability.method == cap.method)
+            ).first()
+            created = row is None
+            if row is None:
+                row = Capability(quantity=cap.quantity, method=cap.method, input_schema={}, output_schema={}, updated=0)
+            row.input_schema = cap.json_schema_specifications
+            row.output_schema = cap.json_schema_result_output
+            row.is_active = cap.is_active
+            row.updated = time.time()
+            s.add(row)
+            record(
+                s,
+                "capability.registered" if created else "capability.updated",
+                f"{cap.quantity}/{cap.method}",
+                actor,
+            )
+            s.commit()
+            s.refresh(row)
+        self.invalidate()
+        return row
+
+    def add_tenant(self, tenant: TenantDefinition, actor: str) -> Tenant:
+        """Register a tenant from a FINALES2 tenant file; its quantities and methods must be known."""
+        cat = self.catalogue() if self._catalogue is None else self._load()
+        for i, entry in enumerate(tenant.limitations):
+            if (entry.quantity, entry.method) not in cat.capabilities:
+                raise Invalid(
+                    f"limitations[{i}]: no capability {entry.quantity}/{entry.method} is registered; add it first"
+                )
+        uuid = tenant.tenant_uuid or str(uuidlib.uuid4())
+        with Session(self.db.write) as s:
+            row = s.get(Tenant, uuid)
+            created = row is None
+            if row is None:
+                row = Tenant(uuid=uuid, name=tenant.name, created=time.time())
+            row.name = tenant.name
+            row.contact_person = tenant.contact_person
+            row.limitations = [e.model_dump() for e in tenant.limitations]
+            row.is_active = True
+            s.add(row)
+            record(s, "tenant.registered" if created else "tenant.updated", uuid, actor, message=tenant.name)
+            s.commit()
+            s.refresh(row)
+        self.invalidate()
+        return row
+
+    def set_tenant_active(self, tenant_uuid: str, active: bool, actor: str) -> Tenant:
+        with Session(self.db.write) as s:
+            row = s.get(Tenant, tenant_uuid)
+            if row is None:
+                raise NotFound(f"tenant {tenant_uuid} is not registered")
+            row.is_active = active
+            s.add(row)
+            record(s, "tenant.activated" if active else "tenant.deactivated", tenant_uuid, actor)
+            s.commit()
+            s.refresh(row)
+        self.invalidate()
+        return row
+
+    # -- checks on requests ---------------------------------------------
+    def check_request(self, quantity: str, methods: list[str], parameters: dict) -> None:
+        """Schema and limitation checks of a new request.
+
+        Raises:
+            Invalid: an unknown quantity or method, parameters breaking the
+                input schema (with the field's path), or a request that no
+                active tenant offering its methods could serve (naming the
+                limits it breaks).
+        """
+        cat = self.catalogue()
+        for m in methods:
+            cap = cat.capability(quantity, m)
+            message = schema_errors(cap.input_validator, parameters[m], f"parameters.{m}")
+            if message:
+                raise Invalid(message)
+        refusals: list[str] = []
+        for m in methods:
+            offerers = cat.offers.get((quantity, m))
+            if not offerers:
+                return  # nobody offers it yet: the request waits for a tenant
+            found: list[str] | None = None
+            for tenant_uuid in offerers:
+                errors = cat.limit_violations(tenant_uuid, quantity, m, parameters[m])
+                if errors == []:
+                    return
+                name = cat.tenants[tenant_uuid].name
+                tagged = [f"{e} (limits of tenant {name})" for e in errors or []]
+                if found is None or len(tagged) < len(found):
+                    found = tagged
+            refusals.extend(found or [])
+        raise Invalid("no active tenant can serve this request: " + "; ".join(refusals))
+
+    def check_result(self, quantity: str, method: str, data: dict) -> None:
+        cap = self.catalogue().capabilities.get((quantity, method))
+        if cap is None:
+            raise Invalid(f"method: unknown method {method!r} for quantity {quantity!r}")
+        message = schema_errors(cap.output_validator, data, "data")
+        if message:
+            raise Invalid(message)

@@ -1,0 +1,232 @@
+"""Results: posting (idempotent), unsolicited results, reading, status changes.
+
+A result resolves its request in the same transaction. The database keeps
+at most one live original result per request (a partial unique index), so
+no race can store two; a repeated post, by the same ``Idempotency-Key`` or
+as the same data from the same tenant, returns the result already stored.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from labweave.schemas.core import RequestStatus as S
+from labweave.schemas.core import Result as ResultBody
+from labweave.schemas.core import ResultStatus
+
+from . import lifecycle
+from .auth import Principal
+from .db.engine import Database
+from .db.tables import Request, RequestMethod, Result
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .events import record
+from .registry import Registry
+from .requests import actors_for, visible
+
+
+class Results:
+    def __init__(self, db: Database, registry: Registry):
+        self.db = db
+        self.registry = registry
+
+    def _check_body(self, p: Principal, body: ResultBody) -> str:
+        method = body.method[0]
+        cat = self.registry.catalogue()
+        if body.tenant_uuid not in cat.tenants:
+            raise Invalid(f"tenant_uuid: unknown tenant {body.tenant_uuid!r}")
+        if not p.is_operator and body.tenant_uuid != p.tenant_uuid:
+            raise Forbidden(f"tenant_uuid: you act for tenant {p.tenant_uuid}, not {body.tenant_uuid}")
+        cat.capability(body.quantity, method)
+        self.registry.check_result(body.quantity, method, body.data)
+        return method
+
+    def post(self, p: Principal, body: ResultBody, idempotency_key: str | None = None) -> tuple[Result, bool]:
+        """Store a result for a request and resolve it.
+
+        Returns:
+            The stored result and whether it was created now (False: a repeat).
+        """
+        method = self._check_body(p, body)
+        if idempotency_key:
+            with Session(self.db.read) as s:
+                earlier = s.exec(select(Result).where(Result.idempotency_key == idempotency_key)).first()
+            if earlier is not None:
+                if earlier.request_uuid != body.request_uuid:
+                    raise Conflict(f"Idempotency-Key {idempotency_key!r} was used for another request")
+                return earlier, False
+        cat = self.registry.catalogue()
+        now = time.time()
+        with Session(self.db.write) as s:
+            req = s.exec(select(Request).where(Request.uuid == body.request_uuid).with_for_update()).first()
+            if req is None:
+                raise NotFound(f"request_uuid: request {body.request_uuid!r} not found")
+            if req.quantity != body.quantity:
+                raise Invalid(f"quantity: the request is for {req.quantity!r}, not {body.quantity!r}")
+            if method not in req.methods:
+                raise Invalid(f"method: the request names {req.methods}, not {method!r}")
+            if req.status == S.RESOLVED:
+                existing = s.exec(
+                    select(Result).where(Result.request_uuid == req.uuid, Result.status == ResultStatus.ORIGINAL)
+                ).first()
+                if existing is not None and existing.tenant_uuid == body.tenant_uuid and existing.data == body.data:
+                    return existing, False
+                raise Conflict(f"request {req.uuid} is already resolved; a resolved request stays resolved")
+            lifecycle.check(S(req.status), S.RESOLVED, actors_for(p, req, cat))
+            row = Result(
+                uuid=str(uuidlib.uuid4()),
+                ctime=now,
+                status=ResultStatus.ORIGINAL.value,
+                request_uuid=req.uuid,
+                quantity=body.quantity,
+                method=method,
+                parameters=body.parameters[method],
+                data=body.data,
+                tenant_uuid=body.tenant_uuid,
+                idempotency_key=idempotency_key,
+                posted_by=p.username,
+            )
+            s.add(row)
+            old = req.status
+            req.status = S.RESOLVED.value
+            req.owner_tenant_uuid = None
+            req.lease_expires = None
+            req.updated = now
+            s.add(req)
+            record(s, "request.status", req.uuid, p.username, from_status=old, to_status=S.RESOLVED.value,
+                   message=f"resolved by result {row.uuid}", now=now,
+                   data={"result_uuid": row.uuid, "campaign": req.campaign})
+            record(s, "result.posted", row.uuid, p.username, to_status=row.status, now=now,
+                   data={"request_uuid": req.uuid, "quantity": row.quantity, "method": method})
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                raise Conflict(f"request {req.uuid} already has a result") from None
+            s.refresh(row)
+        return row, True
+
+    def post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
+        """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""
+        method = self._check_body(p, body)
+        cat = self.registry.catalogue()
+        lifecycle.check(None, S.UNSOLICITED, actors_for(p, None, cat) | (
+            {lifecycle.Actor.TENANT} if p.tenant_uuid else set()))
+        now = time.time()
+        with Session(self.db.write) as s:
+            req = Request(
+                uuid=str(uuidlib.uuid4()),
+                ctime=now,
+                updated=now,
+                status=S.UNSOLICITED.value,
+                quantity=body.quantity,
+                methods=[method],
+                parameters={method: body.parameters[method]},
+                tenant_uuid=body.tenant_uuid,
+                created_by=p.username,
+            )
+            s.add(req)
+            s.flush()
+            s.add(RequestMethod(request_id=req.id, method=method, quantity=body.quantity))
+            row = Result(
+                uuid=str(uuidlib.uuid4()),
+                ctime=now,
+                status=ResultStatus.ORIGINAL.value,
+                request_uuid=req.uuid,
+                quantity=body.quantity,
+                method=method,
+                parameters=body.parameters[method],
+                data=body.data,
+                tenant_uuid=body.tenant_uuid,
+                posted_by=p.username,
+            )
+            s.add(row)
+            record(s, "request.status", req.uuid, p.username, to_status=S.UNSOLICITED.value, now=now,
+                   message="unsolicited result")
+            record(s, "result.posted", row.uuid, p.username, to_status=row.status, now=now,
+                   data={"request_uuid": req.uuid, "quantity": row.quantity, "method": method})
+            s.commit()
+            s.refresh(row)
+        return row
+
+    def get(self, p: Principal, result_uuid: str) -> Result | None:
+        with Session(self.db.read) as s:
+            row = s.exec(select(Result).where(Result.uuid == result_uuid)).first()
+            if row is None:
+                return None
+            if p.role == "requester":
+                req = s.exec(select(Request).where(Request.uuid == row.request_uuid)).first()
+                if req is None or not visible(p, req):
+                    return None
+        return row
+
+    def for_request(self, p: Principal, request_uuid: str) -> Result | None:
+        """The live result answering a request: the original, else the newest amendment."""
+        with Session(self.db.read) as s:
+            req = s.exec(select(Request).where(Request.uuid == request_uuid)).first()
+            if req is None or not visible(p, req):
+                return None
+            rows = list(
+                s.exec(
+                    select(Result)
+                    .where(Result.request_uuid == request_uuid, Result.status != ResultStatus.DELETED.value)
+                    .order_by(Result.id)
+                )
+            )
+        originals = [r for r in rows if r.status == ResultStatus.ORIGINAL]
+        return originals[0] if originals else (rows[-1] if rows else None)
+
+    def list(
+        self,
+        p: Principal,
+        *,
+        quantity: str | None = None,
+        method: str | None = None,
+        request_uuid: str | None = None,
+        campaign: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[Result]:
+        stmt = select(Result).where(Result.status != ResultStatus.DELETED.value)
+        if quantity:
+            stmt = stmt.where(Result.quantity == quantity)
+        if method:
+            stmt = stmt.where(Result.method == method)
+        if request_uuid:
+            stmt = stmt.where(Result.request_uuid == request_uuid)
+        if campaign or p.role == "requester":
+            sub = select(Request.uuid)
+            if campaign:
+                sub = sub.where(Request.campaign == campaign)
+            if p.role == "requester":
+                sub = sub.where(Request.created_by == p.username)
+            stmt = stmt.where(Result.request_uuid.in_(sub))
+        if after is not None:
+            stmt = stmt.where(Result.id > after)
+        stmt = stmt.order_by(Result.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with Session(self.db.read) as s:
+            return list(s.exec(stmt))
+
+    def set_status(self, p: Principal, result_uuid: str, new: ResultStatus, message: str) -> Result:
+        if new == ResultStatus.ORIGINAL:
+            raise Invalid("new_status: a result can be marked deleted or amended, not original")
+        with Session(self.db.write) as s:
+            row = s.exec(select(Result).where(Result.uuid == result_uuid).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"result {result_uuid} not found")
+            if not p.is_operator and row.tenant_uuid != p.tenant_uuid:
+                raise Forbidden("only the tenant that posted a result, or an operator, may change its status")
+            if row.status == ResultStatus.DELETED:
+                raise Conflict(f"result {result_uuid} is deleted")
+            old = row.status
+            row.status = new.value
+            s.add(row)
+            record(s, "result.status", row.uuid, p.username, from_status=old, to_status=new.value, message=message)
+            s.commit()
+            s.refresh(row)
+        return row

@@ -1,0 +1,102 @@
+"""``/api/v1/`` requests: create, list (filtered, paged), claim with a lease, lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from labweave.schemas.api import Cancel, ClaimCreate, Failure, Release, RequestCreate
+
+from .. import convert
+from ..deps import CurrentOperator, CurrentUser, LabDep
+from ..events import since
+
+router = APIRouter(prefix="/api/v1", tags=["requests"])
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def page(items: list[dict[str, Any]], rows: list, limit: int) -> dict[str, Any]:
+    return {"items": items, "next_cursor": rows[-1].id if len(rows) == limit else None}
+
+
+@router.post("/requests", status_code=201)
+def create_request(lab: LabDep, p: CurrentUser, body: RequestCreate) -> dict[str, Any]:
+    return convert.request_detail(lab.requests.create(p, body))
+
+
+@router.get("/requests")
+def list_requests(
+    lab: LabDep,
+    p: CurrentUser,
+    status: Annotated[list[str] | None, Query()] = None,
+    quantity: str | None = None,
+    method: str | None = None,
+    campaign: str | None = None,
+    owner: str | None = None,
+    parent: str | None = None,
+    created_by: str | None = None,
+    cursor: int | None = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """A page of requests in creation order; ``next_cursor`` fetches the next one."""
+    rows = lab.requests.list(p, status=status, quantity=quantity, method=method, campaign=campaign, owner=owner,
+                             parent=parent, created_by=created_by, after=cursor, limit=limit)
+    return page([convert.request_detail(r) for r in rows], rows, limit)
+
+
+@router.get("/requests/{request_uuid}")
+def get_request(lab: LabDep, p: CurrentUser, request_uuid: str) -> dict[str, Any]:
+    return convert.request_detail(lab.requests.require(p, request_uuid))
+
+
+@router.get("/requests/{request_uuid}/history")
+def request_history(lab: LabDep, p: CurrentUser, request_uuid: str) -> list[dict[str, Any]]:
+    """Every status change of the request: who, when, from, to, why."""
+    lab.requests.require(p, request_uuid)
+    from sqlmodel import Session
+
+    with Session(lab.db.read) as s:
+        return [convert.event(e) for e in since(s, 0, limit=10_000, subject=request_uuid)]
+
+
+@router.post("/claims", response_model=None)
+def claim(lab: LabDep, p: CurrentUser, body: ClaimCreate) -> Response | dict[str, Any]:
+    """Take the next request this tenant can serve (priority, then age); 204 if none."""
+    row = lab.requests.claim(p, body)
+    if row is None:
+        return Response(status_code=204)
+    return {"request": convert.request_detail(row), "lease": convert.lease(row)}
+
+
+@router.post("/requests/{request_uuid}/heartbeat")
+def heartbeat(lab: LabDep, p: CurrentUser, request_uuid: str, lease_seconds: float | None = Query(None, gt=0)):
+    return convert.lease(lab.requests.heartbeat(p, request_uuid, lease_seconds))
+
+
+@router.post("/requests/{request_uuid}/release")
+def release(lab: LabDep, p: CurrentUser, request_uuid: str, body: Release | None = None) -> dict[str, Any]:
+    reason = body.reason if body else "released by its tenant"
+    return convert.request_detail(lab.requests.release(p, request_uuid, reason))
+
+
+@router.post("/requests/{request_uuid}/fail")
+def fail(lab: LabDep, p: CurrentUser, request_uuid: str, body: Failure) -> dict[str, Any]:
+    return convert.request_detail(lab.requests.fail(p, request_uuid, body.reason, body.retryable))
+
+
+@router.post("/requests/{request_uuid}/cancel")
+def cancel(lab: LabDep, p: CurrentUser, request_uuid: str, body: Cancel | None = None) -> dict[str, Any]:
+    return convert.request_detail(lab.requests.cancel(p, request_uuid, body.reason if body else "cancelled"))
+
+
+@router.post("/requests/{request_uuid}/approve")
+def approve(lab: LabDep, p: CurrentOperator, request_uuid: str) -> dict[str, Any]:
+    """An operator approves a proposed request: it joins the queue."""
+    return convert.request_detail(lab.requests.approve(p, request_uuid))
+
+
+@router.post("/requests/{request_uuid}/reject")
+def reject(lab: LabDep, p: CurrentOperator, request_uuid: str, body: Cancel | None = None) -> dict[str, Any]:
+    return convert.request_detail(lab.requests.cancel(p, request_uuid, body.reason if body else "rejected"))

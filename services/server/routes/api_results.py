@@ -1,0 +1,55 @@
+"""``/api/v1/`` results: idempotent posting and paged listings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from labweave.schemas.core import Result
+
+from .. import convert
+from ..deps import CurrentUser, LabDep
+from ..errors import NotFound
+from .api_requests import Limit, page
+
+router = APIRouter(prefix="/api/v1", tags=["results"])
+
+
+@router.post("/results", status_code=201)
+def post_result(
+    lab: LabDep,
+    p: CurrentUser,
+    body: Result,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Post a result; the same ``Idempotency-Key`` again returns the stored one (200)."""
+    row, created = lab.results.post(p, body, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return convert.result_info(row)
+
+
+@router.get("/results")
+def list_results(
+    lab: LabDep,
+    p: CurrentUser,
+    quantity: str | None = None,
+    method: str | None = None,
+    request_uuid: str | None = None,
+    campaign: str | None = None,
+    cursor: int | None = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    rows = lab.results.list(p, quantity=quantity, method=method, request_uuid=request_uuid, campaign=campaign,
+                            after=cursor, limit=limit)
+    return page([convert.result_info(r) for r in rows], rows, limit)
+
+
+@router.get("/results/{result_uuid}")
+def get_result(lab: LabDep, p: CurrentUser, result_uuid: str) -> dict[str, Any]:
+    row = lab.results.get(p, result_uuid)
+    if row is None:
+        raise NotFound(f"result {result_uuid} not found")
+    return convert.result_info(row)

@@ -1,0 +1,176 @@
+"""FINALES2 v1.1.0's routes: same paths, verbs, bodies and answers.
+
+Behaviour differs where FINALES2 is unsafe (see ``shared/finales2/API.md``):
+reservations are atomic and owned, limitations are enforced, schemas are
+checked, and bad input gets a 4xx that names the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query
+
+from labweave.schemas.core import Request, RequestStatus, Result, ResultStatus
+
+from .. import convert
+from ..deps import CurrentUser, LabDep
+from ..templates import template
+
+router = APIRouter(tags=["FINALES2"])
+
+
+@router.post("/user_management/authenticate")
+@router.post("/user_management/authenticate/", include_in_schema=False)
+def authenticate(
+    lab: LabDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    grant_type: Annotated[str | None, Form()] = None,
+    scope: Annotated[str, Form()] = "",
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+) -> dict[str, str]:
+    """OAuth2 password login; the token is reused until it expires."""
+    return {"access_token": lab.auth.login(username, password), "token_type": "bearer"}
+
+
+@router.post("/requests/")
+def post_request(lab: LabDep, p: CurrentUser, request: Request) -> str:
+    from labweave.schemas.api import RequestCreate
+
+    body = RequestCreate.model_construct(**request.model_dump(), priority=0, parent_uuid=None, campaign=None,
+                                         provenance={}, proposed=False)
+    return lab.requests.create(p, body).uuid
+
+
+@router.get("/requests/{object_id}")
+def get_request(lab: LabDep, p: CurrentUser, object_id: str) -> dict[str, Any] | None:
+    row = lab.requests.get(p, object_id)
+    return convert.request_info(row) if row else None
+
+
+@router.get("/pending_requests/")
+def pending_requests(
+    lab: LabDep, p: CurrentUser, quantity: str | None = None, method: str | None = None
+) -> list[dict[str, Any]]:
+    """Pending requests; a tenant sees only those it can serve within its limitations."""
+    rows = lab.requests.list(p, status=["pending"], quantity=quantity, method=method, servable_only=True,
+                             queue_order=True)
+    return [convert.request_info(r) for r in rows]
+
+
+@router.get("/all_requests/")
+def all_requests(lab: LabDep, p: CurrentUser) -> list[dict[str, Any]]:
+    return [convert.request_info(r) for r in lab.requests.list(p)]
+
+
+@router.post("/requests/{object_id}/update_status/")
+def update_request_status(
+    lab: LabDep,
+    p: CurrentUser,
+    object_id: str,
+    request_id: str,
+    new_status: RequestStatus,
+    status_change_message: str = "",
+) -> str:
+    """FINALES2 reads the id from the ``request_id`` query; the path id is not used."""
+    lab.requests.transition(p, request_id, new_status, status_change_message)
+    return f"Successful change of status to {new_status.value}"
+
+
+@router.post("/results/")
+def post_result(lab: LabDep, p: CurrentUser, result: Result) -> str:
+    row, _ = lab.results.post(p, result)
+    return row.uuid
+
+
+@router.post("/results/post_unsolicited_result")
+def post_unsolicited_result(lab: LabDep, p: CurrentUser, result: Result) -> str:
+    return lab.results.post_unsolicited(p, result).uuid
+
+
+@router.get("/results/{object_id}")
+def get_result(lab: LabDep, p: CurrentUser, object_id: str) -> dict[str, Any] | None:
+    row = lab.results.get(p, object_id)
+    return convert.result_info(row) if row else None
+
+
+@router.get("/results_requested/{request_id}")
+def result_for_request(lab: LabDep, p: CurrentUser, request_id: str) -> dict[str, Any] | None:
+    row = lab.results.for_request(p, request_id)
+    return convert.result_info(row) if row else None
+
+
+@router.get("/results_requested/")
+def results_requested(
+    lab: LabDep, p: CurrentUser, quantity: str | None = None, method: str | None = None
+) -> list[dict[str, Any]]:
+    return [convert.result_info(r) for r in lab.results.list(p, quantity=quantity, method=method)]
+
+
+@router.post("/results/{object_id}/update_status/")
+def update_result_status(
+    lab: LabDep,
+    p: CurrentUser,
+    object_id: str,
+    result_id: str,
+    new_status: ResultStatus,
+    status_change_message: str = "",
+) -> str:
+    lab.results.set_status(p, result_id, new_status, status_change_message)
+    return f"Successful change of status to {new_status.value}"
+
+
+def _available(lab, currently_available: bool):
+    cat = lab.registry.catalogue()
+    for (q, m), cap in sorted(cat.capabilities.items()):
+        if currently_available and not (cap.is_active and cat.offers.get((q, m))):
+            continue
+        yield q, m, cap, cat
+
+
+@router.get("/capabilities/")
+def capabilities(lab: LabDep, p: CurrentUser, currently_available: bool = True) -> list[dict[str, Any]]:
+    return [
+        {"quantity": q, "method": m, "json_schema_specifications": cap.input_schema,
+         "json_schema_result_output": cap.output_schema}
+        for q, m, cap, _ in _available(lab, currently_available)
+    ]
+
+
+@router.get("/capabilities/templates/")
+def capability_templates(
+    lab: LabDep,
+    p: CurrentUser,
+    quantity: str | None = None,
+    method: str | None = None,
+    currently_available: bool = True,
+) -> dict[str, Any]:
+    return {
+        f"{q}-{m}": {"input_template": template(cap.input_schema), "output_template": template(cap.output_schema)}
+        for q, m, cap, _ in _available(lab, currently_available)
+        if (quantity is None or q == quantity) and (method is None or m == method)
+    }
+
+
+@router.get("/limitations/")
+def limitations(lab: LabDep, p: CurrentUser, currently_available: bool = True) -> list[dict[str, Any]]:
+    """Every active tenant's limitations per method, merged as one list of alternatives."""
+    out = []
+    for q, m, _, cat in _available(lab, currently_available):
+        merged: list[Any] = []
+        for alternatives in cat.offers.get((q, m), {}).values():
+            merged.extend(alternatives)
+        out.append({"quantity": q, "method": m, "limitations": merged})
+    return out
+
+
+@router.get("/tenants/")
+def tenants(lab: LabDep, p: CurrentUser) -> list[dict[str, Any]]:
+    cat = lab.registry.catalogue()
+    return [
+        {"tenant_uuid": t.uuid, "name": t.name, "limitations": t.limitations, "contact_person": t.contact_person,
+         "is_active": t.is_active}
+        for t in cat.tenants.values()
+    ]

@@ -1,0 +1,102 @@
+"""A lab set up for server tests: the FINALES2 fixtures registered, users for each role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from labweave.schemas.capability import Capability
+from labweave.schemas.tenant import TenantDefinition
+from labweave.services.server.app import create_app
+from labweave.services.server.auth import add_user
+from labweave.services.server.config import Settings
+
+from ..conftest import FINALES2, load
+
+REQUESTER_TENANT = "e699dab7-ba5e-4ad6-8126-522ca33b99a0"  # the tenant_uuid of FINALES2's example requests
+
+
+def settings_for(url: str, **kw) -> Settings:
+    base = dict(database_url=url, password_rounds=4, cache_seconds=0, sweep_seconds=3600, secret_key="test-secret-key-of-at-least-thirty-two-bytes")
+    base.update(kw)
+    return Settings(**base)
+
+
+@dataclass
+class Lab:
+    client: TestClient
+    tenants: dict[str, str] = field(default_factory=dict)  # tenant name -> uuid
+    tokens: dict[str, str] = field(default_factory=dict)  # user name -> token
+
+    @property
+    def lab(self):
+        return self.client.app.state.lab
+
+    def headers(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[user]}"}
+
+    def login(self, user: str, password: str | None = None) -> str:
+        r = self.client.post("/user_management/authenticate", data={"username": user, "password": password or user})
+        assert r.status_code == 200, r.text
+        self.tokens[user] = r.json()["access_token"]
+        return self.tokens[user]
+
+    def add_user(self, name: str, role: str, tenant: str | None = None) -> None:
+        s = self.lab.settings
+        add_user(self.lab.db, name, name, role, self.tenants.get(tenant, tenant), s.password_rounds)
+        self.login(name)
+
+    def add_tenant(self, definition: dict, uuid: str | None = None) -> str:
+        d = TenantDefinition.model_validate(definition)
+        if uuid:
+            d.tenant_uuid = uuid
+        row = self.lab.registry.add_tenant(d, "test")
+        self.tenants[row.name] = row.uuid
+        return row.uuid
+
+    def get(self, user: str, path: str, **kw):
+        return self.client.get(path, headers=self.headers(user), **kw)
+
+    def post(self, user: str, path: str, **kw):
+        return self.client.post(path, headers=self.headers(user), **kw)
+
+
+def capability_files() -> list[Path]:
+    return sorted((FINALES2 / "serialized_quantities").rglob("*.json"))
+
+
+def open_lab(url: str, tenants: bool = True, **settings) -> Lab:
+    app = create_app(settings_for(url, **settings))
+    lab = Lab(TestClient(app))
+    for path in capability_files():
+        app.state.lab.registry.add_capability(Capability.model_validate(load(path)), "test")
+    lab.add_tenant({"name": "requesters", "limitations": [], "contact_person": "test"}, REQUESTER_TENANT)
+    if tenants:
+        for path in sorted((FINALES2 / "examples" / "tenants").rglob("*.json")):
+            lab.add_tenant(load(path))
+    add_user(app.state.lab.db, "op", "op", "operator", None, 4)
+    lab.login("op")
+    add_user(app.state.lab.db, "alice", "alice", "requester", REQUESTER_TENANT, 4)
+    lab.login("alice")
+    return lab
+
+
+def flow_request() -> dict:
+    """FINALES2's example electrolyte/flow request: within the ASAB tenant's limits."""
+    return load(FINALES2 / "examples" / "requests" / "electrolyte" / "flow.json")
+
+
+def flow_result(request_uuid: str, tenant_uuid: str) -> dict:
+    body = load(FINALES2 / "examples" / "results" / "electrolyte" / "flow.json")
+    body.update(request_uuid=request_uuid, tenant_uuid=tenant_uuid)
+    return body
+
+
+def two_flow_tenants(lab: Lab) -> None:
+    """Users ``asab`` (the ASAB tenant) and ``asab2`` (a twin with the same limits)."""
+    asab = load(FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json")
+    lab.add_tenant(asab | {"name": "ASAB twin"})
+    lab.add_user("asab", "tenant", "ASAB_tenant")
+    lab.add_user("asab2", "tenant", "ASAB twin")
