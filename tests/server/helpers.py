@@ -56,11 +56,11 @@ class Lab:
         self.tenants[row.name] = row.uuid
         return row.uuid
 
-    def get(self, user: str, path: str, **kw):
-        return self.client.get(path, headers=self.headers(user), **kw)
+    def get(self, user: str, path: str, headers: dict | None = None, **kw):
+        return self.client.get(path, headers=self.headers(user) | (headers or {}), **kw)
 
-    def post(self, user: str, path: str, **kw):
-        return self.client.post(path, headers=self.headers(user), **kw)
+    def post(self, user: str, path: str, headers: dict | None = None, **kw):
+        return self.client.post(path, headers=self.headers(user) | (headers or {}), **kw)
 
 
 def capability_files() -> list[Path]:
