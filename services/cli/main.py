@@ -24,3 +24,7 @@ def main() -> None:
     logging.basicConfig(level=os.environ.get("LABWEAVE_LOG_LEVEL", "WARNING"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app()
+
+
+if __name__ == "__main__":
+    main()

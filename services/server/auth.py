@@ -77,6 +77,7 @@ class Authenticator:
         self.token_seconds = token_minutes * 60
         self.cache_seconds = cache_seconds
         self._users: dict[str, tuple[float, Principal | None]] = {}
+        self._tokens: dict[str, tuple[float, str]] = {}  # token -> (expiry, username), checked once
         self._lock = threading.Lock()
 
     def login(self, username: str, password: str) -> str:
@@ -89,6 +90,12 @@ class Authenticator:
         return jwt.encode(claims, self.secret, algorithm="HS256")
 
     def principal(self, token: str) -> Principal:
+        known = self._tokens.get(token)
+        if known is not None and known[0] > time.time():
+            principal = self._user(known[1])
+            if principal is None:
+                raise Unauthorized(f"user {known[1]!r} is unknown or disabled")
+            return principal
         try:
             claims = jwt.decode(token, self.secret, algorithms=["HS256"])
         except jwt.ExpiredSignatureError:
@@ -98,6 +105,9 @@ class Authenticator:
         username = claims.get("sub")
         if not isinstance(username, str):
             raise Unauthorized("invalid token")
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        self._tokens[token] = (float(claims.get("exp", 0)), username)
         principal = self._user(username)
         if principal is None:
             raise Unauthorized(f"user {username!r} is unknown or disabled")

@@ -11,14 +11,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 
 from .db.tables import Event
 
 
+INSERT_EVENT = insert(Event.__table__)
+
+
 def record(
-    session: Session,
+    session,
     kind: str,
     subject: str,
     actor: str,
@@ -29,19 +33,21 @@ def record(
     data: dict[str, Any] | None = None,
     now: float | None = None,
 ) -> None:
-    """Add an event to the session's transaction."""
-    session.add(
-        Event(
-            time=now if now is not None else time.time(),
-            kind=kind,
-            subject=subject,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            message=message[:4000],
-            data=data or {},
-        )
+    """Add an event to the transaction of ``session`` (an ORM session or a Core connection)."""
+    values = dict(
+        time=now if now is not None else time.time(),
+        kind=kind,
+        subject=subject,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        message=message[:4000],
+        data=data or {},
     )
+    if isinstance(session, Session):
+        session.add(Event(**values))
+    else:
+        session.execute(INSERT_EVENT, values)
 
 
 def since(session: Session, after: int, limit: int = 500, kinds: list[str] | None = None, subject: str | None = None):

@@ -14,6 +14,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 from sqlmodel import Session, select
@@ -43,6 +44,24 @@ def schema_errors(validator: Draft202012Validator, instance: Any, prefix: str) -
     return f"{prefix}{_path(error.absolute_path)}: {error.message}"
 
 
+class SchemaCheck:
+    """A JSON schema compiled twice: a fast validator for the common case
+    (jsonschema-rs), and the reference one to explain a failure with the path
+    of the bad field."""
+
+    def __init__(self, schema: dict):
+        self.reference = Draft202012Validator(schema)
+        try:
+            self.fast = jsonschema_rs.validator_for(schema)
+        except Exception:  # a schema the fast validator cannot compile: use the reference alone
+            self.fast = None
+
+    def error(self, instance: Any, prefix: str) -> str | None:
+        if self.fast is not None and self.fast.is_valid(instance):
+            return None
+        return schema_errors(self.reference, instance, prefix)
+
+
 @dataclass
 class CapabilityView:
     quantity: str
@@ -50,19 +69,19 @@ class CapabilityView:
     input_schema: dict
     output_schema: dict
     is_active: bool
-    _in: Draft202012Validator | None = None
-    _out: Draft202012Validator | None = None
+    _in: SchemaCheck | None = None
+    _out: SchemaCheck | None = None
 
     @property
-    def input_validator(self) -> Draft202012Validator:
+    def input_check(self) -> SchemaCheck:
         if self._in is None:
-            self._in = Draft202012Validator(self.input_schema)
+            self._in = SchemaCheck(self.input_schema)
         return self._in
 
     @property
-    def output_validator(self) -> Draft202012Validator:
+    def output_check(self) -> SchemaCheck:
         if self._out is None:
-            self._out = Draft202012Validator(self.output_schema)
+            self._out = SchemaCheck(self.output_schema)
         return self._out
 
 
@@ -245,7 +264,7 @@ class Registry:
         cat = self.catalogue()
         for m in methods:
             cap = cat.capability(quantity, m)
-            message = schema_errors(cap.input_validator, parameters[m], f"parameters.{m}")
+            message = cap.input_check.error(parameters[m], f"parameters.{m}")
             if message:
                 raise Invalid(message)
         refusals: list[str] = []
@@ -269,6 +288,6 @@ class Registry:
         cap = self.catalogue().capabilities.get((quantity, method))
         if cap is None:
             raise Invalid(f"method: unknown method {method!r} for quantity {quantity!r}")
-        message = schema_errors(cap.output_validator, data, "data")
+        message = cap.output_check.error(data, "data")
         if message:
             raise Invalid(message)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from sqlalchemy import and_, exists, or_, update
+from sqlalchemy import bindparam, exists, insert, update
 from sqlmodel import Session, select
 
 from labweave.schemas.api import ClaimCreate, RequestCreate
@@ -27,8 +28,29 @@ from .events import record
 from .lifecycle import Actor
 from .registry import Catalogue, Registry
 
-CLAIM_BATCH = 64
+CLAIM_BATCH = 4  # most claims take the first candidate; a deeper scan reads more per round
+CLAIM_SCAN_BATCH = 64
 CLAIM_SCAN_LIMIT = 1024
+
+REQ = Request.__table__
+METHODS = RequestMethod.__table__
+
+
+# Statements built once: executing them with parameters skips SQLAlchemy's per-call coercion.
+INSERT_REQUEST = insert(REQ).returning(REQ.c.id)
+INSERT_METHOD = insert(METHODS)
+TAKE = (
+    update(REQ)
+    .where(REQ.c.id == bindparam("b_id"), REQ.c.status == S.PENDING.value)
+    .values(status=S.RESERVED.value, owner_tenant_uuid=bindparam("b_owner"), last_owner_uuid=bindparam("b_owner"),
+            lease_seconds=bindparam("b_lease"), lease_expires=bindparam("b_expires"), updated=bindparam("b_now"))
+    .returning(*REQ.c)
+)
+
+
+def as_row(mapping) -> SimpleNamespace:
+    """A request row read with Core: attribute access, no ORM identity map."""
+    return SimpleNamespace(**mapping)
 
 
 @dataclass
@@ -74,11 +96,13 @@ class Requests:
         self.registry = registry
         self.policy = policy
         self._seen: dict[str, float] = {}
+        self._claim_statements: dict = {}
 
     # -- reading -----------------------------------------------------------
     def get(self, p: Principal, request_uuid: str) -> Request | None:
-        with Session(self.db.read) as s:
-            row = s.exec(select(Request).where(Request.uuid == request_uuid)).first()
+        with self.db.read.connect() as conn:
+            found = conn.execute(select(REQ).where(REQ.c.uuid == request_uuid)).mappings().first()
+        row = as_row(found) if found is not None else None
         if row is None or not visible(p, row):
             return None
         return row
@@ -105,33 +129,31 @@ class Requests:
         servable_only: bool = False,
         queue_order: bool = False,
     ) -> list[Request]:
-        stmt = select(Request)
+        c = REQ.c
+        stmt = select(REQ)
         if status:
-            stmt = stmt.where(Request.status.in_(status) if len(status) > 1 else Request.status == status[0])
+            stmt = stmt.where(c.status.in_(status) if len(status) > 1 else c.status == status[0])
         if quantity:
-            stmt = stmt.where(Request.quantity == quantity)
+            stmt = stmt.where(c.quantity == quantity)
         if method:
-            sub = select(RequestMethod.request_id).where(
-                RequestMethod.request_id == Request.id, RequestMethod.method == method
-            )
-            stmt = stmt.where(exists(sub))
+            stmt = stmt.where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method == method))
         if campaign:
-            stmt = stmt.where(Request.campaign == campaign)
+            stmt = stmt.where(c.campaign == campaign)
         if owner:
-            stmt = stmt.where(Request.owner_tenant_uuid == owner)
+            stmt = stmt.where(c.owner_tenant_uuid == owner)
         if parent:
-            stmt = stmt.where(Request.parent_uuid == parent)
+            stmt = stmt.where(c.parent_uuid == parent)
         if p.role == "requester":
-            stmt = stmt.where(Request.created_by == p.username)
+            stmt = stmt.where(c.created_by == p.username)
         elif created_by:
-            stmt = stmt.where(Request.created_by == created_by)
+            stmt = stmt.where(c.created_by == created_by)
         if after is not None:
-            stmt = stmt.where(Request.id > after)
-        stmt = stmt.order_by(Request.priority.desc(), Request.id) if queue_order else stmt.order_by(Request.id)
+            stmt = stmt.where(c.id > after)
+        stmt = stmt.order_by(c.priority.desc(), c.id) if queue_order else stmt.order_by(c.id)
         if limit is not None:
             stmt = stmt.limit(limit)
-        with Session(self.db.read) as s:
-            rows = list(s.exec(stmt))
+        with self.db.read.connect() as conn:
+            rows = [as_row(m) for m in conn.execute(stmt).mappings()]
         if servable_only and p.tenant_uuid and not p.is_operator:
             cat = self.registry.catalogue()
             rows = [r for r in rows if cat.can_serve(p.tenant_uuid, r.quantity, r.methods, r.parameters)]
@@ -148,7 +170,7 @@ class Requests:
         status = S.PROPOSED if body.proposed else S.PENDING
         lifecycle.check(None, status, actors_for(p, None, cat))
         now = time.time()
-        row = Request(
+        values = dict(
             uuid=str(uuidlib.uuid4()),
             ctime=now,
             updated=now,
@@ -158,23 +180,29 @@ class Requests:
             parameters=body.parameters,
             tenant_uuid=body.tenant_uuid,
             priority=body.priority,
+            owner_tenant_uuid=None,
+            last_owner_uuid=None,
+            lease_expires=None,
+            lease_seconds=None,
+            lease_expiries=0,
+            attempts=0,
+            failure_reason=None,
             parent_uuid=body.parent_uuid,
             campaign=body.campaign,
             provenance=body.provenance,
             created_by=p.username,
         )
-        with Session(self.db.write) as s:
-            if body.parent_uuid and s.exec(select(Request.id).where(Request.uuid == body.parent_uuid)).first() is None:
+        with self.db.write.begin() as conn:
+            if body.parent_uuid and conn.execute(
+                select(REQ.c.id).where(REQ.c.uuid == body.parent_uuid)
+            ).first() is None:
                 raise Invalid(f"parent_uuid: unknown request {body.parent_uuid}")
-            s.add(row)
-            s.flush()
-            for m in body.methods:
-                s.add(RequestMethod(request_id=row.id, method=m, quantity=body.quantity))
-            record(s, "request.status", row.uuid, p.username, to_status=status.value, now=now,
+            values["id"] = conn.execute(INSERT_REQUEST, values).scalar_one()
+            conn.execute(INSERT_METHOD, [{"request_id": values["id"], "method": m, "quantity": body.quantity}
+                                           for m in body.methods])
+            record(conn, "request.status", values["uuid"], p.username, to_status=status.value, now=now,
                    data={"quantity": body.quantity, "methods": body.methods, "campaign": body.campaign})
-            s.commit()
-            s.refresh(row)
-        return row
+        return as_row(values)
 
     # -- changing status ---------------------------------------------------
     def _locked(self, s: Session, request_uuid: str) -> Request:
@@ -312,63 +340,59 @@ class Requests:
         offers = {q: ms for q, ms in offers.items() if ms}
         if not offers:
             return None
-        match = or_(
-            *[
-                and_(
-                    Request.quantity == q,
-                    exists(
-                        select(RequestMethod.request_id).where(
-                            RequestMethod.request_id == Request.id,
-                            RequestMethod.quantity == q,
-                            RequestMethod.method.in_(ms),
-                        )
-                    ),
-                )
-                for q, ms in offers.items()
-            ]
-        )
         lease = body.lease_seconds or self.policy.lease_seconds
-        skip_ids: list[int] = []
+        c = REQ.c
+        skip: list[int] = []
         scanned = 0
         while scanned < CLAIM_SCAN_LIMIT:
-            with Session(self.db.write) as s:
-                stmt = select(Request).where(Request.status == S.PENDING.value, match)
-                if skip_ids:
-                    stmt = stmt.where(Request.id.notin_(skip_ids))
-                stmt = stmt.order_by(Request.priority.desc(), Request.id).limit(CLAIM_BATCH)
-                if self.db.is_postgres:
-                    stmt = stmt.with_for_update(skip_locked=True, of=Request)
-                rows = list(s.exec(stmt))
-                if not rows:
+            with self.db.write.begin() as conn:
+                candidates = []
+                for q, ms in offers.items():  # one indexed walk per quantity, merged by priority then age
+                    stmt = self._candidates(q, tuple(ms), bool(skip))
+                    params = {"b_quantity": q} | ({"b_skip": skip} if skip else {})
+                    candidates += conn.execute(stmt, params).all()
+                if not candidates:
                     return None
-                for row in rows:
+                candidates.sort(key=lambda r: (-r.priority, r.id))
+                for cand in candidates:
                     scanned += 1
-                    if not cat.can_serve(p.tenant_uuid, row.quantity, row.methods, row.parameters):
-                        skip_ids.append(row.id)
+                    if not cat.can_serve(p.tenant_uuid, cand.quantity, cand.methods, cand.parameters):
+                        skip.append(cand.id)
                         continue
                     now = time.time()
-                    taken = s.exec(
-                        update(Request)
-                        .where(Request.id == row.id, Request.status == S.PENDING.value)
-                        .values(
-                            status=S.RESERVED.value,
-                            owner_tenant_uuid=p.tenant_uuid,
-                            last_owner_uuid=p.tenant_uuid,
-                            lease_seconds=lease,
-                            lease_expires=now + lease,
-                            updated=now,
-                        )
-                    )
-                    if taken.rowcount != 1:
+                    taken = conn.execute(
+                        TAKE, {"b_id": cand.id, "b_owner": p.tenant_uuid, "b_lease": lease,
+                               "b_expires": now + lease, "b_now": now}
+                    ).mappings().first()
+                    if taken is None:
                         continue  # another claimer won this one
-                    record(s, "request.status", row.uuid, p.username, from_status=S.PENDING.value,
+                    record(conn, "request.status", cand.uuid, p.username, from_status=S.PENDING.value,
                            to_status=S.RESERVED.value, message=f"claimed by tenant {p.tenant_uuid}", now=now,
                            data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease})
-                    s.commit()
-                    s.refresh(row)
-                    return row
-                s.commit()
+                    return as_row(taken)
         return None
+
+    def _candidates(self, quantity: str, methods: tuple[str, ...], scanning: bool):
+        """The claim query for one quantity, built once per (methods, scanning) and reused."""
+        key = (methods, scanning)
+        stmt = self._claim_statements.get(key)
+        if stmt is None:
+            c = REQ.c
+            stmt = (
+                select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters)
+                .where(c.status == S.PENDING.value, c.quantity == bindparam("b_quantity"))
+                .where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method.in_(methods)))
+                .order_by(c.priority.desc(), c.id)
+                .limit(CLAIM_SCAN_BATCH if scanning else CLAIM_BATCH)
+            )
+            if scanning:
+                stmt = stmt.where(c.id.notin_(bindparam("b_skip", expanding=True)))
+            if self.db.is_postgres:
+                stmt = stmt.with_for_update(skip_locked=True)
+            if len(self._claim_statements) > 1000:
+                self._claim_statements.clear()
+            self._claim_statements[key] = stmt
+        return stmt
 
     def touch(self, tenant_uuid: str) -> None:
         """Note that a tenant is alive (written at most once a second)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid as uuidlib
 
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -25,7 +26,14 @@ from .db.tables import Request, RequestMethod, Result
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import record
 from .registry import Registry
-from .requests import actors_for, visible
+from .requests import REQ, actors_for, as_row, visible
+
+INSERT_RESULT = insert(Result.__table__).returning(Result.__table__.c.id)
+RESOLVE = (
+    update(REQ)
+    .where(REQ.c.id == bindparam("b_id"))
+    .values(status=S.RESOLVED.value, owner_tenant_uuid=None, lease_expires=None, updated=bindparam("b_now"))
+)
 
 
 class Results:
@@ -60,23 +68,28 @@ class Results:
                 return earlier, False
         cat = self.registry.catalogue()
         now = time.time()
-        with Session(self.db.write) as s:
-            req = s.exec(select(Request).where(Request.uuid == body.request_uuid).with_for_update()).first()
-            if req is None:
+        R = Result.__table__
+        with self.db.write.begin() as conn:
+            stmt = select(REQ).where(REQ.c.uuid == body.request_uuid)
+            if self.db.is_postgres:
+                stmt = stmt.with_for_update()
+            found = conn.execute(stmt).mappings().first()
+            if found is None:
                 raise NotFound(f"request_uuid: request {body.request_uuid!r} not found")
+            req = as_row(found)
             if req.quantity != body.quantity:
                 raise Invalid(f"quantity: the request is for {req.quantity!r}, not {body.quantity!r}")
             if method not in req.methods:
                 raise Invalid(f"method: the request names {req.methods}, not {method!r}")
             if req.status == S.RESOLVED:
-                existing = s.exec(
-                    select(Result).where(Result.request_uuid == req.uuid, Result.status == ResultStatus.ORIGINAL)
-                ).first()
-                if existing is not None and existing.tenant_uuid == body.tenant_uuid and existing.data == body.data:
-                    return existing, False
+                existing = conn.execute(
+                    select(R).where(R.c.request_uuid == req.uuid, R.c.status == ResultStatus.ORIGINAL.value)
+                ).mappings().first()
+                if existing is not None and existing["tenant_uuid"] == body.tenant_uuid and existing["data"] == body.data:
+                    return as_row(existing), False
                 raise Conflict(f"request {req.uuid} is already resolved; a resolved request stays resolved")
             lifecycle.check(S(req.status), S.RESOLVED, actors_for(p, req, cat))
-            row = Result(
+            values = dict(
                 uuid=str(uuidlib.uuid4()),
                 ctime=now,
                 status=ResultStatus.ORIGINAL.value,
@@ -89,25 +102,17 @@ class Results:
                 idempotency_key=idempotency_key,
                 posted_by=p.username,
             )
-            s.add(row)
-            old = req.status
-            req.status = S.RESOLVED.value
-            req.owner_tenant_uuid = None
-            req.lease_expires = None
-            req.updated = now
-            s.add(req)
-            record(s, "request.status", req.uuid, p.username, from_status=old, to_status=S.RESOLVED.value,
-                   message=f"resolved by result {row.uuid}", now=now,
-                   data={"result_uuid": row.uuid, "campaign": req.campaign})
-            record(s, "result.posted", row.uuid, p.username, to_status=row.status, now=now,
-                   data={"request_uuid": req.uuid, "quantity": row.quantity, "method": method})
             try:
-                s.commit()
+                values["id"] = conn.execute(INSERT_RESULT, values).scalar_one()
             except IntegrityError:
-                s.rollback()
-                raise Conflict(f"request {req.uuid} already has a result") from None
-            s.refresh(row)
-        return row, True
+                raise Conflict(f"request {req.uuid} already has a result (or the Idempotency-Key was used)") from None
+            conn.execute(RESOLVE, {"b_id": req.id, "b_now": now})
+            record(conn, "request.status", req.uuid, p.username, from_status=req.status,
+                   to_status=S.RESOLVED.value, message=f"resolved by result {values['uuid']}", now=now,
+                   data={"result_uuid": values["uuid"], "campaign": req.campaign})
+            record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=now,
+                   data={"request_uuid": req.uuid, "quantity": body.quantity, "method": method})
+        return as_row(values), True
 
     def post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
         """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""

@@ -10,6 +10,7 @@ engine with ordinary deferred transactions, so they never wait for writers
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 30},
         pool_size=8,
         max_overflow=24,
+        pool_reset_on_return=None,  # every use ends in an explicit commit or rollback
     )
 
     @event.listens_for(engine, "connect")
@@ -57,9 +59,34 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
+    if not immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin_read(conn):  # noqa: ANN001
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+
+    # Writers of this process queue on a lock rather than in SQLite's busy
+    # handler, whose back-off sleeps (up to 100 ms each) would dominate under load.
+    gate = threading.Lock()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        gate.acquire()
+        conn.info["gate"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.info.pop("gate", None)
+            gate.release()
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _on_end(conn):  # noqa: ANN001
+        if conn.info.pop("gate", False):
+            gate.release()
 
     return engine
 

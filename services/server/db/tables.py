@@ -48,7 +48,6 @@ class Capability(SQLModel, table=True):
 class Request(SQLModel, table=True):
     __tablename__ = "request"
     __table_args__ = (
-        Index("ix_request_queue", "status", "quantity", "priority", "id"),
         Index("ix_request_status_id", "status", "id"),
         Index("ix_request_lease", "status", "lease_expires"),
     )
@@ -74,6 +73,10 @@ class Request(SQLModel, table=True):
     campaign: str | None = Field(default=None, index=True, max_length=200)
     provenance: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_by: str = Field(default="", index=True, max_length=100)
+
+
+# The queue order: claims walk this index by status and quantity, highest priority first, then oldest.
+Index("ix_request_queue", Request.status, Request.quantity, Request.priority.desc(), Request.id)
 
 
 class RequestMethod(SQLModel, table=True):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 04:47:39.656963
+Create Date: 2026-11-25 05:08:18.455333
 """
 from alembic import op
 import sqlalchemy as sa
@@ -75,7 +75,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_request_created_by'), ['created_by'], unique=False)
         batch_op.create_index('ix_request_lease', ['status', 'lease_expires'], unique=False)
         batch_op.create_index(batch_op.f('ix_request_parent_uuid'), ['parent_uuid'], unique=False)
-        batch_op.create_index('ix_request_queue', ['status', 'quantity', 'priority', 'id'], unique=False)
+        batch_op.create_index('ix_request_queue', ['status', 'quantity', sa.literal_column('priority DESC'), 'id'], unique=False)
         batch_op.create_index('ix_request_status_id', ['status', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_request_uuid'), ['uuid'], unique=True)
 

@@ -1,0 +1,121 @@
+"""Load generators: ``wrk`` (Debian's package) when installed, else several Python processes.
+
+Both keep connections alive and run ``connections`` concurrent streams for
+``seconds``; each returns the number of answered requests, their status
+codes where known, and the rate.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing as mp
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    generator: str
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+WRK_SCRIPT = r"""
+local bodies = {}
+local counter = 0
+local method, path, token = "%(method)s", "%(path)s", "%(token)s"
+local bodies_file = "%(bodies)s"
+local thread_id, threads = 0, %(threads)d
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  thread_id = id
+  local i = 0
+  for line in io.lines(bodies_file) do
+    if i %% threads == thread_id then table.insert(bodies, line) end
+    i = i + 1
+  end
+  if #bodies == 0 then
+    for line in io.lines(bodies_file) do table.insert(bodies, line) end
+  end
+  next_body = 1
+end
+function request()
+  local body = bodies[next_body]
+  next_body = next_body + 1
+  if next_body > #bodies then next_body = 1 end
+  local headers = {["Content-Type"] = "application/json"}
+  if token ~= "" then headers["Authorization"] = "Bearer " .. token end
+  return wrk.format(method, path, headers, body)
+end
+"""
+
+
+def _wrk(url: str, path: str, bodies: list[str], token: str, connections: int, seconds: float,
+         method: str = "POST") -> Load:
+    threads = max(1, min(2, connections))
+    with tempfile.TemporaryDirectory() as tmp:
+        body_file = Path(tmp) / "bodies.txt"
+        body_file.write_text("\n".join(bodies) + "\n")
+        script = Path(tmp) / "load.lua"
+        script.write_text(WRK_SCRIPT % {"method": method, "path": path, "token": token, "bodies": body_file,
+                                        "threads": threads})
+        out = subprocess.run(
+            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "-s", str(script), url],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    elapsed = re.search(r"requests in ([\d.]+)(m?s)", out)
+    secs = float(elapsed.group(1)) / (1000 if elapsed.group(2) == "ms" else 1)
+    return Load(total, secs, "wrk")
+
+
+def _worker(args) -> int:
+    url, path, bodies, token, seconds, method = args
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    done, i = 0, 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        conn.request(method, path, body=bodies[i % len(bodies)], headers=headers)
+        conn.getresponse().read()
+        done += 1
+        i += 1
+    conn.close()
+    return done
+
+
+def _python(url: str, path: str, bodies: list[str], token: str, connections: int, seconds: float,
+            method: str = "POST") -> Load:
+    slices = [bodies[i::connections] or bodies for i in range(connections)]
+    with mp.get_context("spawn").Pool(connections) as pool:
+        start = time.monotonic()
+        done = pool.map(_worker, [(url, path, s, token, seconds, method) for s in slices])
+        elapsed = time.monotonic() - start
+    return Load(sum(done), min(elapsed, seconds + 1), "python")
+
+
+def drive(url: str, path: str, bodies: list[dict | str], token: str = "", connections: int = 16,
+          seconds: float = 5.0, method: str = "POST") -> Load:
+    """Send ``bodies`` (cycled) to ``url + path`` as fast as the server answers."""
+    texts = [b if isinstance(b, str) else json.dumps(b) for b in bodies]
+    if shutil.which("wrk") and not os.environ.get("LABWEAVE_BENCH_PYTHON_LOAD"):
+        return _wrk(url, path, texts, token, connections, seconds, method)
+    return _python(url, path, texts, token, min(connections, 8), seconds, method)

@@ -1,0 +1,246 @@
+"""``labweave bench server``: the intention server under load, over real HTTP.
+
+Figures (one JSON line each): requests created/s, a filtered page of pending
+requests at N pending (median and p95 latency), claims/s, results/s, and the
+double claims seen with 32 concurrent claimers. The floor (a bare FastAPI
+endpoint parsing the same body and inserting one SQLite row) is measured in
+the same run with the same load generator, and each rate is also printed as
+a fraction of it. Rates count what the database holds afterwards, not what
+the load generator sent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from labweave.schemas.capability import Capability
+from labweave.schemas.tenant import TenantDefinition
+from labweave.services.server.auth import add_user
+from labweave.services.server.config import Settings
+from labweave.services.server.lab import Lab
+from labweave.services.server.process import ServerProcess, free_port
+
+from .load import drive
+
+QUANTITY, METHOD = "bench_conductivity", "bench_cell"
+
+COMPONENT = {
+    "type": "object",
+    "required": ["chemical", "fraction", "fraction_type"],
+    "properties": {
+        "chemical": {"type": "object", "required": ["SMILES", "InChIKey"],
+                     "properties": {"SMILES": {"type": "string"}, "InChIKey": {"type": "string"}}},
+        "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+        "fraction_type": {"type": "string", "enum": ["molPerMol", "molPerKg"]},
+    },
+}
+CAPABILITY = {
+    "quantity": QUANTITY,
+    "method": METHOD,
+    "json_schema_specifications": {
+        "type": "object",
+        "required": ["formulation", "temperature"],
+        "properties": {"formulation": {"type": "array", "items": COMPONENT, "minItems": 1},
+                       "temperature": {"type": "number"}},
+    },
+    "json_schema_result_output": {
+        "type": "object", "required": ["conductivity"],
+        "properties": {"conductivity": {"type": "number"}, "temperature": {"type": "number"}},
+    },
+}
+TENANT = {
+    "name": "bench cell",
+    "limitations": [{"quantity": QUANTITY, "method": METHOD, "limitations": {
+        "formulation": [[{"chemical": {"SMILES": ["C1COC(=O)O1", "CCOC(=O)OC", "[Li+].F[P-](F)(F)(F)(F)F"]},
+                          "fraction": [{"min": 0, "max": 1}], "fraction_type": ["molPerMol"]}]],
+        "temperature": [{"min": 250, "max": 350}]}}],
+}
+
+
+def bench_request(tenant_uuid: str, i: int = 0) -> dict:
+    ec = 0.2 + (i % 30) / 100
+    formulation = [
+        {"chemical": {"SMILES": "C1COC(=O)O1", "InChIKey": "KMTRUDSVKNLOMY-UHFFFAOYSA-N"}, "fraction": ec,
+         "fraction_type": "molPerMol"},
+        {"chemical": {"SMILES": "CCOC(=O)OC", "InChIKey": "JBTWLSYIZRCDFO-UHFFFAOYSA-N"}, "fraction": 0.9 - ec,
+         "fraction_type": "molPerMol"},
+        {"chemical": {"SMILES": "[Li+].F[P-](F)(F)(F)(F)F", "InChIKey": "AXPLOJNSKRXQPA-UHFFFAOYSA-N"},
+         "fraction": 0.1, "fraction_type": "molPerMol"},
+    ]
+    return {"quantity": QUANTITY, "methods": [METHOD], "tenant_uuid": tenant_uuid,
+            "parameters": {METHOD: {"formulation": formulation, "temperature": 298.15}}}
+
+
+def emit(figure: str, value: float, unit: str, floor: float | None = None, **extra) -> dict:
+    line = {"figure": figure, "value": round(value, 3), "unit": unit}
+    if floor:
+        line["fraction_of_floor"] = round(value / floor, 3)
+    line.update(extra)
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def seed(url: str) -> None:
+    """Capability, tenants and users for a server this benchmark starts itself."""
+    lab = Lab.open(Settings(database_url=url, password_rounds=4))
+    lab.registry.add_capability(Capability.model_validate(CAPABILITY), "bench")
+    for i in range(4):
+        row = lab.registry.add_tenant(TenantDefinition.model_validate(TENANT | {"name": f"bench cell {i}"}), "bench")
+        add_user(lab.db, f"cell{i}", "bench-password", "tenant", row.uuid, 4)
+    req = lab.registry.add_tenant(TenantDefinition(name="bench requester", limitations=[]), "bench")
+    add_user(lab.db, "bench-requester", "bench-password", "requester", req.uuid, 4)
+    add_user(lab.db, "bench-operator", "bench-password", "operator", None, 4)
+    lab.close()
+
+
+def login(base: str, user: str, password: str) -> str:
+    r = httpx.post(f"{base}/user_management/authenticate", data={"username": user, "password": password})
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def counts(base: str) -> Counter:
+    text = httpx.get(f"{base}/metrics").text
+    return Counter({m[0]: float(m[1]) for m in re.findall(r'labweave_requests\{status="(\w+)"\} ([\d.e+]+)', text)})
+
+
+def measure_floor(seconds: float, connections: int, tmp: Path) -> float:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "labweave.services.bench.floor", "--port", str(port),
+                             "--db", str(tmp / "floor.db")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        bodies = [bench_request("floor", i) for i in range(64)]
+        drive(base, "/requests/", bodies, connections=connections, seconds=1)  # warm up
+        import sqlite3
+
+        before = sqlite3.connect(tmp / "floor.db").execute("SELECT count(*) FROM request").fetchone()[0]
+        load = drive(base, "/requests/", bodies, connections=connections, seconds=seconds)
+        after = sqlite3.connect(tmp / "floor.db").execute("SELECT count(*) FROM request").fetchone()[0]
+        rate = (after - before) / load.seconds
+        emit("floor_creates_per_s", rate, "1/s", generator=load.generator, connections=connections)
+        return rate
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def race(base: str, tokens: list[str], claimers: int = 32, limit: int = 2000) -> tuple[int, int]:
+    """``claimers`` threads claim until none is left (or ``limit``); returns (claims, double claims)."""
+    claimed: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(claimers)
+
+    def claimer(i: int) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"},
+                          timeout=60) as c:
+            barrier.wait()
+            while True:
+                with lock:
+                    if len(claimed) >= limit:
+                        return
+                r = c.post("/api/v1/claims", json={})
+                if r.status_code == 204:
+                    return
+                r.raise_for_status()
+                with lock:
+                    claimed.append(r.json()["request"]["uuid"])
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(claimers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    doubles = sum(n - 1 for n in Counter(claimed).values() if n > 1)
+    return len(claimed), doubles
+
+
+def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, connections: int = 16,
+        user: str = "bench-operator", password: str = "bench-password") -> list[dict]:
+    tmp = Path(tempfile.mkdtemp(prefix="labweave-bench-"))
+    floor = measure_floor(seconds, connections, tmp)
+    server = None
+    if url is None:
+        db_url = f"sqlite:///{tmp / 'bench.db'}"
+        seed(db_url)
+        server = ServerProcess(db_url, env={"LABWEAVE_CACHE_SECONDS": "5"}, log_path=tmp / "server.log").start()
+        base = server.url
+        requester_token = login(base, "bench-requester", "bench-password")
+        tenant_tokens = [login(base, f"cell{i}", "bench-password") for i in range(4)]
+        requester_uuid = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {requester_token}"}).json()
+        requester_uuid = requester_uuid["tenant_uuid"]
+    else:
+        base = url.rstrip("/")
+        raise SystemExit("driving an external server needs its bench users: start without --url for now")
+    out = []
+    try:
+        bodies = [bench_request(requester_uuid, i) for i in range(64)]
+        drive(base, "/requests/", bodies, requester_token, connections, 1)  # warm up
+        before = counts(base)["pending"]
+        load = drive(base, "/requests/", bodies, requester_token, connections, seconds)
+        made = counts(base)["pending"] - before
+        out.append(emit("requests_created_per_s", made / load.seconds, "1/s", floor, generator=load.generator))
+        while counts(base)["pending"] < pending:
+            drive(base, "/requests/", bodies, requester_token, connections, 2)
+        n_pending = int(counts(base)["pending"])
+        headers = {"Authorization": f"Bearer {tenant_tokens[0]}"}
+        latencies = []
+        with httpx.Client(base_url=base, headers=headers) as c:
+            params = {"status": "pending", "quantity": QUANTITY, "method": METHOD, "limit": 50}
+            for _ in range(20):
+                c.get("/api/v1/requests", params=params)
+            for _ in range(200):
+                t = time.perf_counter()
+                r = c.get("/api/v1/requests", params=params)
+                latencies.append((time.perf_counter() - t) * 1000)
+                assert len(r.json()["items"]) == 50
+        latencies.sort()
+        out.append(emit("pending_page_ms_median", statistics.median(latencies), "ms", pending=n_pending, page=50))
+        out.append(emit("pending_page_ms_p95", latencies[int(0.95 * len(latencies))], "ms", pending=n_pending))
+        c0 = counts(base)
+        load = drive(base, "/api/v1/claims", ["{}"], tenant_tokens[0], connections, seconds)
+        claims = counts(base)["reserved"] - c0["reserved"]
+        out.append(emit("claims_per_s", claims / load.seconds, "1/s", floor, generator=load.generator))
+        drive(base, "/api/v1/claims", ["{}"], tenant_tokens[0], connections, 2 * seconds)  # enough to post results for
+        reserved = []
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tenant_tokens[0]}"}, timeout=60) as c:
+            cursor = None
+            while True:
+                q = {"status": "reserved", "limit": 1000} | ({"cursor": cursor} if cursor else {})
+                page = c.get("/api/v1/requests", params=q).json()
+                reserved += [(r["uuid"], r["owner_tenant_uuid"]) for r in page["items"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            me = c.get("/api/v1/me").json()["tenant_uuid"]
+        results = [{"data": {"conductivity": 10.0 + i % 7, "temperature": 298.15}, "quantity": QUANTITY,
+                    "method": [METHOD], "parameters": {METHOD: {}}, "tenant_uuid": me, "request_uuid": u}
+                   for i, (u, owner) in enumerate(reserved) if owner == me]
+        c0 = counts(base)
+        load = drive(base, "/api/v1/results", results, tenant_tokens[0], connections, seconds)
+        resolved = counts(base)["resolved"] - c0["resolved"]
+        out.append(emit("results_per_s", resolved / load.seconds, "1/s", floor, generator=load.generator,
+                        note="limited by the reserved requests available" if resolved >= len(results) else ""))
+        n, doubles = race(base, tenant_tokens, 32)
+        out.append(emit("double_claims_32_claimers", doubles, "claims", claims=n))
+    finally:
+        if server:
+            server.stop()
+    return out
