@@ -17,7 +17,7 @@ from .config import Settings
 from .errors import ServiceError
 from .lab import Lab
 from .leases import sweep
-from .routes import api_events, api_registry, api_requests, api_results, finales2, health
+from .routes import api_campaigns, api_events, api_registry, api_requests, api_results, finales2, health
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
-    for module in (finales2, api_requests, api_results, api_registry, api_events, health):
+    for module in (finales2, api_requests, api_results, api_registry, api_campaigns, api_events, health):
         app.include_router(module.router)
     return app

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .auth import Authenticator, load_secret
+from .campaigns import Campaigns
 from .config import Settings
 from .db.engine import Database, open_database
 from .db.migrate import upgrade
@@ -22,6 +23,7 @@ class Lab:
     requests: Requests
     results: Results
     auth: Authenticator
+    campaigns: Campaigns
     metrics: Any = None
 
     @classmethod
@@ -32,7 +34,7 @@ class Lab:
         registry = Registry(db, settings.cache_seconds)
         policy = Policy(settings.lease_seconds, settings.max_attempts, settings.max_lease_expiries)
         auth = Authenticator(db, load_secret(db, settings.secret_key), settings.token_minutes)
-        return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth)
+        return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth, Campaigns(db))
 
     def close(self) -> None:
         self.db.dispose()

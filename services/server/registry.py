@@ -251,6 +251,26 @@ class Registry:
         self.invalidate()
         return row
 
+    def set_stop(self, tenant_uuid: str, stop: bool, actor: str) -> Tenant:
+        """Ask a tenant to stop safely (its runtime releases or fails its work), or clear that."""
+        with Session(self.db.write) as s:
+            row = s.get(Tenant, tenant_uuid)
+            if row is None:
+                raise NotFound(f"tenant {tenant_uuid} is not registered")
+            row.stop_requested = stop
+            s.add(row)
+            record(s, "tenant.stop_requested" if stop else "tenant.resumed", tenant_uuid, actor, message=row.name)
+            s.commit()
+            s.refresh(row)
+        self.invalidate()
+        return row
+
+    def request_stop(self, tenant_uuid: str, actor: str) -> Tenant:
+        return self.set_stop(tenant_uuid, True, actor)
+
+    def clear_stop(self, tenant_uuid: str, actor: str) -> Tenant:
+        return self.set_stop(tenant_uuid, False, actor)
+
     # -- checks on requests ---------------------------------------------
     def check_request(self, quantity: str, methods: list[str], parameters: dict) -> None:
         """Schema and limitation checks of a new request.

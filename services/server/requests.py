@@ -323,6 +323,8 @@ class Requests:
             raise Forbidden(f"tenant {tenant_uuid} is not registered")
         if not tenant.is_active:
             raise Conflict(f"tenant {tenant.name} is not active")
+        if tenant.stop_requested:
+            raise Conflict(f"tenant {tenant.name} has been asked to stop; an operator must resume it")
         return tenant
 
     def claim(self, p: Principal, body: ClaimCreate) -> Request | None:

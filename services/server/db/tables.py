@@ -130,6 +130,18 @@ class Event(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class Campaign(SQLModel, table=True):
+    """A campaign of the optimizer: its spec, status, and the state its daemon keeps here."""
+
+    name: str = Field(primary_key=True, max_length=200)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="running", max_length=20)
+    state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_by: str = Field(default="", max_length=100)
+    created: float
+    updated: float
+
+
 class ServerSecret(SQLModel, table=True):
     __tablename__ = "server_secret"
 

@@ -80,6 +80,17 @@ def activate(lab: LabDep, p: CurrentOperator, tenant_uuid: str) -> dict[str, Any
     return tenant_public(lab, lab.registry.set_tenant_active(tenant_uuid, True, p.username))
 
 
+@router.post("/tenants/{tenant_uuid}/stop")
+def stop_tenant(lab: LabDep, p: CurrentOperator, tenant_uuid: str) -> dict[str, Any]:
+    """Emergency stop: the tenant's runtime stops its instrument and releases or fails its work."""
+    return tenant_public(lab, lab.registry.request_stop(tenant_uuid, p.username))
+
+
+@router.post("/tenants/{tenant_uuid}/resume")
+def resume_tenant(lab: LabDep, p: CurrentOperator, tenant_uuid: str) -> dict[str, Any]:
+    return tenant_public(lab, lab.registry.clear_stop(tenant_uuid, p.username))
+
+
 @router.post("/users", status_code=201)
 def create_user(lab: LabDep, p: CurrentOperator, body: UserCreate) -> dict[str, Any]:
     user = add_user(lab.db, body.username, body.password, body.role, body.tenant_uuid, lab.settings.password_rounds)
