@@ -1,0 +1,63 @@
+"""The client's exceptions: one hierarchy, rooted at :class:`LabweaveError`.
+
+- :class:`ConnectionFailed`: the server could not be reached (after retries).
+- :class:`ServerError`: the server answered 5xx (after retries).
+- :class:`RequestRejected`: the server answered 4xx; never retried. Its
+  subclasses name the common statuses: :class:`AuthenticationFailed` (401),
+  :class:`PermissionDenied` (403), :class:`NotFound` (404),
+  :class:`Conflict` (409: the request is not in a state that allows it, e.g.
+  a lost lease), :class:`ValidationFailed` (422: ``detail`` names the field).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LabweaveError(Exception):
+    """Anything the labweave client raises."""
+
+
+class ConnectionFailed(LabweaveError):
+    pass
+
+
+class ServerError(LabweaveError):
+    def __init__(self, status_code: int, detail: Any):
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(f"server error {status_code}: {detail}")
+
+
+class RequestRejected(LabweaveError):
+    def __init__(self, status_code: int, detail: Any, method: str = "", path: str = ""):
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(f"{method} {path} -> {status_code}: {detail}")
+
+
+class AuthenticationFailed(RequestRejected):
+    pass
+
+
+class PermissionDenied(RequestRejected):
+    pass
+
+
+class NotFound(RequestRejected):
+    pass
+
+
+class Conflict(RequestRejected):
+    pass
+
+
+class ValidationFailed(RequestRejected):
+    pass
+
+
+BY_STATUS = {401: AuthenticationFailed, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: ValidationFailed}
+
+
+def rejected(status_code: int, detail: Any, method: str, path: str) -> RequestRejected:
+    return BY_STATUS.get(status_code, RequestRejected)(status_code, detail, method, path)
