@@ -1,0 +1,1 @@
+"""Atomistic simulation: bulk properties by EMT (the expensive reference) and CHGNet (the cheap MLIP)."""

@@ -1,0 +1,100 @@
+"""Atomistic simulators as instruments: quantity ``bulk_properties`` by ``emt`` or ``chgnet``.
+
+Both methods take the same parameters and report the same result, so the
+optimizer can trade the cheap MLIP against the expensive reference. The
+frontend validates the crystal (shapes, finite numbers, known elements, no
+overlapping atoms) and refuses elements the method cannot handle before
+anything runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import ClassVar, cast
+
+from labweave.drivers.atomistic.backend import AtomisticBackend
+from labweave.drivers.atomistic.emt import EmtBackend
+from labweave.drivers.atomistic.mlip import ChgnetBackend
+from labweave.drivers.atomistic.structures import build_crystal
+from labweave.drivers.base import Instrument, InstrumentState, InstrumentStopped, Operation, Progress
+from labweave.schemas.atomistic import BulkPropertiesParameters, BulkPropertiesResult
+
+log = logging.getLogger(__name__)
+
+QUANTITY = "bulk_properties"
+
+
+class AtomisticSimulator(Instrument):
+    """A simulation code computing bulk properties by one method.
+
+    Args:
+        backend: the calculator backend of the method.
+    """
+
+    name: ClassVar[str] = "atomistic_simulator"
+
+    def __init__(self, backend: AtomisticBackend):
+        super().__init__(backend)
+        self.backend: AtomisticBackend = backend
+
+    def validate(self, quantity: str, method: str, parameters: dict) -> BulkPropertiesParameters:
+        """Check the crystal and that the method handles its elements.
+
+        Raises:
+            ParameterError: naming the offending field.
+        """
+        params = cast(BulkPropertiesParameters, super().validate(quantity, method, parameters))
+        self.backend.check(params)
+        build_crystal(params)  # overlapping atoms, unrepresentable compositions
+        return params
+
+    async def compute(self, params: BulkPropertiesParameters, progress: Progress) -> BulkPropertiesResult:
+        """Relax the crystal, fit its equation of state, compare with the elements.
+
+        Args:
+            params: validated parameters.
+            progress: called at the start and the end.
+
+        Returns:
+            The bulk properties.
+        """
+        if self.state is InstrumentState.STOPPED:
+            raise InstrumentStopped(f"{self.name} stopped")
+        self.backend.arm()
+        await _report(progress, 0.0, f"{self.backend.method} relaxation")
+        result = await self.backend.bulk_properties(params)
+        if self.state is InstrumentState.STOPPED:
+            raise InstrumentStopped(f"{self.name} stopped")
+        await _report(progress, 1.0, f"{result.formula}: a0 {result.lattice_constant:.3f} A")
+        return result
+
+
+class EmtSimulator(AtomisticSimulator):
+    """Bulk properties by EMT (the expensive reference)."""
+
+    name: ClassVar[str] = "emt_simulator"
+    operations: ClassVar[tuple[Operation, ...]] = (
+        Operation(QUANTITY, "emt", BulkPropertiesParameters, BulkPropertiesResult, "compute"),
+    )
+
+    def __init__(self, backend: EmtBackend | None = None):
+        super().__init__(backend or EmtBackend())
+
+
+class ChgnetSimulator(AtomisticSimulator):
+    """Bulk properties by the CHGNet potential (the cheap MLIP)."""
+
+    name: ClassVar[str] = "chgnet_simulator"
+    operations: ClassVar[tuple[Operation, ...]] = (
+        Operation(QUANTITY, "chgnet", BulkPropertiesParameters, BulkPropertiesResult, "compute"),
+    )
+
+    def __init__(self, backend: ChgnetBackend | None = None):
+        super().__init__(backend or ChgnetBackend())
+
+
+async def _report(progress: Progress, fraction: float, message: str) -> None:
+    outcome = progress(fraction, message)
+    if inspect.isawaitable(outcome):
+        await outcome

@@ -1,0 +1,1 @@
+"""Pulsed-laser-deposition chamber: frontend, simulated backend and growth model."""

@@ -1,0 +1,208 @@
+"""Atomistic-simulation payloads: a crystal in, its bulk properties out.
+
+One quantity, ``bulk_properties``, by several methods of different cost and
+accuracy (an EMT potential standing in for DFT, a pretrained machine-learned
+potential). A crystal is given either explicitly (:class:`CrystalStructure`)
+or as a prototype and a composition (:class:`AlloyPrototype`), and the result
+carries the equilibrium lattice constant, bulk modulus, energy per atom and
+mixing (formation) energy, with the method's cost and convergence record.
+
+JSON form of a structure::
+
+    {"cell": [[3.6, 0, 0], [0, 3.6, 0], [0, 0, 3.6]],      # rows are lattice vectors, angstrom
+     "positions": [[0, 0, 0], [0, 1.8, 1.8], ...],          # Cartesian, angstrom, one per atom
+     "symbols": ["Cu", "Au", ...],                          # chemical symbols, one per atom
+     "pbc": [true, true, true]}                             # bulk properties need all three
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator
+
+#: The chemical symbols of the periodic table, Z = 1..118.
+ELEMENTS: tuple[str, ...] = tuple(
+    (
+        "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
+        "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb "
+        "Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf "
+        "Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og"
+    ).split()
+)
+#: Most atoms a calculation accepts (cost grows with the cell).
+MAX_ATOMS = 128
+
+Vector3 = Annotated[list[FiniteFloat], Field(min_length=3, max_length=3)]
+
+
+def _known_element(symbol: str) -> str:
+    if symbol not in ELEMENTS:
+        raise ValueError(f"{symbol!r} is not a chemical symbol")
+    return symbol
+
+
+class CrystalStructure(BaseModel):
+    """A periodic crystal: cell, Cartesian positions, symbols, periodicity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cell: Annotated[list[Vector3], Field(min_length=3, max_length=3)] = Field(
+        description="Lattice vectors as rows (3x3).", json_schema_extra={"unit": "angstrom"}
+    )
+    positions: Annotated[list[Vector3], Field(min_length=1, max_length=MAX_ATOMS)] = Field(
+        description="Cartesian positions, one row per atom.", json_schema_extra={"unit": "angstrom"}
+    )
+    symbols: list[str] = Field(description="Chemical symbol of each atom, in the order of positions.")
+    pbc: Annotated[list[bool], Field(min_length=3, max_length=3)] = Field(
+        default=[True, True, True], description="Periodicity along each lattice vector."
+    )
+
+    @field_validator("cell")
+    @classmethod
+    def _cell_has_volume(cls, cell: list[list[float]]) -> list[list[float]]:
+        a, b, c = cell
+        volume = (
+            a[0] * (b[1] * c[2] - b[2] * c[1]) - a[1] * (b[0] * c[2] - b[2] * c[0]) + a[2] * (b[0] * c[1] - b[1] * c[0])
+        )
+        if abs(volume) < 1.0:
+            raise ValueError(f"cell volume {volume:.3g} A^3 is degenerate (the vectors must span space)")
+        return cell
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_match_positions(cls, symbols: list[str], info: ValidationInfo) -> list[str]:
+        for symbol in symbols:
+            _known_element(symbol)
+        positions = info.data.get("positions")
+        if positions is not None and len(positions) != len(symbols):
+            raise ValueError(f"{len(symbols)} symbols for {len(positions)} positions")
+        return symbols
+
+    @field_validator("pbc")
+    @classmethod
+    def _bulk_is_periodic(cls, pbc: list[bool]) -> list[bool]:
+        if not all(pbc):
+            raise ValueError("bulk properties need a crystal periodic in all three directions")
+        return pbc
+
+
+class AlloyPrototype(BaseModel):
+    """A substitutional alloy on a lattice prototype.
+
+    The conventional cubic cell of the prototype is repeated ``supercell``
+    times along each axis and its sites are given elements in the requested
+    fractions (rounded to whole atoms), arranged at random with ``seed``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prototype: Literal["fcc"] = Field(default="fcc", description="Lattice prototype.")
+    composition: dict[str, Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        description="Atomic fraction of each element; the fractions sum to 1.", json_schema_extra={"unit": "1"}
+    )
+    supercell: int = Field(
+        default=2, ge=1, le=3, description="Repeats of the conventional cell along each axis (4 n^3 atoms)."
+    )
+    seed: int = Field(default=0, ge=0, description="Seed of the random site arrangement.")
+
+    @field_validator("composition")
+    @classmethod
+    def _fractions(cls, composition: dict[str, float]) -> dict[str, float]:
+        if not composition:
+            raise ValueError("give at least one element")
+        for symbol in composition:
+            _known_element(symbol)
+        total = sum(composition.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"fractions sum to {total:.6g}, not 1")
+        return composition
+
+
+class BulkPropertiesParameters(BaseModel):
+    """What to compute: a crystal (explicit or prototype) and the relaxation settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    structure: CrystalStructure | None = Field(default=None, description="An explicit crystal.")
+    alloy: AlloyPrototype | None = Field(
+        default=None, validate_default=True, description="A prototype alloy (instead of a structure)."
+    )
+    fmax: float = Field(
+        default=0.02,
+        ge=0.001,
+        le=0.5,
+        description="Force (and cell-stress) convergence of the relaxation.",
+        json_schema_extra={"unit": "eV/angstrom"},
+    )
+    max_steps: int = Field(default=200, ge=1, le=1000, description="Most optimizer steps of the relaxation.")
+
+    @field_validator("alloy")
+    @classmethod
+    def _one_crystal(cls, alloy: AlloyPrototype | None, info: ValidationInfo) -> AlloyPrototype | None:
+        has_structure = info.data.get("structure") is not None
+        if (alloy is not None) == has_structure:
+            raise ValueError("give exactly one of 'structure' and 'alloy'")
+        return alloy
+
+
+class ConvergenceInfo(BaseModel):
+    """How the calculation converged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: str = Field(description="Optimizer of the relaxation (positions and cell volume).")
+    optimizer_steps: int = Field(ge=0)
+    max_force: float = Field(
+        ge=0, description="Largest residual force after relaxation.", json_schema_extra={"unit": "eV/angstrom"}
+    )
+    converged: bool = Field(description="Relaxation reached fmax and the EOS minimum lies inside the sampled volumes.")
+    eos: str = Field(description="Equation of state fitted.")
+    eos_points: int = Field(ge=0)
+    eos_fit_residual: float = Field(
+        ge=0, description="RMS residual of the EOS fit.", json_schema_extra={"unit": "eV/atom"}
+    )
+
+
+class ElementReference(BaseModel):
+    """An elemental reference computed by the same method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    element: str
+    structure: str = Field(description="Crystal structure of the reference (its ground state).")
+    energy_per_atom: float = Field(json_schema_extra={"unit": "eV/atom"})
+    volume_per_atom: float = Field(gt=0, json_schema_extra={"unit": "angstrom^3"})
+
+
+class BulkPropertiesResult(BaseModel):
+    """Equilibrium bulk properties of a crystal by one method."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    formula: str
+    n_atoms: int = Field(ge=1)
+    lattice_constant: float = Field(
+        gt=0,
+        description="fcc-equivalent cubic lattice constant (4 V0/atom)^(1/3); the lattice constant of an fcc crystal.",
+        json_schema_extra={"unit": "angstrom"},
+    )
+    volume_per_atom: float = Field(gt=0, json_schema_extra={"unit": "angstrom^3"})
+    bulk_modulus: float = Field(description="B0 of the Birch-Murnaghan fit.", json_schema_extra={"unit": "GPa"})
+    bulk_modulus_derivative: float = Field(description="B0' of the Birch-Murnaghan fit.")
+    energy_per_atom: float = Field(json_schema_extra={"unit": "eV/atom"})
+    formation_energy_per_atom: float = Field(
+        description="Energy per atom relative to the pure elements in their ground-state structures, same method "
+        "(the mixing energy of an alloy of elements that share its lattice).",
+        json_schema_extra={"unit": "eV/atom"},
+    )
+    cell: list[list[float]] = Field(
+        description="Relaxed cell at the EOS volume (rows).", json_schema_extra={"unit": "angstrom"}
+    )
+    references: list[ElementReference]
+    convergence: ConvergenceInfo
+    cost_cpu_seconds: float = Field(
+        ge=0, description="CPU time of this calculation (time.process_time).", json_schema_extra={"unit": "s"}
+    )
+    wall_seconds: float = Field(ge=0, json_schema_extra={"unit": "s"})
