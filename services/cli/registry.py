@@ -13,6 +13,7 @@ from labweave.schemas.tenant import TenantDefinition
 from labweave.services.server.errors import ServiceError
 from labweave.services.server.registry import Registry
 
+from . import tenant_run
 from .common import database, fail, read_json
 
 capability_app = typer.Typer(help="Capabilities: what quantities which methods give.", no_args_is_help=True)
@@ -67,3 +68,6 @@ def add_tenant(
         except ServiceError as exc:
             fail(f"{path}: {exc.message}")
         typer.echo(f"{row.uuid} {row.name}")
+
+
+tenant_app.command("run")(tenant_run.run)

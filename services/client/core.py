@@ -283,6 +283,18 @@ class AsyncLabClient:
     async def register_tenant(self, tenant: dict) -> dict:
         return await self._json("POST", "/api/v1/tenants", json=tenant)
 
+    async def add_user(self, username: str, password: str, role: str, tenant_uuid: str | None = None) -> dict:
+        """Create (or reset) an account; operators only."""
+        return await self._json("POST", "/api/v1/users", json={"username": username, "password": password,
+                                                              "role": role, "tenant_uuid": tenant_uuid})
+
+    async def stop_tenant(self, tenant_uuid: str) -> dict:
+        """Emergency stop of a tenant (operators): it stops its instruments and releases its work."""
+        return await self._json("POST", f"/api/v1/tenants/{tenant_uuid}/stop")
+
+    async def resume_tenant(self, tenant_uuid: str) -> dict:
+        return await self._json("POST", f"/api/v1/tenants/{tenant_uuid}/resume")
+
     async def tenant(self, tenant_uuid: str) -> dict:
         return await self._json("GET", f"/api/v1/tenants/{tenant_uuid}")
 

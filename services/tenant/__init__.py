@@ -1,0 +1,1 @@
+"""The tenant runtime: instruments served as FINALES tenants."""

@@ -1,0 +1,282 @@
+"""The tenant runtime: claims what its instruments can serve, runs it, posts the result.
+
+One process may serve several instruments; each runs one request at a time.
+The runtime
+
+- publishes its instruments' limitations for its tenant (the capabilities
+  must be registered by an operator),
+- wakes on the server's event stream (a request becoming pending) or on its
+  poll, and claims with a lease,
+- heartbeats the lease while the driver runs (a lost lease stops the job),
+- posts each result with an idempotency key, through an on-disk outbox, so
+  that a crash or a restart never loses or duplicates a result,
+- reports failures as retryable or final, and
+- on SIGTERM finishes what it holds (within a grace period) or releases it;
+  on an operator's emergency stop, stops its instruments at once and
+  releases their requests, then waits until an operator resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labweave.drivers.base import DriverError, Instrument, InstrumentStopped, ParameterError
+from labweave.services.client import AsyncLabClient
+from labweave.services.client.errors import Conflict, LabweaveError, RequestRejected
+
+from .outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """The server no longer holds this request for us."""
+
+
+@dataclass
+class Job:
+    instrument: Instrument
+    request: dict
+    lease_seconds: float
+    task: asyncio.Task | None = None
+    lease_lost: bool = False
+
+
+@dataclass
+class Counters:
+    claimed: int = 0
+    resolved: int = 0
+    failed: int = 0
+    released: int = 0
+    reposted: int = 0
+
+
+@dataclass
+class TenantRuntime:
+    """Serve ``instruments`` as the tenant of ``client``'s user.
+
+    Args:
+        client: logged in as a user bound to the tenant.
+        instruments: the instruments this process serves.
+        state_dir: where the outbox lives.
+        lease_seconds: lease asked for at each claim; heartbeats come every third of it.
+        poll_seconds: how often to look for work when no event arrives.
+        grace_seconds: how long a graceful shutdown waits for running jobs.
+    """
+
+    client: AsyncLabClient
+    instruments: list[Instrument]
+    state_dir: Path = Path("labweave-tenant")
+    lease_seconds: float = 60.0
+    poll_seconds: float = 2.0
+    grace_seconds: float = 30.0
+    counters: Counters = field(default_factory=Counters)
+
+    def __post_init__(self):
+        self.tenant_uuid: str | None = None
+        self.outbox = Outbox(Path(self.state_dir) / "outbox")
+        self.jobs: dict[str, Job] = {}
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._stopped_by_operator = False
+
+    # -- start -------------------------------------------------------------
+    async def start(self) -> None:
+        me = await self.client.me()
+        if not me.get("tenant_uuid"):
+            raise LabweaveError(f"user {me['username']} is not bound to a tenant (labweave user add --tenant UUID)")
+        self.tenant_uuid = me["tenant_uuid"]
+        entries = [entry for inst in self.instruments for entry in inst.limitations()]
+        await self.client.set_limitations(self.tenant_uuid, entries)
+        log.info("tenant %s serves %s", self.tenant_uuid,
+                 ", ".join(f"{e['quantity']}/{e['method']}" for e in entries))
+        await self.flush_outbox()
+
+    async def flush_outbox(self) -> None:
+        for key, result in self.outbox.pending():
+            try:
+                await self.client.submit_result(result, idempotency_key=key)
+                self.counters.reposted += 1
+                log.info("re-posted result for %s", result["request_uuid"])
+            except RequestRejected as exc:
+                log.warning("server refused the kept result for %s: %s", result["request_uuid"], exc)
+            self.outbox.done(key)
+
+    # -- the loop ----------------------------------------------------------
+    def shutdown(self) -> None:
+        """Graceful stop (SIGTERM): claim nothing more; finish or release what is held."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self, until_idle: bool = False) -> None:
+        """Serve until :meth:`shutdown` (or, with ``until_idle``, until nothing is left to claim)."""
+        if self.tenant_uuid is None:
+            await self.start()
+        listener = asyncio.create_task(self._listen())
+        try:
+            while not self._closing:
+                await self._check_stop_flag()
+                claimed = 0 if self._stopped_by_operator else await self._claim_for_idle_instruments()
+                if until_idle and not claimed and not self.jobs:
+                    break
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds if not claimed else 0.01)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            listener.cancel()
+            await self._wind_down()
+
+    async def _listen(self) -> None:
+        """Wake the loop when a request becomes pending or a job ends."""
+        try:
+            async for event in self.client.stream_events(kinds=["request.status", "tenant.stop_requested",
+                                                                "tenant.resumed"]):
+                if event.get("to_status") == "pending" or event["kind"].startswith("tenant."):
+                    self._wake.set()
+        except asyncio.CancelledError:
+            raise
+        except LabweaveError as exc:  # the poll still works without the stream
+            log.warning("event stream unavailable (%s); polling every %.1f s", exc, self.poll_seconds)
+
+    async def _check_stop_flag(self) -> None:
+        record = await self.client.tenant(self.tenant_uuid)
+        if record.get("stop_requested") and not self._stopped_by_operator:
+            log.warning("emergency stop requested by an operator")
+            self._stopped_by_operator = True
+            await self._stop_instruments("emergency stop by an operator")
+        elif not record.get("stop_requested") and self._stopped_by_operator:
+            log.info("resumed by an operator")
+            self._stopped_by_operator = False
+            for inst in self.instruments:
+                inst.resume()
+
+    async def _claim_for_idle_instruments(self) -> int:
+        busy = {id(job.instrument) for job in self.jobs.values()}
+        claimed = 0
+        for inst in self.instruments:
+            if id(inst) in busy or self._closing:
+                continue
+            by_quantity: dict[str, list[str]] = {}
+            for op in inst.operations:
+                by_quantity.setdefault(op.quantity, []).append(op.method)
+            for quantity, methods in by_quantity.items():
+                try:
+                    claim = await self.client.claim(quantity, methods, self.lease_seconds)
+                except Conflict as exc:  # e.g. asked to stop between two checks
+                    log.warning("claim refused: %s", exc)
+                    return claimed
+                if claim is None:
+                    continue
+                self._begin(inst, claim)
+                claimed += 1
+                break
+        return claimed
+
+    def _begin(self, inst: Instrument, claim: dict) -> None:
+        detail = claim["request"]
+        uuid = detail["uuid"]
+        job = Job(inst, detail, claim["lease"]["lease_seconds"])
+        self.jobs[uuid] = job
+        self.counters.claimed += 1
+        log.info("%s claimed %s (%s)", inst.name, uuid, detail["request"]["quantity"])
+        job.task = asyncio.create_task(self._run_job(uuid, job))
+
+    # -- one job -----------------------------------------------------------
+    async def _run_job(self, uuid: str, job: Job) -> None:
+        body = job.request["request"]
+        ops = {op.key for op in job.instrument.operations}
+        method = next(m for m in body["methods"] if (body["quantity"], m) in ops)
+        params = body["parameters"][method]
+        beat = asyncio.create_task(self._heartbeat(uuid, job))
+        try:
+            try:
+                data = await self._perform(job, body["quantity"], method, params)
+            except ParameterError as exc:
+                await self._fail(uuid, f"parameters outside {job.instrument.name}'s limits: {exc}", False)
+                return
+            except InstrumentStopped as exc:
+                if not job.lease_lost:
+                    await self._release(uuid, f"{job.instrument.name} stopped: {exc}")
+                return
+            except DriverError as exc:
+                await self._fail(uuid, f"{job.instrument.name}: {exc}", exc.retryable)
+                return
+            if job.lease_lost:
+                log.warning("lease of %s was lost while it ran; posting the result anyway", uuid)
+            result = {"data": data, "quantity": body["quantity"], "method": [method],
+                      "parameters": {method: params}, "tenant_uuid": self.tenant_uuid, "request_uuid": uuid}
+            key = f"{self.tenant_uuid}:{uuid}:{job.request.get('updated') or ''}"
+            self.outbox.put(key, result)
+            try:
+                await self.client.submit_result(result, idempotency_key=key)
+                self.counters.resolved += 1
+                log.info("%s resolved %s", job.instrument.name, uuid)
+            except RequestRejected as exc:
+                log.warning("result for %s refused: %s", uuid, exc)
+            self.outbox.done(key)
+        except LabweaveError as exc:  # the server is unreachable: the outbox keeps the result
+            log.error("job %s: %s (kept for the next start)", uuid, exc)
+        finally:
+            beat.cancel()
+            self.jobs.pop(uuid, None)
+            self._wake.set()
+
+    async def _perform(self, job: Job, quantity: str, method: str, params: dict) -> dict:
+        async def progress(fraction: float, message: str) -> None:
+            log.debug("%s: %.0f%% %s", job.instrument.name, 100 * fraction, message)
+
+        return await job.instrument.perform(quantity, method, params, progress)
+
+    async def _heartbeat(self, uuid: str, job: Job) -> None:
+        interval = max(0.2, job.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.client.heartbeat(uuid, job.lease_seconds)
+            except Conflict:
+                log.warning("lease of %s lost; stopping %s", uuid, job.instrument.name)
+                job.lease_lost = True
+                await job.instrument.safe_stop()
+                job.instrument.resume()
+                return
+            except LabweaveError as exc:
+                log.warning("heartbeat of %s failed: %s", uuid, exc)
+
+    async def _fail(self, uuid: str, reason: str, retryable: bool) -> None:
+        try:
+            await self.client.fail(uuid, reason, retryable)
+            self.counters.failed += 1
+        except RequestRejected as exc:
+            log.warning("could not report the failure of %s: %s", uuid, exc)
+
+    async def _release(self, uuid: str, reason: str) -> None:
+        try:
+            await self.client.release(uuid, reason)
+            self.counters.released += 1
+        except RequestRejected as exc:
+            log.warning("could not release %s: %s", uuid, exc)
+
+    # -- stopping ----------------------------------------------------------
+    async def _stop_instruments(self, reason: str) -> None:
+        for inst in self.instruments:
+            await inst.safe_stop()
+        running = [job.task for job in self.jobs.values() if job.task]
+        if running:
+            await asyncio.wait(running, timeout=30)
+
+    async def _wind_down(self) -> None:
+        running = [job.task for job in self.jobs.values() if job.task]
+        if running:
+            log.info("waiting up to %.0f s for %d running job(s)", self.grace_seconds, len(running))
+            done, pending = await asyncio.wait(running, timeout=self.grace_seconds)
+            if pending:
+                await self._stop_instruments("shutdown")
+        deadline = time.monotonic() + 5
+        while self.jobs and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
