@@ -1,0 +1,270 @@
+"""A simulated cycler: channels that cycle shelf cells through PyBaMM.
+
+The backend takes the physical cell from the shelf (:mod:`labweave.drivers.cells`),
+maps its electrolyte and build to a PyBaMM single-particle model with SEI
+growth and stress-driven active-material loss (:mod:`.formulation`,
+:mod:`.cell_model`), runs the protocol as a PyBaMM experiment on a worker
+thread (:mod:`.experiment`), and reports what a channel measures, with seeded
+measurement noise. A cell the shelf does not hold is cycled as a nominal
+stand-in of the reference electrolyte seeded from its uuid, with a warning.
+A cell already cycled to the end of a test is refused: it is aged, and the
+model does not carry its state over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from labweave.drivers.base import InstrumentFault, InstrumentStopped, Progress
+from labweave.drivers.cells import CellRecord, CellShelf, InternalShort, stand_in_cell
+from labweave.drivers.cycler import cell_model
+from labweave.drivers.cycler.backend import CycleMeasurement, CyclerBackend, CyclingProtocol, CyclingRun
+from labweave.drivers.cycler.experiment import LOGGED_VARIABLES, build_experiment, measure_cycle, plan_cycles
+from labweave.drivers.cycler.formulation import electrolyte_properties
+
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+import pybamm  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+#: Relative standard uncertainty of a channel's capacity measurement
+#: (0.02 % of reading, a research-grade cycler's current accuracy).
+CAPACITY_NOISE = 2e-4
+#: Absolute capacity noise floor, mAh.
+CAPACITY_NOISE_FLOOR = 2e-4
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+class _ChannelWatch(pybamm.callbacks.Callback):
+    """Stops the solve on a safe stop and reports progress after each cycle."""
+
+    def __init__(self, stop: threading.Event, report: Callable[[float, str], None], total: int, channel: int):
+        self.stop = stop
+        self.report = report
+        self.total = max(total, 1)
+        self.channel = channel
+
+    def on_cycle_start(self, logs):
+        if self.stop.is_set():
+            raise InstrumentStopped(f"channel {self.channel}: test stopped by a safe stop")
+
+    def on_cycle_end(self, logs):
+        done, _ = logs.get("cycle number", (0, self.total))
+        self.report(min(done / self.total, 1.0), f"channel {self.channel}: cycle {done}/{self.total}")
+
+
+class SimulatedCyclerBackend(CyclerBackend):
+    """A seeded, stateful simulated cycler.
+
+    Args:
+        shelf: the cell shelf (or its directory); None means every cell is a stand-in.
+        seed: seed of the measurement noise; the noise of a test is drawn from
+            (seed, cell uuid, number of earlier tests of that cell here), so the
+            same seed gives the same numbers whatever the order of concurrent tests.
+        channels: number of channels.
+        name: the cycler's name, recorded in the cells' histories.
+        rtol: relative tolerance of the solver (1e-5 keeps capacities within
+            about 0.1 % of the converged solution).
+    """
+
+    def __init__(
+        self,
+        shelf: CellShelf | str | os.PathLike | None = None,
+        *,
+        seed: int = 0,
+        channels: int = 8,
+        name: str = "sim-cycler",
+        rtol: float = 1e-5,
+    ):
+        if isinstance(shelf, (str, Path, os.PathLike)):
+            shelf = CellShelf(shelf)
+        self.shelf = shelf
+        self.name = name
+        self.rtol = rtol
+        if seed < 0:
+            raise ValueError(f"seed must be non-negative, not {seed}")
+        self.seed = seed
+        self._tests_of_cell: Counter[str] = Counter()
+        self._free_channels = list(range(1, channels + 1))
+        self._running: set[threading.Event] = set()
+        self._base: pybamm.ParameterValues | None = None
+        self._base_lock = threading.Lock()
+        self._warned: set[str] = set()
+        self.tests_run = 0
+
+    def _base_parameters(self) -> pybamm.ParameterValues:
+        with self._base_lock:
+            if self._base is None:
+                self._base = cell_model.base_parameters()
+            return self._base
+
+    async def setup(self) -> None:
+        await asyncio.to_thread(self._base_parameters)
+
+    async def stop(self) -> None:
+        """Stop every running test at its next cycle boundary."""
+        for stop in list(self._running):
+            stop.set()
+
+    # -- cells -----------------------------------------------------------
+    def cell(self, cell_uuid: str) -> CellRecord:
+        """The physical cell: from the shelf, or a seeded stand-in (with a warning)."""
+        record = self.shelf.get(cell_uuid) if self.shelf is not None else None
+        if record is None:
+            record = stand_in_cell(cell_uuid)
+            if cell_uuid in self._warned:
+                return record
+            self._warned.add(cell_uuid)
+            log.warning(
+                "%s: cell %s is not on the shelf; cycling a nominal stand-in of the reference electrolyte "
+                "seeded from its uuid",
+                self.name,
+                cell_uuid,
+            )
+        return record
+
+    async def nominal_capacity(self, cell_uuid: str) -> float:
+        record = self.cell(cell_uuid)
+        return record.cathode_loading_mah_cm2 * record.cathode_area_cm2 / 1000.0
+
+    # -- tests -------------------------------------------------------------
+    async def run_test(self, cell_uuid: str, protocol: CyclingProtocol, progress: Progress) -> CyclingRun:
+        record = self.cell(cell_uuid)
+        if record.cycled:
+            raise InstrumentFault(
+                f"cell {cell_uuid} was already cycled to the end of a test; it is aged, use a fresh cell",
+                retryable=False,
+            )
+        if not self._free_channels:
+            raise InstrumentFault(f"{self.name}: every channel is busy", retryable=True)
+        channel = self._free_channels.pop(0)
+        # noise seeded by (cycler seed, cell, how often this cycler tested it), so
+        # results do not depend on the order in which concurrent tests start
+        self._tests_of_cell[cell_uuid] += 1
+        rng = np.random.default_rng([self.seed, _stable_hash(cell_uuid), self._tests_of_cell[cell_uuid]])
+        stop = threading.Event()
+        self._running.add(stop)
+        self.tests_run += 1
+        loop = asyncio.get_running_loop()
+
+        def report(fraction: float, message: str) -> None:
+            def deliver() -> None:
+                outcome = progress(fraction, message)
+                if inspect.isawaitable(outcome):
+                    asyncio.ensure_future(outcome)
+
+            loop.call_soon_threadsafe(deliver)
+
+        log.info("%s: cell %s on channel %d", self.name, cell_uuid, channel)
+        try:
+            run = await asyncio.to_thread(self._simulate, record, protocol, channel, rng, stop, report)
+        finally:
+            self._running.discard(stop)
+            self._free_channels.append(channel)
+            self._free_channels.sort()
+        if self.shelf is not None and not record.stand_in:
+            self.shelf.record_event(
+                cell_uuid,
+                "cycled",
+                by=self.name,
+                channel=channel,
+                cycles=len(run.cycles),
+                abort_reason=run.abort_reason,
+            )
+        return run
+
+    def _simulate(
+        self,
+        record: CellRecord,
+        protocol: CyclingProtocol,
+        channel: int,
+        rng: np.random.Generator,
+        stop: threading.Event,
+        report: Callable[[float, str], None],
+    ) -> CyclingRun:
+        """Run the protocol on the cell model (worker thread)."""
+        base = self._base_parameters()
+        run = CyclingRun(cell_uuid=record.uuid, channel=channel, stand_in=record.stand_in)
+        electrolyte = electrolyte_properties(record.electrolyte)
+        design = cell_model.design_cell(record, electrolyte, base)
+        v_min = min(protocol.formation_v_min, protocol.v_min)
+        v_max = max(protocol.formation_v_max, protocol.v_max)
+        values = cell_model.parameter_values(design, base, v_min, v_max)
+        short = next((d for d in record.defects if isinstance(d, InternalShort)), None)
+        plan, abort_reason = plan_cycles(protocol, short)
+        log.debug(
+            "cell %s: area %.3f cm2, R %.2f ohm, SEI x%.2f, cathode LAM x%.2f, kappa %.3f S/m",
+            record.uuid,
+            design.area_m2 * 1e4,
+            design.series_resistance_ohm,
+            design.sei_factor,
+            design.cathode_lam_factor,
+            electrolyte.conductivity,
+        )
+        if not plan:
+            run.abort_reason = abort_reason
+            return run
+        simulation = pybamm.Simulation(
+            cell_model.build_model(),
+            parameter_values=values,
+            experiment=build_experiment(plan),
+            # only what a channel logs is kept: about a third less time per test
+            solver=pybamm.IDAKLUSolver(rtol=self.rtol, atol=1e-7, output_variables=list(LOGGED_VARIABLES)),
+            # one model for the whole schedule, step values as inputs: a short's
+            # cycle-by-cycle currents do not each cost a model build
+            experiment_model_mode="unified",
+        )
+        watch = _ChannelWatch(stop, report, len(plan), channel)
+        try:
+            solution = simulation.solve(initial_soc=0.0, callbacks=[watch], calc_esoh=False)
+        except pybamm.SolverError as exc:
+            run.abort_reason = f"the cell could not follow the protocol from its first step: {exc}"
+            return run
+        cycles = [c for c in solution.cycles if c is not None]
+        for planned, cycle_solution in zip(plan, cycles, strict=False):
+            measured, finished = measure_cycle(cycle_solution, planned, protocol.capacity_ah)
+            measured = self._with_noise(measured, rng)
+            (run.formation if planned.stage == "formation" else run.cycles).append(measured)
+            where = f"{planned.stage} cycle {planned.number}"
+            if not measured.reached_v_max:
+                abort_reason = f"{where}: the charge did not reach {planned.v_max} V within the step time limit"
+                break
+            if not finished:
+                abort_reason = f"{where}: the discharge did not reach {planned.v_min} V"
+                break
+        else:
+            if len(cycles) < len(plan):
+                missing = plan[len(cycles)]
+                abort_reason = (
+                    f"{missing.stage} cycle {missing.number}: the cell could no longer follow the protocol "
+                    f"({solution.termination})"
+                )
+        run.abort_reason = abort_reason
+        if abort_reason:
+            log.info("%s: test of %s ended early: %s", self.name, record.uuid, abort_reason)
+        return run
+
+    @staticmethod
+    def _with_noise(measured: CycleMeasurement, rng: np.random.Generator) -> CycleMeasurement:
+        def noisy(value: float) -> float:
+            return max(
+                value * (1.0 + CAPACITY_NOISE * rng.standard_normal()) + CAPACITY_NOISE_FLOOR * rng.standard_normal(),
+                0.0,
+            )
+
+        measured.charge_capacity_mah = noisy(measured.charge_capacity_mah)
+        measured.discharge_capacity_mah = noisy(measured.discharge_capacity_mah)
+        return measured
