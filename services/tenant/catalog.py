@@ -47,6 +47,13 @@ def _cycler(seed: int, state: Path) -> Instrument:
     return Cycler(SimulatedCyclerBackend(state / "cells", seed=seed))
 
 
+def workflow(client, cells: int = 2, cycles: int = 150) -> Instrument:
+    """The degradation workflow tenant: it needs the client it posts sub-requests with."""
+    from labweave.services.tenant.workflow import DegradationWorkflow
+
+    return DegradationWorkflow(client, cells=cells, cycles=cycles)
+
+
 SIMULATED: dict[str, Callable[[int, Path], Instrument]] = {
     "pld": _pld,
     "emt": _emt,

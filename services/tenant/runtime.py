@@ -28,6 +28,7 @@ from labweave.drivers.base import DriverError, Instrument, InstrumentStopped, Pa
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import Conflict, LabweaveError, RequestRejected
 
+from .context import current_request
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,11 @@ class TenantRuntime:
         async def progress(fraction: float, message: str) -> None:
             log.debug("%s: %.0f%% %s", job.instrument.name, 100 * fraction, message)
 
-        return await job.instrument.perform(quantity, method, params, progress)
+        token = current_request.set(job.request["uuid"])
+        try:
+            return await job.instrument.perform(quantity, method, params, progress)
+        finally:
+            current_request.reset(token)
 
     async def _heartbeat(self, uuid: str, job: Job) -> None:
         interval = max(0.2, job.lease_seconds / 3)
