@@ -25,4 +25,4 @@ def serve(
         seed_demo(app.state.lab)
         typer.echo("demo accounts: " + ", ".join(f"{u}/{p} ({r})" for u, p, r in DEMO_USERS))
     typer.echo(f"labweave server on http://{host}:{port} (database {s.database_url})")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)

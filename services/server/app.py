@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from .config import Settings
+from .dashboard import routes as dashboard
 from .errors import ServiceError
 from .lab import Lab
 from .leases import sweep
@@ -55,6 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
-    for module in (finales2, api_requests, api_results, api_registry, api_campaigns, api_events, health):
+    for module in (finales2, api_requests, api_results, api_registry, api_campaigns, api_events, health, dashboard):
         app.include_router(module.router)
+    @app.get("/", include_in_schema=False)
+    async def _home() -> RedirectResponse:
+        return RedirectResponse("/dashboard")
+
     return app

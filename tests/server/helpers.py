@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,18 +69,80 @@ def capability_files() -> list[Path]:
     return sorted((FINALES2 / "serialized_quantities").rglob("*.json"))
 
 
-def open_lab(url: str, tenants: bool = True, **settings) -> Lab:
-    app = create_app(settings_for(url, **settings))
-    lab = Lab(TestClient(app))
+def _seed(url: str, tenants: bool) -> None:
+    """Capabilities, tenants and users of a test lab, written into the database at ``url``."""
+    from labweave.services.server.lab import Lab as ServerLab
+
+    lab = ServerLab.open(settings_for(url))
     for path in capability_files():
-        app.state.lab.registry.add_capability(Capability.model_validate(load(path)), "test")
-    lab.add_tenant({"name": "requesters", "limitations": [], "contact_person": "test"}, REQUESTER_TENANT)
+        lab.registry.add_capability(Capability.model_validate(load(path)), "test")
+    requesters = TenantDefinition(name="requesters", limitations=[], contact_person="test", tenant_uuid=REQUESTER_TENANT)
+    lab.registry.add_tenant(requesters, "test")
     if tenants:
         for path in sorted((FINALES2 / "examples" / "tenants").rglob("*.json")):
-            lab.add_tenant(load(path))
-    add_user(app.state.lab.db, "op", "op", "operator", None, 4)
+            lab.registry.add_tenant(TenantDefinition.model_validate(load(path)), "test")
+    add_user(lab.db, "op", "op", "operator", None, 4)
+    add_user(lab.db, "alice", "alice", "requester", REQUESTER_TENANT, 4)
+    lab.close()
+
+
+_TEMPLATES: dict[tuple[str, bool], str] = {}
+
+
+def _from_template(url: str, tenants: bool) -> None:
+    """Fill the empty database at ``url`` with a copy of a seeded template made once per session."""
+    import sqlite3
+    import tempfile
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        key = ("sqlite", tenants)
+        if key not in _TEMPLATES:
+            path = Path(tempfile.mkdtemp(prefix="labweave-template-")) / "template.db"
+            _seed(f"sqlite:///{path}", tenants)
+            _TEMPLATES[key] = str(path)
+        source = sqlite3.connect(_TEMPLATES[key])
+        target = sqlite3.connect(parsed.database)
+        source.backup(target)
+        target.close()
+        source.close()
+        return
+    import psycopg
+
+    from ..conftest import PG_ADMIN_URL
+
+    key = ("postgres", tenants)
+    if key not in _TEMPLATES:
+        name = f"labweave_template_{'t' if tenants else 'n'}_{os.getpid()}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        _seed(parsed.set(database=name).render_as_string(hide_password=False), tenants)
+        _TEMPLATES[key] = name
+        atexit.register(_drop_pg, name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{parsed.database}" TEMPLATE "{_TEMPLATES[key]}"')
+
+
+def _drop_pg(name: str) -> None:
+    import psycopg
+
+    from ..conftest import PG_ADMIN_URL
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def open_lab(url: str, tenants: bool = True, **settings) -> Lab:
+    """A test lab on ``url``: the FINALES2 capabilities (and tenants), users ``op`` and ``alice``."""
+    _from_template(url, tenants)
+    app = create_app(settings_for(url, **settings))
+    lab = Lab(TestClient(app))
+    lab.tenants = {t.name: t.uuid for t in app.state.lab.registry.catalogue().tenants.values()}
     lab.login("op")
-    add_user(app.state.lab.db, "alice", "alice", "requester", REQUESTER_TENANT, 4)
     lab.login("alice")
     return lab
 

@@ -1,0 +1,87 @@
+"""A campaign's page built from the server's records: observations read from results, the Pareto
+front of two objectives, and a page that survives whatever the optimizer writes into its state."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.server.helpers import flow_request, flow_result, open_lab, two_flow_tenants
+
+SPEC = {
+    "description": "volume against rating",
+    "objectives": [{"name": "volume", "path": "electrolyte.volume", "direction": "maximize"},
+                   {"name": "rating", "path": "electrolyte.meta.rating", "direction": "minimize"}],
+    "budget": 8,
+}
+
+
+@pytest.fixture
+def lab(database_url):
+    """The lab on SQLite and, where it runs, PostgreSQL."""
+    lab = open_lab(database_url)
+    two_flow_tenants(lab)
+    yield lab
+    lab.lab.close()
+
+
+def run(lab, campaign: str, volume: float, rating: int) -> str:
+    """One request of the campaign, claimed and answered by the ASAB tenant."""
+    uuid = lab.post("op", "/api/v1/requests", json=flow_request() | {"campaign": campaign}).json()["uuid"]
+    assert lab.post("asab", "/api/v1/claims", json={}).json()["request"]["uuid"] == uuid
+    body = flow_result(uuid, lab.tenants["ASAB_tenant"])
+    body["data"]["electrolyte"]["volume"] = volume
+    body["data"]["electrolyte"]["meta"]["rating"] = rating
+    r = lab.post("asab", "/api/v1/results", json=body)
+    assert r.status_code in (200, 201), r.text
+    return uuid
+
+
+def test_two_objectives_show_their_pareto_front_from_the_results(lab):
+    lab.client.put("/api/v1/campaigns/pareto", json={"spec": SPEC}, headers=lab.headers("op"))
+    for volume, rating in ((2.0, 5), (2.5, 3), (3.0, 4), (1.5, 2)):
+        run(lab, "pareto", volume, rating)
+    lab.client.post("/dashboard/login", data={"username": "op", "password": "op"})
+    page = lab.client.get("/dashboard/campaigns/pareto").text
+    pareto = page[page.index('data-chart="pareto"'):]
+    pareto = pareto[:pareto.index("</svg>")]
+    front = re.findall(r'class="point front"[^>]*data-x="([^"]+)" data-y="([^"]+)"', pareto)
+    assert sorted(front) == [("1.5", "2"), ("2.5", "3"), ("3", "4")]  # (2.0, 5) is dominated by (2.5, 3)
+    assert pareto.count('class="point"') == 1
+    assert '<progress value="4" max="8"' in page and "volume ↑" in page and "rating ↓" in page
+    listing = lab.client.get("/dashboard/fragments/campaigns").text
+    assert 'data-campaign="pareto"' in listing and "4 / 8" in listing
+
+
+def test_one_objective_derives_its_best_so_far_from_the_results(lab):
+    spec = SPEC | {"objectives": SPEC["objectives"][:1]}
+    lab.client.put("/api/v1/campaigns/single", json={"spec": spec}, headers=lab.headers("op"))
+    for volume in (2.0, 2.8, 2.4):
+        run(lab, "single", volume, 3)
+    lab.client.post("/dashboard/login", data={"username": "op", "password": "op"})
+    page = lab.client.get("/dashboard/campaigns/single").text
+    history = page[page.index('data-chart="history"'):]
+    history = history[:history.index("</svg>")]
+    best = history[history.index('data-series="best so far"'):]
+    assert re.findall(r'data-y="([^"]+)"', best) == ["2", "2.8", "2.8"]
+    assert 'data-testid="best">2.8<' in page
+
+
+MALFORMED_STATES = [
+    {"best": "high", "history": "none", "predictions": [1, {"mean": None}], "next": [None, {"parameters": 3}]},
+    {"best": {"value": "3.1"}, "history": [{"n": "x", "value": 1.0}], "formulas": {"f1": "a*b"}},
+    {"predictions": [{"mean": 1.0, "std": -0.5, "measured": 1.2}], "formulas": "x**2", "model_version": 3},
+]
+
+
+def test_a_malformed_state_does_not_break_the_page(lab):
+    lab.client.put("/api/v1/campaigns/odd", json={"spec": {"objectives": "volume", "budget": "many"}},
+                   headers=lab.headers("op"))
+    lab.client.post("/dashboard/login", data={"username": "op", "password": "op"})
+    for state in MALFORMED_STATES:
+        assert lab.client.put("/api/v1/campaigns/odd/state", json={"state": state},
+                              headers=lab.headers("op")).status_code == 200
+        r = lab.client.get("/dashboard/campaigns/odd")
+        assert r.status_code == 200 and 'data-chart="history"' in r.text, state
+    assert "x**2" in r.text and "predicted 1 ± 0.5" in r.text  # a negative σ is read as its size
