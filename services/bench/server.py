@@ -104,6 +104,29 @@ def seed(url: str) -> None:
     lab.close()
 
 
+def seed_remote(base: str, user: str, password: str) -> tuple[list[str], str]:
+    """Set a running server up for the benchmark through its API, as one of its operators.
+
+    Returns:
+        The tenant users' names and the requester's name (all with password ``bench-password``).
+    """
+    import uuid
+
+    from labweave.services.client import LabClient
+
+    tag = uuid.uuid4().hex[:6]
+    with LabClient(base, user, password) as op:
+        op.register_capability(CAPABILITY)
+        cells = []
+        for i in range(4):
+            tenant = op.register_tenant(TENANT | {"name": f"bench cell {i} {tag}"})
+            op.add_user(f"cell{i}-{tag}", "bench-password", "tenant", tenant["tenant_uuid"])
+            cells.append(f"cell{i}-{tag}")
+        requester = op.register_tenant({"name": f"bench requester {tag}", "limitations": []})
+        op.add_user(f"bench-requester-{tag}", "bench-password", "requester", requester["tenant_uuid"])
+    return cells, f"bench-requester-{tag}"
+
+
 def login(base: str, user: str, password: str) -> str:
     r = httpx.post(f"{base}/user_management/authenticate", data={"username": user, "password": password})
     r.raise_for_status()
@@ -182,13 +205,14 @@ def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, con
         seed(db_url)
         server = ServerProcess(db_url, env={"LABWEAVE_CACHE_SECONDS": "5"}, log_path=tmp / "server.log").start()
         base = server.url
-        requester_token = login(base, "bench-requester", "bench-password")
-        tenant_tokens = [login(base, f"cell{i}", "bench-password") for i in range(4)]
-        requester_uuid = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {requester_token}"}).json()
-        requester_uuid = requester_uuid["tenant_uuid"]
+        cells, requester = [f"cell{i}" for i in range(4)], "bench-requester"
     else:
         base = url.rstrip("/")
-        raise SystemExit("driving an external server needs its bench users: start without --url for now")
+        cells, requester = seed_remote(base, user, password)
+    requester_token = login(base, requester, "bench-password")
+    tenant_tokens = [login(base, name, "bench-password") for name in cells]
+    requester_uuid = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {requester_token}"}).json()
+    requester_uuid = requester_uuid["tenant_uuid"]
     out = []
     try:
         bodies = [bench_request(requester_uuid, i) for i in range(64)]
