@@ -1,0 +1,43 @@
+"""``labweave optimize CAMPAIGN.toml``: run a campaign's optimizer daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import typer
+
+from .common import fail
+
+
+def optimize(
+    campaign_file: Path = typer.Argument(..., help="the campaign's TOML file"),
+    server: str = typer.Option("http://127.0.0.1:8000", "--server", envvar="LABWEAVE_SERVER_URL", help="server URL"),
+    user: str = typer.Option(..., "--user", envvar="LABWEAVE_USER", help="a requester bound to a tenant"),
+    password: str = typer.Option(..., "--password", envvar="LABWEAVE_PASSWORD", help="its password"),
+    poll: float = typer.Option(2.0, "--poll", min=0.1, help="poll interval in seconds"),
+) -> None:
+    """Propose, post and learn until the campaign's budget or stopping rule; restartable at any time."""
+    from labweave.optimizer.campaign import Campaign, CampaignFileError
+    from labweave.services.client import AsyncLabClient
+    from labweave.services.client.errors import LabweaveError
+    from labweave.services.optimizer_daemon import OptimizerDaemon
+
+    try:
+        campaign = Campaign.from_file(campaign_file)
+    except (CampaignFileError, OSError) as exc:
+        fail(str(exc))
+
+    async def main() -> str:
+        async with AsyncLabClient(server, user, password) as client:
+            daemon = OptimizerDaemon(client, campaign, poll_seconds=poll)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, daemon.shutdown)
+            return await daemon.run()
+
+    try:
+        typer.echo(asyncio.run(main()))
+    except LabweaveError as exc:
+        fail(str(exc))
