@@ -38,7 +38,7 @@ def _chromium_or_skip() -> str:
 def browser():
     # Per test, not per session: Playwright's sync API keeps an event loop running in this
     # thread while it is open, which would break any later test of this worker that calls asyncio.run.
-    """Headless Chromium driven by Playwright, shared by the tests of a session."""
+    """Headless Chromium driven by Playwright, for one test."""
     executable = _chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
