@@ -82,11 +82,12 @@ class BayesianSettings(StrategySettings):
         warm_start: start each hyperparameter fit from the previous one as well.
         output_warping: fit the GPs to Yeo-Johnson-warped observations (see
             :class:`~labweave.optimizer.strategies.gp.OutputWarp`).
+        kernel: ``"matern52"`` or ``"rbf"``, both with the dimension-scaled lengthscale prior.
         max_threads: CPU threads used during a proposal (small dense algebra is
             fastest on one thread); ``None`` leaves the process settings alone.
     """
 
-    initial_design: int = Field(default=4, ge=0)
+    initial_design: int = Field(default=5, ge=0)
     noiseless: bool = False
     acquisition: Literal["auto", "qlognei", "logei"] = "auto"
     multi_objective: Literal["parego", "nehvi"] = "parego"
@@ -96,6 +97,7 @@ class BayesianSettings(StrategySettings):
     mc_samples: int = Field(default=128, ge=8)
     warm_start: bool = True
     output_warping: bool = True
+    kernel: Literal["matern52", "rbf"] = "matern52"
     max_threads: int | None = Field(default=1, ge=1)
 
 
@@ -207,7 +209,9 @@ class BayesianStrategy(Strategy):
             y = warp.forward(y)
         categories = {i: len(codes) for i, codes in self.space.categorical_dims.items()}
         warm = self._hyperparameters.get(j) if self.settings.warm_start else None
-        model, hyper = build_single_task_gp(X, y, self.settings.noiseless, warm, categories or None)
+        model, hyper = build_single_task_gp(
+            X, y, self.settings.noiseless, warm, categories or None, kernel=self.settings.kernel
+        )
         self._hyperparameters[j] = hyper
         return model
 
@@ -218,11 +222,19 @@ class BayesianStrategy(Strategy):
         offset = len(self.objectives)
         for k, c in enumerate(self.outcome_constraints):
             column = offset + k
+            bound = self._to_model_scale(column, c.bound)
             if c.relation == "<=":
-                callables.append(lambda Z, col=column, b=c.bound: Z[..., col] - b)
+                callables.append(lambda Z, col=column, b=bound: Z[..., col] - b)
             else:
-                callables.append(lambda Z, col=column, b=c.bound: b - Z[..., col])
+                callables.append(lambda Z, col=column, b=bound: b - Z[..., col])
         return callables
+
+    def _to_model_scale(self, column: int, value: float) -> float:
+        """Map a value of output ``column`` (already sign-flipped) to the model's (warped) scale."""
+        warp = self._warps.get(column)
+        if warp is None:
+            return value
+        return float(warp.forward(torch.tensor([value], dtype=torch.float64))[0])
 
     def _acquisition(
         self, model: Model, X: torch.Tensor, X_pending: torch.Tensor | None, q: int
@@ -286,7 +298,10 @@ class BayesianStrategy(Strategy):
         signs = self._signs()[: len(self.objectives)]
         ref = []
         for j, o in enumerate(self.objectives):
-            ref.append(float(signs[j]) * o.threshold if o.threshold is not None else float(inferred[j]))
+            if o.threshold is None:
+                ref.append(float(inferred[j]))
+            else:
+                ref.append(self._to_model_scale(j, float(signs[j]) * o.threshold))
         return torch.tensor(ref, dtype=X.dtype)
 
     def _sampler(self) -> Any:

@@ -1,0 +1,155 @@
+"""The strategies: registry, random baseline, and Bayesian optimisation with BoTorch."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from labweave.optimizer.bench import run_trace
+from labweave.optimizer.problems import Branin, FormulationToy, Hartmann6
+from labweave.optimizer.strategies import BayesianStrategy, Proposal, get_strategy
+from labweave.schemas.campaign import Objective, OutcomeConstraint
+
+#: Small optimiser settings that keep constrained and mixed tests quick.
+QUICK = {"num_restarts": 2, "raw_samples": 64, "maxiter": 25, "mc_samples": 32}
+
+
+def observe(problem, n: int, seed: int = 0):
+    points = problem.space.sample_points(n, seed=seed)
+    return list(zip(points, problem.evaluate(points)))
+
+
+def inside(problem, proposal: Proposal) -> bool:
+    problem.space.validate(proposal.parameters)
+    return True
+
+
+def test_registry_builds_strategies_and_checks_settings() -> None:
+    problem = Branin()
+    strategy = get_strategy("bayesian", {"initial_design": 2}, space=problem.space, objectives=problem.objectives)
+    assert isinstance(strategy, BayesianStrategy) and strategy.settings.initial_design == 2
+    with pytest.raises(KeyError, match="unknown strategy 'bogus'"):
+        get_strategy("bogus", space=problem.space, objectives=problem.objectives)
+    with pytest.raises(ValidationError, match="num_restarts"):
+        get_strategy("bayesian", {"num_restarts": 0}, space=problem.space, objectives=problem.objectives)
+    with pytest.raises(ValidationError, match="kappa"):
+        get_strategy("bayesian", {"kappa": 2.0}, space=problem.space, objectives=problem.objectives)
+
+
+def test_initial_design_comes_first_and_continues_across_calls() -> None:
+    problem = Hartmann6()
+    strategy = get_strategy("bayesian", {"initial_design": 5, "seed": 3}, space=problem.space, objectives=problem.objectives)
+    first = strategy.propose([], n=3)
+    assert all(p.reason.startswith("initial design") and p.acquisition_value is None for p in first)
+    observed = [(p.parameters, v) for p, v in zip(first[:2], problem.evaluate([p.parameters for p in first[:2]]))]
+    # Two measured, one in flight: the next two design points are points 4 and 5 of the same sequence.
+    rest = strategy.propose(observed, pending=[first[2].parameters], n=2)
+    design = problem.space.sample_points(5, seed=3)
+    assert [p.parameters for p in first] == design[:3]
+    assert [p.parameters for p in rest] == design[3:]
+
+
+def test_bayesian_proposal_is_inside_bounds_with_provenance() -> None:
+    problem = Branin()
+    observations = observe(problem, 8)
+    strategy = get_strategy("bayesian", {"noiseless": True}, space=problem.space, objectives=problem.objectives)
+    (proposal,) = strategy.propose(observations)
+    assert inside(problem, proposal)
+    assert proposal.strategy == "bayesian" and "LogEI" in proposal.reason
+    assert proposal.acquisition_value is not None and torch.isfinite(torch.tensor(proposal.acquisition_value))
+    assert proposal.predicted_std["y"] > 0 and set(proposal.predicted_mean) == {"y"}
+    assert len(proposal.model_version) == 16
+    assert strategy.model_version(observations, []) == proposal.model_version
+    assert strategy.model_version(observations[:-1], []) != proposal.model_version
+
+
+def test_pending_points_change_the_proposal() -> None:
+    problem = Branin()
+    observations = observe(problem, 10, seed=1)
+    strategy = get_strategy("bayesian", {"seed": 1}, space=problem.space, objectives=problem.objectives)
+    (alone,) = strategy.propose(observations)
+    (with_pending,) = strategy.propose(observations, pending=[alone.parameters])
+    assert "1 in flight" in with_pending.reason
+    a = problem.space.encode([alone.parameters])
+    b = problem.space.encode([with_pending.parameters])
+    assert (a - b).abs().max() > 1e-3, "the proposal must not repeat a request in flight"
+    batch = strategy.propose(observations, n=2)
+    x = problem.space.encode([p.parameters for p in batch])
+    assert (x[0] - x[1]).abs().max() > 1e-3
+
+
+def test_constrained_categorical_space() -> None:
+    problem = FormulationToy(seed=0)
+    observations = observe(problem, 6, seed=2)
+    strategy = get_strategy(
+        "bayesian", {**QUICK, "seed": 2, "noiseless": True}, space=problem.space, objectives=problem.objectives
+    )
+    proposals = strategy.propose(observations, n=1)
+    for proposal in proposals:
+        assert inside(problem, proposal)
+        p = proposal.parameters
+        assert p["ec"] + p["emc"] + p["lipf6"] == pytest.approx(1.0, abs=1e-6)
+        assert p["additive"] in {"none", "VC", "FEC"}
+        assert proposal.predicted_mean["cycle_life"] > 0
+
+
+@pytest.mark.parametrize("method", ["parego", "nehvi"])
+def test_multi_objective_and_outcome_constraints(method: str) -> None:
+    problem = Branin()
+    objectives = [
+        Objective(name="y", path="y", direction="minimize"),
+        Objective(name="x0", path="x0", direction="maximize", threshold=-5.0),
+    ]
+    constraints = [OutcomeConstraint(name="x1", path="x1", relation="<=", bound=10.0)]
+    points = problem.space.sample_points(8, seed=4)
+    observations = [(p, {"y": v["y"], "x0": p["x0"], "x1": p["x1"]}) for p, v in zip(points, problem.evaluate(points))]
+    strategy = get_strategy(
+        "bayesian",
+        {**QUICK, "multi_objective": method},
+        space=problem.space,
+        objectives=objectives,
+        outcome_constraints=constraints,
+    )
+    n = 2 if method == "parego" else 1  # qLogNEHVI batches are slow (tens of seconds for q=2)
+    proposals = strategy.propose(observations, n=n)
+    assert len(proposals) == n
+    expected = {"parego": "qLogNParEGO", "nehvi": "qLogNEHVI"}[method]
+    for proposal in proposals:
+        assert inside(problem, proposal) and expected in proposal.reason
+        assert set(proposal.predicted_mean) == {"y", "x0"}
+    # The model of x0 (which is the input itself) predicts it closely.
+    assert proposals[0].predicted_mean["x0"] == pytest.approx(proposals[0].parameters["x0"], abs=1.0)
+
+
+def test_missing_objective_value_is_named() -> None:
+    problem = Branin()
+    observations = observe(problem, 5)
+    observations[2] = (observations[2][0], {})
+    strategy = get_strategy("bayesian", space=problem.space, objectives=problem.objectives)
+    with pytest.raises(ValueError, match=r"observations\[2\]: missing value 'y'"):
+        strategy.propose(observations)
+
+
+def test_random_strategy_is_feasible_and_reproducible() -> None:
+    problem = FormulationToy()
+    for method in ("random", "sobol"):
+        strategy = get_strategy("random", {"method": method, "seed": 5}, space=problem.space, objectives=problem.objectives)
+        first = strategy.propose([], n=4)
+        assert [p.parameters for p in first] == [p.parameters for p in strategy.propose([], n=4)]
+        for proposal in first:
+            assert inside(problem, proposal)
+
+
+def test_bo_beats_random_search_on_branin_at_20_evaluations() -> None:
+    """Three fixed seeds: the median best of BO is far below that of random search."""
+    bo, rnd = [], []
+    for seed in range(3):
+        best, _ = run_trace("branin", "bayesian", seed, 20, {"noiseless": True})
+        bo.append(best[-1])
+        best, _ = run_trace("branin", "random", seed, 20)
+        rnd.append(best[-1])
+    assert statistics.median(bo) < 0.6 < statistics.median(rnd)
+    assert statistics.median(bo) - Branin.optimal_value < 0.2 * (statistics.median(rnd) - Branin.optimal_value)

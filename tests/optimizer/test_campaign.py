@@ -1,0 +1,116 @@
+"""Campaign files: loading, readable errors, requests, objective values and stopping."""
+
+from __future__ import annotations
+
+import pytest
+
+from labweave.optimizer.campaign import EXAMPLES, Campaign, CampaignFileError, load_campaign, parse_campaign
+from labweave.optimizer.strategies import BayesianStrategy
+
+ELECTROLYTE = (EXAMPLES / "electrolyte.toml").read_text()
+
+
+def line_of(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(keepends=True), start=1) if fragment in line)
+
+
+def problems(text: str) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(CampaignFileError) as info:
+        parse_campaign(text, source="electrolyte.toml")
+    return [(p.line, p.field, p.message) for p in info.value.problems]
+
+
+@pytest.mark.parametrize("name", ["electrolyte.toml", "pld.toml"])
+def test_examples_load_and_build_their_strategy(name: str) -> None:
+    spec = load_campaign(EXAMPLES / name)
+    campaign = Campaign(spec)
+    assert isinstance(campaign.make_strategy(), BayesianStrategy)
+    assert spec.strategy.settings["initial_design"] == spec.initial_design
+    point = campaign.space.sample_points(1, seed=0)[0]
+    request = campaign.build_request(point)
+    assert request["quantity"] == spec.request.quantity and request["methods"] == spec.request.methods
+
+
+def test_request_template_keeps_value_types() -> None:
+    campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
+    point = {"ec_fraction": 0.3, "emc_fraction": 0.6, "lipf6_fraction": 0.1}
+    request = campaign.build_request(point)
+    electrolyte = request["parameters"]["degradation_workflow"]["battery_chemistry"]["electrolyte"]
+    assert [c["fraction"] for c in electrolyte] == [0.3, 0.6, 0.1]
+    assert electrolyte[0]["chemical"]["InChIKey"] == "KMTRUDSVKNLOMY-UHFFFAOYSA-N"
+    with pytest.raises(ValueError, match="ec_fraction"):
+        campaign.build_request({**point, "ec_fraction": 0.4})  # fractions no longer sum to one
+
+
+def test_field_errors_name_the_field_and_the_line() -> None:
+    bad = ELECTROLYTE.replace('direction = "maximize"', 'direction = "up"')
+    [(line, field, message)] = problems(bad)
+    assert field == "objectives[0].direction" and line == line_of(bad, 'direction = "up"')
+    assert "maximize" in message
+
+    bad = ELECTROLYTE.replace("lower = 0.04", 'lower = "low"')
+    [(line, field, _)] = problems(bad)
+    assert field == "space.parameters[2].lower" and line == line_of(bad, 'lower = "low"')
+
+    bad = ELECTROLYTE.replace("budget = 40", "budget = 40\nbudgget = 3")
+    [(line, field, message)] = problems(bad)
+    assert field == "budgget" and message == "unknown field" and line == line_of(bad, "budgget")
+
+    bad = ELECTROLYTE.replace("emc_fraction = -1.0 }", "dmc_fraction = -1.0 }")
+    [(line, field, message)] = problems(bad)
+    assert field == "space.constraints[1].coefficients" and "dmc_fraction" in message
+    assert line == line_of(bad, "dmc_fraction = -1.0")
+
+
+def test_strategy_settings_are_checked_against_the_strategy() -> None:
+    bad = ELECTROLYTE.replace('acquisition = "qlognei"', 'acquisition = "ucb"')
+    [(line, field, _)] = problems(bad)
+    assert field == "strategy.settings.acquisition" and line == line_of(bad, 'acquisition = "ucb"')
+
+    bad = ELECTROLYTE.replace('name = "bayesian"', 'name = "genetic"')
+    [(line, field, message)] = problems(bad)
+    assert field == "strategy.name" and "genetic" in message and line == line_of(bad, 'name = "genetic"')
+
+    bad = ELECTROLYTE.replace("seed = 7", "seed = 7\ninitial_design = 9")
+    [(_, field, message)] = problems(bad)
+    assert field == "strategy.settings.initial_design" and "conflicts" in message
+
+
+def test_cross_field_errors_and_toml_syntax() -> None:
+    bad = ELECTROLYTE.replace("{lipf6_fraction}", "{salt}")
+    [(line, field, message)] = problems(bad)
+    assert field == "request.parameters" and "salt" in message and line is not None
+
+    bad = ELECTROLYTE.replace("rhs = 0.2\n", "rhs = \n")
+    [(line, field, message)] = problems(bad)
+    assert field == "" and message.startswith("TOML syntax") and line == line_of(bad, "rhs = \n")
+    with pytest.raises(CampaignFileError, match=r"electrolyte.toml:\d+: TOML syntax"):
+        parse_campaign(bad, source="electrolyte.toml")
+
+
+def test_read_values_follows_dotted_paths() -> None:
+    campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
+    data = {"degradationEOL": [{"end_of_life": 812, "end_of_life_uncertainty": 31.5}]}
+    assert campaign.read_values(data) == {"cycle_life": 812.0, "eol_uncertainty": 31.5}
+    with pytest.raises(ValueError, match="cycle_life: path 'degradationEOL.0.end_of_life'"):
+        campaign.read_values({"degradationEOL": []})
+
+
+def test_stopping_rules_and_batch_sizes() -> None:
+    campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
+    point = {"ec_fraction": 0.3, "emc_fraction": 0.6, "lipf6_fraction": 0.1}
+    assert campaign.proposals_wanted(requests_made=0, in_flight=0) == 2
+    assert campaign.proposals_wanted(requests_made=39, in_flight=0) == 1
+    assert campaign.proposals_wanted(requests_made=10, in_flight=2) == 0
+    assert campaign.stop_reason([], requests_made=40) == "budget of 40 requests spent"
+
+    def obs(life: float, sigma: float = 20.0):
+        return (point, {"cycle_life": life, "eol_uncertainty": sigma})
+
+    assert campaign.stop_reason([obs(800), obs(900)], requests_made=2) is None
+    assert "target reached" in campaign.stop_reason([obs(800), obs(1600)], requests_made=2)
+    # Too uncertain to count: the outcome constraint excludes it.
+    assert campaign.stop_reason([obs(800), obs(1600, sigma=500)], requests_made=2) is None
+    stalled = [obs(900)] + [obs(900 + 0.5 * i) for i in range(12)]  # 6 cycles in all: below min_improvement = 10
+    assert campaign.stop_reason(stalled, requests_made=13) == "no improvement in the last 12 results"
+    assert campaign.stop_reason(stalled[:12], requests_made=12) is None
