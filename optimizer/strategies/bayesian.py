@@ -64,7 +64,10 @@ DUPLICATE_TOLERANCE = 1e-6
 
 
 class BayesianSettings(StrategySettings):
-    """Settings of the Bayesian strategy; the defaults are the benchmarked ones.
+    """Settings of the Bayesian strategy.
+
+    The defaults, with ``noiseless = True`` for exact evaluations, are the
+    configuration benchmarked by :mod:`labweave.optimizer.bench`.
 
     Args:
         initial_design: Sobol points before the GP takes over (BayBE starts after one).
