@@ -7,13 +7,14 @@ import os
 
 import typer
 
-from . import bench, db, optimize, registry, serve, users
+from . import bench, db, demo, optimize, registry, serve, users
 
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 app = typer.Typer(help="labweave: a self-driving materials lab.", no_args_is_help=True, add_completion=False)
 app.command("serve")(serve.serve)
 app.command("optimize")(optimize.optimize)
+app.command("demo")(demo.demo)
 app.add_typer(users.app, name="user")
 app.add_typer(registry.capability_app, name="capability")
 app.add_typer(registry.tenant_app, name="tenant")

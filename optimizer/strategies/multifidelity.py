@@ -1,0 +1,718 @@
+"""Multi-fidelity search over a pool of candidates: screen cheaply, confirm where it pays.
+
+A campaign over materials can evaluate its quantity by several methods of
+different cost (a machine-learned potential, EMT standing in for DFT). The
+search space holds a categorical *fidelity parameter* (``method``) whose value
+names the method of each evaluation; every observation and every request in
+flight carries it, so the strategy needs nothing but the usual
+``(parameters, values)`` pairs. Each turn:
+
+1. **Design.** The first ``initial_design`` evaluations screen a space-filling
+   (greedy maximin) subset of the pool at the cheapest fidelity; then
+   ``nested_design`` evaluations at each dearer fidelity repeat the first of
+   those points, a nested design from which the model learns how the fidelities
+   relate (Kennedy & O'Hagan, Biometrika 87, 1 (2000)).
+2. **Model.** The co-kriging GP of :class:`~labweave.optimizer.cokriging.AutoregressiveGP`
+   is fitted to every observation (the target is a scaled copy of the cheaper
+   fidelity plus a discrepancy, the scale possibly depending on the
+   parameters); evaluations in flight enter as "kriging believer" fantasies.
+3. **Cost-aware acquisition.** For every candidate ``x`` of the pool and every
+   fidelity ``l``, the augmented expected improvement of Huang, Allen, Notz &
+   Miller (Struct. Multidisc. Optim. 32, 369 (2006)), per unit cost:
+
+       a(x, l) = EI_target(x) * corr(y_l(x), f_target(x) | data) / cost_l
+
+   ``EI_target`` is the expected improvement of the target fidelity's value
+   over the best target value found; the posterior correlation between an
+   observation at fidelity ``l`` and the target value says how much of that
+   improvement an evaluation at ``l`` can reveal (1 for the target itself, 0
+   where ``l`` is already known). The largest ``a`` wins: a cheap screen where
+   the target is uncertain and promising, an expensive confirmation where the
+   improvement is likely enough to be worth its price.
+
+Budget: evaluations done and in flight are charged their fidelity's cost;
+nothing is proposed beyond ``budget``, and (with ``reserve_target``) a cheap
+screen is only proposed while a target evaluation would still be affordable
+after it: a screen that can never be confirmed is wasted. When the budget or
+the pool is exhausted, :meth:`MultiFidelityStrategy.propose` returns fewer
+proposals than asked for (possibly none).
+
+Each proposal names its fidelity (``Proposal.fidelity``, and the fidelity
+parameter in ``parameters``), the acquisition value per cost unit, the
+predicted value and uncertainty of the evaluation it asks for, and a
+sentence saying why this fidelity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from scipy.special import erfcx, ndtr
+from threadpoolctl import threadpool_limits
+
+from labweave.optimizer.cokriging import AutoregressiveGP, CoKrigingHyperparameters
+from labweave.optimizer.fidelity import CostBudget, Fidelity, FidelityLadder
+from labweave.optimizer.space import SearchSpace
+from labweave.optimizer.strategies.base import Observation, Proposal, Strategy, StrategySettings
+from labweave.schemas.campaign import CategoricalParameter, Objective, OutcomeConstraint
+
+logger = logging.getLogger(__name__)
+
+#: Encoded points closer than this (max-norm) are the same candidate.
+MATCH_TOLERANCE = 1e-6
+
+
+# --------------------------------------------------------------------- candidate pools
+def composition_grid(
+    components: Sequence[str], divisions: int, min_components: int = 1, max_components: int | None = None
+) -> list[dict[str, float]]:
+    """Every composition of ``components`` with fractions on a grid of ``1 / divisions``.
+
+    Args:
+        components: names of the fractions (elements or parameter names).
+        divisions: fractions are ``k / divisions``, ``k = 0 .. divisions``.
+        min_components: fewest non-zero fractions.
+        max_components: most non-zero fractions (all if ``None``).
+
+    Returns:
+        Compositions ``{name: fraction}`` over all ``components`` (zeros included),
+        fractions summing to one; ordered by number of components, then
+        lexicographically.
+
+    Raises:
+        ValueError: naming ``divisions`` or ``min_components``/``max_components``.
+    """
+    names = list(components)
+    if divisions < 1:
+        raise ValueError(f"divisions: must be at least 1, not {divisions}")
+    top = len(names) if max_components is None else max_components
+    if not 1 <= min_components <= top <= len(names):
+        raise ValueError(
+            f"min_components/max_components: need 1 <= {min_components} <= {top} <= {len(names)} components"
+        )
+    out: list[dict[str, float]] = []
+    for size in range(min_components, min(top, divisions) + 1):
+        for subset in itertools.combinations(range(len(names)), size):
+            # compositions of `divisions` into `size` positive parts (stars and bars)
+            for cuts in itertools.combinations(range(1, divisions), size - 1):
+                parts = [b - a for a, b in zip((0, *cuts), (*cuts, divisions))]
+                point = dict.fromkeys(names, 0.0)
+                for index, part in zip(subset, parts):
+                    point[names[index]] = part / divisions
+                out.append(point)
+    return out
+
+
+class _Pool(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CompositionGridPool(_Pool):
+    """Candidates on a composition grid: fractions that are multiples of ``1 / divisions``.
+
+    Args:
+        components: the fraction parameters (all numeric parameters besides the
+            fidelity if ``None``); every other parameter must be the fidelity.
+        divisions: grid resolution (4: fractions 0, 1/4, ..., 1).
+        min_components: fewest non-zero fractions (2: no pure elements).
+        max_components: most non-zero fractions (3: up to ternaries).
+    """
+
+    kind: Literal["composition_grid"] = "composition_grid"
+    components: list[str] | None = None
+    divisions: int = Field(default=4, ge=1, le=64)
+    min_components: int = Field(default=1, ge=1)
+    max_components: int | None = Field(default=None, ge=1)
+
+
+class ExplicitPool(_Pool):
+    """Candidates listed one by one (parameter dicts, the fidelity parameter left out).
+
+    Args:
+        points: the candidates.
+    """
+
+    kind: Literal["explicit"] = "explicit"
+    points: list[dict[str, Any]] = Field(min_length=1)
+
+
+class SampledPool(_Pool):
+    """Candidates drawn space-filling from the search space (seeded Sobol).
+
+    Args:
+        size: number of candidates.
+    """
+
+    kind: Literal["sample"] = "sample"
+    size: int = Field(default=256, ge=1, le=20000)
+
+
+CandidatePool = Annotated[CompositionGridPool | ExplicitPool | SampledPool, Field(discriminator="kind")]
+
+
+def _default_fidelities() -> list[Fidelity]:
+    return [
+        Fidelity(method="chgnet", cost=1.0, label="MLIP screen"),
+        Fidelity(method="emt", cost=20.0, label="EMT confirm"),
+    ]
+
+
+# ------------------------------------------------------------------------- settings
+class MultiFidelitySettings(StrategySettings):
+    """Settings of the multi-fidelity strategy.
+
+    Args:
+        initial_design: cheapest-fidelity screens of a space-filling subset of the pool
+            before the model chooses.
+        fidelity_parameter: the categorical parameter of the space naming the method.
+        fidelities: the fidelity ladder, from the cheapest, least trusted method to
+            the target (the last), each with its cost per evaluation.
+        budget: cost units the campaign may spend (done and in flight), ``None`` for
+            no limit.
+        pool: the candidates (composition grid, explicit list or space sample).
+        nested_design: evaluations at each dearer fidelity on already screened design
+            points before the model chooses.
+        reserve_target: propose a cheaper fidelity only while a target evaluation
+            stays affordable after it.
+        scale_basis: how the scale between consecutive fidelities varies (see
+            :mod:`labweave.optimizer.cokriging`): ``"constant"``, ``"linear"`` in the
+            parameters, or ``"presence"``: set by which parameters are non-zero, for
+            compositions, where a cheap method's trust depends on the elements
+            present.
+        refit_every: refit the hyperparameters after this many new observations
+            (in between, the last ones are reused with the new data).
+        objective_unit: unit of the objective, for the reasons (``eV/atom``).
+        max_threads: BLAS threads during a proposal (small matrices are fastest on
+            one); ``None`` leaves the process settings alone.
+    """
+
+    initial_design: int = Field(default=6, ge=0)
+    fidelity_parameter: str = "method"
+    fidelities: list[Fidelity] = Field(default_factory=_default_fidelities, min_length=1)
+    budget: float | None = Field(default=None, gt=0)
+    pool: CandidatePool = Field(default_factory=CompositionGridPool)
+    nested_design: int = Field(default=2, ge=1)
+    reserve_target: bool = True
+    scale_basis: Literal["constant", "linear", "presence"] = "constant"
+    refit_every: int = Field(default=1, ge=1)
+    objective_unit: str = ""
+    max_threads: int | None = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _distinct_methods(self) -> MultiFidelitySettings:
+        methods = [f.method for f in self.fidelities]
+        repeated = sorted({m for m in methods if methods.count(m) > 1})
+        if repeated:
+            raise ValueError(f"fidelities: method(s) {repeated} appear more than once")
+        return self
+
+
+# ------------------------------------------------------------------------ acquisition
+def log_h(u: np.ndarray) -> np.ndarray:
+    """``log(phi(u) + u Phi(u))``, the log of expected improvement in units of the std.
+
+    Stable far into the tail (Ament et al., NeurIPS 2023): for ``u < 0``,
+    ``h(u) = phi(u) (1 - |u| sqrt(pi/2) erfcx(|u|/sqrt(2)))``, and
+    ``h(u) ~ phi(u) / u^2`` beyond ``u < -1e3``.
+
+    Args:
+        u: standardised improvement ``(best - mean) / std`` (minimisation).
+
+    Returns:
+        ``log h(u)``, same shape.
+    """
+    u = np.asarray(u, dtype=float)
+    log_phi = -0.5 * u**2 - 0.5 * math.log(2 * math.pi)
+    out = np.empty_like(u)
+    upper = u >= 0
+    out[upper] = np.log(np.exp(log_phi[upper]) + u[upper] * ndtr(u[upper]))
+    tail = u < -1e3
+    middle = ~upper & ~tail
+    a = np.abs(u[middle])
+    bracket = 1.0 - a * math.sqrt(math.pi / 2) * erfcx(a / math.sqrt(2))
+    out[middle] = log_phi[middle] + np.log(np.maximum(bracket, 1e-300))
+    out[tail] = log_phi[tail] - 2.0 * np.log(np.abs(u[tail]))
+    return out
+
+
+def log_expected_improvement(mean: np.ndarray, variance: np.ndarray, best: float) -> np.ndarray:
+    """Log expected improvement below ``best`` (minimisation) of a Gaussian posterior.
+
+    Args:
+        mean: ``(m,)`` posterior means.
+        variance: ``(m,)`` posterior variances.
+        best: the incumbent.
+
+    Returns:
+        ``(m,)`` ``log E[max(best - f, 0)]``; ``-inf`` where the variance is zero
+        and the mean is not below ``best``.
+    """
+    sigma = np.sqrt(np.maximum(variance, 0.0))
+    out = np.full(mean.shape, -np.inf)
+    positive = sigma > 1e-12
+    out[positive] = np.log(sigma[positive]) + log_h((best - mean[positive]) / sigma[positive])
+    certain = ~positive & (mean < best)
+    out[certain] = np.log(best - mean[certain])
+    return out
+
+
+def _fidelity_accepts_text() -> bool:
+    """Whether ``Proposal.fidelity`` holds a method name (else a number in [0, 1])."""
+    try:
+        Proposal(parameters={}, model_version="", strategy="", reason="", fidelity="probe")  # type: ignore[arg-type]
+    except ValidationError:
+        return False
+    return True
+
+
+#: ``Proposal.fidelity`` carries the method name when the model allows text, else the numeric level.
+FIDELITY_AS_TEXT = _fidelity_accepts_text()
+
+
+@contextlib.contextmanager
+def _blas_threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+# --------------------------------------------------------------------------- strategy
+class MultiFidelityStrategy(Strategy):
+    """Cost-aware multi-fidelity search over a candidate pool (see the module docstring).
+
+    Args:
+        space: the search space; must hold the categorical fidelity parameter.
+        objectives: exactly one objective.
+        settings: :class:`MultiFidelitySettings` (model or dict).
+        outcome_constraints: not supported (must be empty).
+
+    Raises:
+        ValueError: naming ``objectives``, ``outcome_constraints``,
+            ``fidelity_parameter``, ``fidelities`` or ``pool`` when they do not fit
+            the space.
+    """
+
+    name = "multifidelity"
+    settings_model = MultiFidelitySettings
+    settings: MultiFidelitySettings
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        settings: MultiFidelitySettings | Mapping[str, Any] | None = None,
+        outcome_constraints: Sequence[OutcomeConstraint] = (),
+    ) -> None:
+        super().__init__(space, objectives, settings, outcome_constraints)
+        if len(self.objectives) != 1:
+            raise ValueError(f"objectives: the multi-fidelity strategy optimises one objective, not {len(self.objectives)}")
+        if self.outcome_constraints:
+            raise ValueError("outcome_constraints: not supported by the multi-fidelity strategy")
+        s = self.settings
+        self.objective = self.objectives[0]
+        self._sign = 1.0 if self.objective.direction == "minimize" else -1.0
+        self.ladder = FidelityLadder(s.fidelities)
+        self._fidelity_column = self._check_fidelity_parameter()
+        self.pool: list[dict[str, Any]] = self._build_pool()
+        self._pool_X = self._features(self.pool)
+        self._pool_index = {self._key(row): i for i, row in enumerate(self._pool_X)}
+        self._design_order = self._maximin_order()
+        self._hyper: CoKrigingHyperparameters | None = None
+        self._fitted_on = -1
+        logger.info(
+            "multifidelity: %d candidates, fidelities %s, budget %s",
+            len(self.pool),
+            ", ".join(f"{f.method} (cost {f.cost:g})" for f in s.fidelities),
+            s.budget,
+        )
+
+    # ------------------------------------------------------------------ set-up
+    def _check_fidelity_parameter(self) -> int:
+        name = self.settings.fidelity_parameter
+        if name not in self.space.names:
+            raise ValueError(f"fidelity_parameter: {name!r} is not a parameter of the space ({self.space.names})")
+        column = self.space.names.index(name)
+        parameter = self.space.parameters[column]
+        if not isinstance(parameter, CategoricalParameter):
+            raise ValueError(f"fidelity_parameter: {name!r} must be a categorical parameter naming methods")
+        unknown = [m for m in self.ladder.methods if m not in parameter.choices]
+        if unknown:
+            raise ValueError(f"fidelities: method(s) {unknown} are not choices of {name!r} ({parameter.choices})")
+        for other in self.space.parameters:
+            if other.name != name and isinstance(other, CategoricalParameter):
+                raise ValueError(
+                    f"fidelity_parameter: the surrogate needs numeric parameters besides {name!r}; "
+                    f"{other.name!r} is categorical"
+                )
+        return column
+
+    def _with_fidelity(self, point: Mapping[str, Any], method: str | None = None) -> dict[str, Any]:
+        return {**point, self.settings.fidelity_parameter: method or self.ladder.target.method}
+
+    def _build_pool(self) -> list[dict[str, Any]]:
+        spec = self.settings.pool
+        name = self.settings.fidelity_parameter
+        others = [p.name for p in self.space.parameters if p.name != name]
+        if isinstance(spec, CompositionGridPool):
+            components = spec.components if spec.components is not None else others
+            unknown = [c for c in components if c not in others]
+            if unknown:
+                raise ValueError(f"pool.components: {unknown} are not numeric parameters of the space")
+            missing = [o for o in others if o not in components]
+            if missing:
+                raise ValueError(f"pool.components: the grid leaves parameters {missing} unset")
+            grid = composition_grid(components, spec.divisions, spec.min_components, spec.max_components)
+            points = []
+            for point in grid:
+                try:
+                    points.append(self._point_without_fidelity(self.space.validate(self._with_fidelity(point))))
+                except ValueError:
+                    continue
+            if not points:
+                raise ValueError("pool: no point of the composition grid fits the search space")
+            if len(points) < len(grid):
+                logger.info("pool: %d of %d grid points fit the space", len(points), len(grid))
+            return points
+        if isinstance(spec, ExplicitPool):
+            points = []
+            for i, point in enumerate(spec.points):
+                try:
+                    points.append(self._point_without_fidelity(self.space.validate(self._with_fidelity(point))))
+                except ValueError as exc:
+                    raise ValueError(f"pool.points[{i}]: {exc}") from None
+            return points
+        sampled = self.space.sample_points(spec.size, seed=self.settings.seed)
+        return [self._point_without_fidelity(p) for p in sampled]
+
+    def _point_without_fidelity(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in point.items() if k != self.settings.fidelity_parameter}
+
+    def _features(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encoded columns of the points, without the fidelity column: ``(n, d - 1)``."""
+        if not points:
+            return np.empty((0, self.space.dim - 1))
+        X = self.space.encode([self._with_fidelity(self._point_without_fidelity(p)) for p in points]).numpy()
+        return np.delete(X, self._fidelity_column, axis=1)
+
+    @staticmethod
+    def _key(row: np.ndarray) -> tuple[float, ...]:
+        return tuple(np.round(row / MATCH_TOLERANCE).astype(np.int64).tolist())
+
+    def _maximin_order(self) -> list[int]:
+        """Pool indices in greedy maximin order from a seeded random start."""
+        X = self._pool_X
+        rng = np.random.default_rng(self.settings.seed)
+        order = [int(rng.integers(len(X)))]
+        distance = np.linalg.norm(X - X[order[0]], axis=1)
+        for _ in range(len(X) - 1):
+            nxt = int(np.argmax(distance))
+            order.append(nxt)
+            distance = np.minimum(distance, np.linalg.norm(X - X[nxt], axis=1))
+        return order
+
+    # --------------------------------------------------------------- proposing
+    def propose(
+        self, observations: Sequence[Observation], pending: Sequence[Mapping[str, Any]] = (), n: int = 1
+    ) -> list[Proposal]:
+        """Propose up to ``n`` evaluations, each at a chosen fidelity.
+
+        Args:
+            observations: ``(parameters, values)`` pairs; the parameters carry the
+                fidelity parameter (the method that produced the value).
+            pending: parameter dicts of evaluations in flight (with their method).
+            n: number of proposals wanted.
+
+        Returns:
+            At most ``n`` proposals, none repeating an evaluation done or in flight;
+            fewer when the budget or the pool runs out.
+
+        Raises:
+            ValueError: naming the observation or pending entry with a missing or
+                unknown method, a missing or non-finite value, or parameters outside
+                the space.
+        """
+        with _blas_threads(self.settings.max_threads):
+            return self._propose(observations, pending, n)
+
+    def _propose(
+        self, observations: Sequence[Observation], pending: Sequence[Mapping[str, Any]], n: int
+    ) -> list[Proposal]:
+        X_obs, r_obs, y_obs = self._parse_observations(observations)
+        X_pen, r_pen = self._parse_pending(pending)
+        L = len(self.ladder)
+        taken = np.zeros((len(self.pool), L), dtype=bool)
+        for X, r in ((X_obs, r_obs), (X_pen, r_pen)):
+            for row, rung in zip(X, r):
+                index = self._pool_index.get(self._key(row))
+                if index is not None:
+                    taken[index, rung] = True
+        committed = self.ladder.spent(self.ladder.methods[int(r)] for r in np.concatenate([r_obs, r_pen]))
+        budget = CostBudget(self.settings.budget, committed)
+        version = self.model_version(observations, pending)
+
+        model: AutoregressiveGP | None = None
+        batch_X: list[np.ndarray] = []
+        batch_r: list[int] = []
+        proposals: list[Proposal] = []
+        for _ in range(n):
+            choice = self._design_choice(taken, budget, len(observations) + len(pending) + len(proposals))
+            if choice is not None:
+                index, rung, reason = choice
+                proposal = self._proposal(index, rung, version, reason)
+            else:
+                if len(y_obs) == 0:
+                    logger.info("multifidelity: no results yet; waiting for the design before modelling")
+                    break
+                if model is None:
+                    model = self._fit(X_obs, r_obs, y_obs)
+                fantasy_X = np.vstack([X_pen, *[x[None] for x in batch_X]])
+                fantasy_r = np.concatenate([r_pen, np.asarray(batch_r, dtype=int)])
+                current = model.condition_on_expected(fantasy_X, fantasy_r)
+                known_target = np.vstack([X_obs[r_obs == L - 1], fantasy_X[fantasy_r == L - 1]])
+                picked = self._acquire(current, taken, budget, known_target, version)
+                if picked is None:
+                    break
+                index, rung, proposal = picked
+            proposals.append(proposal)
+            taken[index, rung] = True
+            batch_X.append(self._pool_X[index])
+            batch_r.append(rung)
+            budget = budget.after(self.ladder.fidelities[rung].cost)
+        if len(proposals) < n:
+            logger.info(
+                "multifidelity: %d of %d proposals (budget left %.3g of %s, %d candidate evaluations left)",
+                len(proposals),
+                n,
+                budget.remaining,
+                self.settings.budget,
+                int((~taken).sum()),
+            )
+        return proposals
+
+    def _parse_observations(self, observations: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features, rungs and signed objective values (smaller is better) of the observations."""
+        name = self.objective.name
+        points, rungs, values = [], [], []
+        for i, (parameters, measured) in enumerate(observations):
+            rungs.append(self._rung_of(parameters, f"observations[{i}]"))
+            if name not in measured:
+                raise ValueError(f"observations[{i}]: missing value {name!r}")
+            value = float(measured[name])
+            if not math.isfinite(value):
+                raise ValueError(f"observations[{i}]: value {name!r} is not finite ({value})")
+            points.append(parameters)
+            values.append(self._sign * value)
+        return self._features(points), np.asarray(rungs, dtype=int), np.asarray(values, dtype=float)
+
+    def _parse_pending(self, pending: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        rungs = [self._rung_of(parameters, f"pending[{i}]") for i, parameters in enumerate(pending)]
+        return self._features(list(pending)), np.asarray(rungs, dtype=int)
+
+    def _rung_of(self, parameters: Mapping[str, Any], where: str) -> int:
+        name = self.settings.fidelity_parameter
+        if name not in parameters:
+            raise ValueError(f"{where}: the fidelity parameter {name!r} is missing")
+        try:
+            return self.ladder.rung(str(parameters[name]))
+        except KeyError as exc:
+            raise ValueError(f"{where}.{name}: {exc.args[0]}") from None
+
+    # ------------------------------------------------------------------ design
+    def _affordable(self, rung: int, budget: CostBudget) -> bool:
+        cost = self.ladder.fidelities[rung].cost
+        target = self.ladder.target_rung
+        keep = self.ladder.target.cost if (self.settings.reserve_target and rung != target) else 0.0
+        return budget.allows(cost, keep)
+
+    def _design_choice(self, taken: np.ndarray, budget: CostBudget, made: int) -> tuple[int, int, str] | None:
+        """The next design evaluation, or ``None`` once the design is complete."""
+        s = self.settings
+        above = np.flip(np.cumsum(np.flip(taken, axis=1), axis=1), axis=1)  # taken at this rung or a dearer one
+        screens = int(taken[:, 0].sum())
+        if screens < s.initial_design or made == 0:
+            if not self._affordable(0, budget):
+                return None
+            for index in self._design_order:
+                if not above[index, 0]:
+                    method = self.ladder.methods[0]
+                    total = max(s.initial_design, 1)
+                    reason = (
+                        f"initial design {screens + 1}/{total}: {self.ladder.label(method)} with {method}, "
+                        f"a space-filling point of the pool"
+                    )
+                    return index, 0, reason
+            return None
+        for rung in range(1, len(self.ladder)):
+            done = int(taken[:, rung].sum())
+            if done >= s.nested_design:
+                continue
+            if not self._affordable(rung, budget):
+                return None
+            lower = self.ladder.methods[rung - 1]
+            for index in self._design_order:
+                if taken[index, rung - 1] and not above[index, rung]:
+                    method = self.ladder.methods[rung]
+                    reason = (
+                        f"nested design {done + 1}/{s.nested_design}: {self.ladder.label(method)} with {method} "
+                        f"where {lower} is known, to learn how the two relate"
+                    )
+                    return index, rung, reason
+        return None
+
+    # ------------------------------------------------------------------- model
+    def _fit(self, X: np.ndarray, r: np.ndarray, y: np.ndarray) -> AutoregressiveGP:
+        """Fit the co-kriging model, or reuse the last hyperparameters within ``refit_every``."""
+        L = len(self.ladder)
+        if self._hyper is not None and 0 <= len(y) - self._fitted_on < self.settings.refit_every:
+            return AutoregressiveGP.with_hyperparameters(X, r, y, L, self._hyper)
+        model = AutoregressiveGP.fit(X, r, y, L, basis=self.settings.scale_basis, warm_start=self._hyper)
+        self._hyper = model.hyper
+        self._fitted_on = len(y)
+        logger.debug("multifidelity: co-kriging on %d observations, scales %s", len(y), model.hyper.scales)
+        return model
+
+    def _acquire(
+        self,
+        model: AutoregressiveGP,
+        taken: np.ndarray,
+        budget: CostBudget,
+        known_target: np.ndarray,
+        version: str,
+    ) -> tuple[int, int, Proposal] | None:
+        """The (candidate, fidelity) of largest expected improvement per cost unit, as a proposal."""
+        L = len(self.ladder)
+        top = L - 1
+        joints = [model.joint(self._pool_X, rung) for rung in range(L)]
+        target = joints[top]
+        if len(known_target):
+            best = float(model.predict(known_target, top)[0].min())
+        else:
+            best = float(target.target_mean.min())
+        log_ei = log_expected_improvement(target.target_mean, target.target_variance, best)
+        above = np.flip(np.cumsum(np.flip(taken, axis=1), axis=1), axis=1) > 0
+        scores = np.full((len(self.pool), L), -np.inf)
+        correlations = np.zeros((len(self.pool), L))
+        for rung in range(L):
+            correlations[:, rung] = joints[rung].observation_correlation()
+            if not self._affordable(rung, budget):
+                continue
+            cost = self.ladder.fidelities[rung].cost
+            with np.errstate(divide="ignore"):
+                scores[:, rung] = log_ei + np.log(correlations[:, rung]) - math.log(cost)
+            scores[above[:, rung], rung] = -np.inf
+        allowed = np.isfinite(scores)
+        fallback = False
+        if not allowed.any():
+            # No improvement left that any evaluation could reveal: reduce the largest target uncertainty.
+            open_ = ~above & np.array([[self._affordable(r, budget) for r in range(L)]])
+            if not open_.any():
+                return None
+            scores = np.where(open_, np.log(np.maximum(target.target_variance, 1e-300))[:, None], -np.inf)
+            fallback = True
+        index, rung = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        index, rung = int(index), int(rung)
+        ei = math.exp(log_ei[index]) if np.isfinite(log_ei[index]) else 0.0
+        cost = self.ladder.fidelities[rung].cost
+        value = ei * correlations[index, rung] / cost
+        reason = self._reason(index, rung, scores, correlations, ei, target, fallback)
+        joint = joints[rung]
+        proposal = self._proposal(
+            index,
+            rung,
+            version,
+            reason,
+            acquisition_value=value,
+            mean=float(joint.mean[index]),
+            std=math.sqrt(max(float(joint.variance[index]), 0.0)),
+        )
+        return index, rung, proposal
+
+    # --------------------------------------------------------------- reporting
+    def _reason(
+        self,
+        index: int,
+        rung: int,
+        scores: np.ndarray,
+        correlations: np.ndarray,
+        ei: float,
+        target: Any,
+        fallback: bool,
+    ) -> str:
+        unit = f" {self.settings.objective_unit}" if self.settings.objective_unit else ""
+        method = self.ladder.methods[rung]
+        label = self.ladder.label(method)
+        top = self.ladder.target_rung
+        mean_t = self._sign * float(target.target_mean[index])
+        std_t = math.sqrt(max(float(target.target_variance[index]), 0.0))
+        prediction = f"{self.ladder.target.method} prediction {mean_t:.3g} ± {std_t:.2g}{unit}"
+        if fallback:
+            return f"{label} with {method}: no expected improvement left, largest {self.ladder.target.method} uncertainty; {prediction}"
+        cost = self.ladder.fidelities[rung].cost
+        value = ei * correlations[index, rung] / cost
+        if rung == top:
+            gain = f"EI {ei:.3g}{unit} / cost {cost:g} = {value:.3g} per cost unit"
+        else:
+            gain = (
+                f"{self.ladder.target.method} EI {ei:.3g}{unit} x corr {correlations[index, rung]:.2f} / cost {cost:g} "
+                f"= {value:.3g} per cost unit"
+            )
+        rivals = []
+        for other in range(len(self.ladder)):
+            if other == rung:
+                continue
+            best_other = float(np.max(scores[:, other]))
+            other_method = self.ladder.methods[other]
+            if np.isfinite(best_other):
+                rivals.append(f"{self.ladder.label(other_method)} at best {math.exp(best_other):.3g}")
+            else:
+                rivals.append(f"no {other_method} evaluation affordable or left")
+        versus = f", beats {'; '.join(rivals)}" if rivals else ""
+        return f"{label} with {method}: {gain}{versus}; {prediction}"
+
+    def _proposal(
+        self,
+        index: int,
+        rung: int,
+        version: str,
+        reason: str,
+        acquisition_value: float | None = None,
+        mean: float | None = None,
+        std: float | None = None,
+    ) -> Proposal:
+        method = self.ladder.methods[rung]
+        name = self.objective.name
+        return Proposal(
+            parameters=self._with_fidelity(self.pool[index], method),
+            acquisition_value=acquisition_value,
+            predicted_mean={name: self._sign * mean} if mean is not None else {},
+            predicted_std={name: std} if std is not None else {},
+            model_version=version,
+            strategy=self.name,
+            reason=reason,
+            fidelity=method if FIDELITY_AS_TEXT else self.ladder.level(method),
+        )
+
+
+def _register() -> None:
+    """Add the strategy to the registry of :mod:`labweave.optimizer.strategies`.
+
+    The package may itself import this module while it initialises; then the
+    registry is not built yet and the package lists the strategy itself.
+    """
+    from labweave.optimizer import strategies
+
+    register = getattr(strategies, "register_strategy", None)
+    if register is not None:
+        register(MultiFidelityStrategy)
+
+
+_register()

@@ -1,0 +1,401 @@
+"""One run of the demo lab: database, server, tenants, optimizer daemons, then the report.
+
+The server and every tenant run as child processes, as they would in a lab
+(``labweave serve``, ``labweave tenant run``); the optimizer daemons of all
+campaigns run as asyncio tasks of this process, each talking HTTP to the
+server like any other requester. Everything the report shows is read back
+from the server at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labweave.optimizer.campaign import Campaign
+from labweave.services.client import AsyncLabClient
+from labweave.services.client.errors import AuthenticationFailed, LabweaveError, NotFound
+from labweave.services.optimizer_daemon import OptimizerDaemon
+from labweave.services.server.config import Settings
+from labweave.services.server.lab import Lab
+from labweave.services.server.process import ServerProcess
+from labweave.services.server.seed import seed_demo
+
+from . import tenants as lab_tenants
+from .campaigns import RECIPES, DemoCampaign, select
+from .progress import RunView, StatusBoard
+
+log = logging.getLogger(__name__)
+
+#: The operator account the demo creates in a fresh database (the README's login).
+OPERATOR = ("operator", "operator")
+#: The requester the optimizer daemons post as, and the tenant it acts for.
+REQUESTER = "optimizer"
+#: A run whose requests failed more often than this many times its budget is given up.
+MAX_FAILURES_PER_BUDGET = 1
+#: Seconds without any new result in any campaign after which the demo gives up.
+STALL_SECONDS = 600.0
+#: Seconds a running campaign may sit with nothing in flight and nothing proposed before its daemon
+#: is stopped: its strategy has nothing left to propose (e.g. a cost budget is spent).
+EXHAUSTED_SECONDS = 15.0
+
+
+class DemoError(Exception):
+    """The demo cannot start or cannot go on (the message says why and where to look)."""
+
+
+@dataclass
+class DemoOptions:
+    """What ``labweave demo`` was asked for.
+
+    Args:
+        campaigns: campaign keys (``electrolyte``, ``pld``, ``materials``).
+        budget: experiments per run (default: each campaign's demo budget).
+        seed: seed of the strategies and the simulated instruments.
+        database_url: the database (default: a fresh SQLite file in ``out``).
+        out: the report's folder (also holds the logs and the simulated lab's state).
+        keep_serving: leave the lab running at the end, until interrupted.
+    """
+
+    campaigns: tuple[str, ...] = tuple(RECIPES)
+    budget: int | None = None
+    seed: int = 0
+    database_url: str | None = None
+    out: Path = Path("labweave-report")
+    keep_serving: bool = False
+
+
+@dataclass
+class CampaignRun:
+    """One campaign run as the server holds it at the end.
+
+    Args:
+        campaign: the campaign (as run, with its final name).
+        role: ``"optimised"`` or ``"baseline"``.
+        record: the server's campaign record (spec, status, state).
+        requests: the campaign's requests.
+        results: the results of its requests.
+        ended: why the daemon stopped.
+    """
+
+    campaign: Campaign
+    role: str
+    record: dict
+    requests: list[dict]
+    results: list[dict]
+    ended: str
+
+    @property
+    def name(self) -> str:
+        return self.campaign.spec.name
+
+    @property
+    def state(self) -> dict:
+        return self.record.get("state") or {}
+
+
+@dataclass
+class DemoResult:
+    """Everything a run of the demo produced.
+
+    Args:
+        options: what was asked for.
+        campaigns: the demo campaigns that ran.
+        runs: by demo campaign key, the optimised run and the baseline run.
+        left_out: one sentence per campaign that could not run here.
+        seconds: wall time of the lab (server start to the last result).
+        server_url: where the server listened.
+        database_url: the database used.
+    """
+
+    options: DemoOptions
+    campaigns: list[DemoCampaign]
+    runs: dict[str, tuple[CampaignRun, CampaignRun]] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    server_url: str = ""
+    database_url: str = ""
+
+
+def fresh_sqlite(out: Path) -> str:
+    """A new, empty SQLite database in ``out`` (an earlier demo's database and lab state are removed)."""
+    path = (out / "labweave.db").resolve()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(out / "lab", ignore_errors=True)
+    return f"sqlite:///{path}"
+
+
+def prepare_database(database_url: str) -> None:
+    """Bring the schema up to date and create the demo accounts that are missing (operator/operator)."""
+    lab = Lab.open(Settings(database_url=database_url))
+    try:
+        made = seed_demo(lab)
+        log.info("database %s ready; created %s", database_url, made or "no accounts")
+    finally:
+        lab.close()
+
+
+class DemoLab:
+    """The lab of one demo run: its server, its tenants, its campaigns.
+
+    Args:
+        options: what was asked for.
+        campaigns: the demo campaigns to run.
+        board: the live status display.
+    """
+
+    def __init__(self, options: DemoOptions, campaigns: list[DemoCampaign], board: StatusBoard):
+        self.options = options
+        self.campaigns = campaigns
+        self.board = board
+        self.out = options.out
+        self.logs = self.out / "logs"
+        self.lab_dir = self.out / "lab"
+        self.server: ServerProcess | None = None
+        self.processes: list[lab_tenants.TenantProcess] = []
+        self.tenant_names: dict[str, str] = {}
+        self.failures: dict[str, str] = {}  # by campaign key: why it could not finish
+
+    # -- lifetime ------------------------------------------------------------
+    def start_server(self, database_url: str) -> str:
+        """Start ``labweave serve`` on a free loopback port; returns its URL."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.lab_dir.mkdir(parents=True, exist_ok=True)
+        prepare_database(database_url)
+        self.server = ServerProcess(database_url, log_path=self.logs / "server.log").start()
+        log.info("server on %s", self.server.url)
+        return self.server.url
+
+    def close(self) -> None:
+        """Stop the tenants (they finish or release what they hold), then the server."""
+        for proc in self.processes:
+            proc.stop()
+        if self.server is not None:
+            self.server.stop()
+
+    # -- the run -------------------------------------------------------------
+    async def run(self) -> dict[str, tuple[CampaignRun, CampaignRun]]:
+        """Provision and start the tenants, run every campaign and its baseline to the end.
+
+        Returns:
+            By campaign key, the optimised and the baseline run; campaigns that failed are left
+            out (:attr:`failures` says why).
+
+        Raises:
+            DemoError: if the operator cannot log in, a tenant process dies or the lab stalls.
+        """
+        if self.server is None:
+            raise DemoError("the server is not running (start_server first)")
+        url = self.server.url
+        async with AsyncLabClient(url, *OPERATOR) as operator:
+            try:
+                await operator.login()
+            except AuthenticationFailed:
+                raise DemoError("the database already has an 'operator' account with another password; "
+                                "run the demo on a fresh database (leave out --database-url)") from None
+            password = await self._requester(operator)
+            await self._start_tenants(operator)
+            runs = await self._unique_names(operator)
+            ended = await self._run_daemons(operator, url, password, runs)
+            return await self._collect(operator, runs, ended)
+
+    async def _requester(self, operator: AsyncLabClient) -> str:
+        """The optimizer's account: a requester bound to the ``optimizer`` tenant; returns its password."""
+        existing = {t["name"]: t["tenant_uuid"] for t in await operator.tenants()}
+        uuid = existing.get(REQUESTER) or (await operator.register_tenant(
+            {"name": REQUESTER, "limitations": [], "contact_person": "labweave demo"}))["tenant_uuid"]
+        password = secrets.token_urlsafe(12)
+        await operator.add_user(REQUESTER, password, "requester", uuid)
+        return password
+
+    async def _start_tenants(self, operator: AsyncLabClient) -> None:
+        """Provision each tenant the campaigns need and start its process at once (they take a while to boot)."""
+        names = list(dict.fromkeys(t for c in self.campaigns for t in c.recipe.tenants))
+        for index, name in enumerate(names):
+            tenant = lab_tenants.DEMO_TENANTS[name]
+            creds = (await lab_tenants.provision(operator, [tenant], self.lab_dir, self.options.seed))[name]
+            self.tenant_names[creds.tenant_uuid] = name
+            seed = self.options.seed * 1000 + 10 * index
+            self.processes.append(lab_tenants.TenantProcess(
+                tenant, self.server.url, creds, self.lab_dir, seed, self.logs / f"tenant-{name}.log").start())
+
+    async def _unique_names(self, operator: AsyncLabClient) -> list[tuple[str, str, Campaign]]:
+        """``(key, role, campaign)`` for every run, renamed where the database already holds the name."""
+        runs = []
+        for demo in self.campaigns:
+            for role, campaign in (("optimised", demo.optimised), ("baseline", demo.baseline)):
+                name, n = campaign.spec.name, 1
+                while await _exists(operator, name):
+                    n += 1
+                    name = f"{campaign.spec.name}-{n}"
+                if name != campaign.spec.name:
+                    campaign = Campaign(campaign.spec.model_copy(update={"name": name}))
+                runs.append((demo.recipe.key, role, campaign))
+        return runs
+
+    async def _run_daemons(self, operator: AsyncLabClient, url: str, password: str,
+                           runs: list[tuple[str, str, Campaign]]) -> dict[str, str]:
+        clients = [AsyncLabClient(url, REQUESTER, password) for _ in runs]
+        daemons = [OptimizerDaemon(client, campaign, poll_seconds=2.0)
+                   for client, (_, _, campaign) in zip(clients, runs)]
+        views = [RunView(key, role, campaign) for key, role, campaign in runs]
+        ended: dict[str, str] = {}
+
+        async def drive(daemon: OptimizerDaemon, key: str) -> None:
+            try:
+                reason = await daemon.run()
+            except LabweaveError as exc:  # this campaign cannot go on; the others can
+                log.error("campaign %s failed: %s", daemon.name, exc)
+                self.failures[key] = f"{key}: campaign {daemon.name} failed: {exc}"
+                ended[daemon.name] = "failed"
+                for twin, (twin_key, _, _) in zip(daemons, runs):
+                    if twin_key == key and twin.name not in ended:
+                        ended[twin.name] = "stopped: its twin failed"
+                        twin.shutdown()
+                return
+            ended.setdefault(daemon.name, reason)
+
+        tasks = [asyncio.create_task(drive(d, key), name=f"daemon {d.name}")
+                 for d, (key, _, _) in zip(daemons, runs)]
+        watch = asyncio.create_task(self._watch(operator, daemons, views, ended), name="watch")
+        try:
+            with self.board.live(views):
+                done, _ = await asyncio.wait([*tasks, watch], return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if task.exception() is not None:
+                        raise task.exception()
+                if not watch.done():
+                    watch.cancel()
+                await self._watch_once(operator, views, ended)  # the final state on the board
+        finally:
+            for task in [*tasks, watch]:
+                task.cancel()
+            await asyncio.gather(*tasks, watch, return_exceptions=True)
+            for client in clients:
+                await client.close()
+        return ended
+
+    async def _watch(self, operator: AsyncLabClient, daemons: list[OptimizerDaemon], views: list[RunView],
+                     ended: dict[str, str]) -> None:
+        """Refresh the board; stop runs that only fail; give up if a tenant dies or nothing moves."""
+        last_change, seen = time.monotonic(), -1
+        while len(ended) < len(daemons):
+            for proc in self.processes:
+                code = proc.exited()
+                if code is not None:
+                    raise DemoError(f"tenant {proc.tenant.name} exited with code {code}; "
+                                    f"its log ({proc.log_path}) ends with:\n{proc.log_tail()}")
+            if self.server.proc.poll() is not None:
+                raise DemoError(f"the server exited; see {self.logs / 'server.log'}")
+            await self._watch_once(operator, views, ended)
+            now = time.monotonic()
+            for daemon, view in zip(daemons, views):
+                if daemon.name in ended:
+                    continue
+                if view.failed > MAX_FAILURES_PER_BUDGET * view.budget:
+                    log.error("%s: %d requests failed; giving up on it", daemon.name, view.failed)
+                    ended[daemon.name] = f"given up after {view.failed} failed requests"
+                    daemon.shutdown()
+                elif view.idle_since is not None and now - view.idle_since > EXHAUSTED_SECONDS:
+                    log.info("%s: nothing in flight and nothing proposed; its strategy is done", daemon.name)
+                    ended[daemon.name] = "the strategy had nothing more to propose"
+                    daemon.shutdown()
+            total = sum(v.done for v in views)
+            if total != seen:
+                last_change, seen = time.monotonic(), total
+            elif time.monotonic() - last_change > STALL_SECONDS:
+                raise DemoError(f"no new result in {STALL_SECONDS:.0f} s; see the logs in {self.logs}")
+            await asyncio.sleep(1.0)
+
+    async def _watch_once(self, operator: AsyncLabClient, views: list[RunView], ended: dict[str, str]) -> None:
+        for view in views:
+            try:
+                record = await operator.campaign(view.name)
+            except NotFound:  # its daemon has not written it yet
+                continue
+            view.update(record, ended.get(view.name))
+        reserved = await operator.list_requests(status="reserved")
+        self.board.show(views, reserved, self.tenant_names)
+
+    async def _collect(self, operator: AsyncLabClient, runs: list[tuple[str, str, Campaign]],
+                       ended: dict[str, str]) -> dict[str, tuple[CampaignRun, CampaignRun]]:
+        by_key: dict[str, dict[str, CampaignRun]] = {}
+        for key, role, campaign in runs:
+            if key in self.failures:
+                continue
+            name = campaign.spec.name
+            record = await operator.campaign(name)
+            requests = await operator.list_requests(campaign=name)
+            results = await operator.list_results(campaign=name)
+            by_key.setdefault(key, {})[role] = CampaignRun(campaign, role, record, requests, results,
+                                                           ended.get(name, ""))
+        return {key: (pair["optimised"], pair["baseline"]) for key, pair in by_key.items()}
+
+
+async def _exists(client: AsyncLabClient, name: str) -> bool:
+    try:
+        await client.campaign(name)
+        return True
+    except NotFound:
+        return False
+
+
+def run_demo(options: DemoOptions, board: StatusBoard,
+             after: Callable[[DemoResult], None] | None = None) -> DemoResult:
+    """Run the demo lab to the end.
+
+    Args:
+        options: what was asked for.
+        board: the live status display.
+        after: called with the result while the lab still runs (to write the report before
+            ``keep_serving`` waits).
+
+    Returns:
+        The result (the lab is stopped by then).
+
+    Raises:
+        DemoError: if no campaign can run here or the lab fails.
+        KeyError: for an unknown campaign key.
+    """
+    options.out.mkdir(parents=True, exist_ok=True)
+    campaigns, left_out = select(options.campaigns, options.budget, options.seed, lab_tenants.unavailable)
+    for reason in left_out:
+        board.note(f"left out: {reason}")
+    if not campaigns:
+        raise DemoError("no campaign can run on this installation:\n" + "\n".join(left_out))
+    database_url = options.database_url or fresh_sqlite(options.out)
+    result = DemoResult(options, campaigns, left_out=left_out, database_url=database_url)
+    lab = DemoLab(options, campaigns, board)
+    started = time.perf_counter()
+    try:
+        result.server_url = lab.start_server(database_url)
+        board.note(f"server on {result.server_url} (database {database_url}); logs in {lab.logs}")
+        result.runs = asyncio.run(lab.run())
+        result.left_out += list(lab.failures.values())
+        if not result.runs:
+            raise DemoError("every campaign failed:\n" + "\n".join(lab.failures.values()))
+        result.seconds = time.perf_counter() - started
+        if after is not None:
+            after(result)
+        if options.keep_serving:
+            board.serving(result.server_url, *OPERATOR)
+            _wait_for_interrupt()
+            board.note("stopping the lab")
+    finally:
+        lab.close()
+    return result
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        log.info("interrupted: stopping the lab")
