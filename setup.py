@@ -14,6 +14,7 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={
+        "labweave.optimizer": ["*.json", "campaigns/*.toml"],
         "labweave.services": [
             "server/dashboard/templates/*.html",
             "server/dashboard/static/*",
