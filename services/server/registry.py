@@ -238,32 +238,29 @@ class Registry:
         self.invalidate()
         return row
 
-    def set_tenant_active(self, tenant_uuid: str, active: bool, actor: str) -> Tenant:
+    def _change_tenant(self, tenant_uuid: str, kind: str, actor: str, **changes) -> Tenant:
+        """Apply ``changes`` to a tenant's record and log the change as ``kind``."""
         with Session(self.db.write) as s:
             row = s.get(Tenant, tenant_uuid)
             if row is None:
                 raise NotFound(f"tenant {tenant_uuid} is not registered")
-            row.is_active = active
+            for name, value in changes.items():
+                setattr(row, name, value)
             s.add(row)
-            record(s, "tenant.activated" if active else "tenant.deactivated", tenant_uuid, actor)
+            record(s, kind, tenant_uuid, actor, message=row.name)
             s.commit()
             s.refresh(row)
         self.invalidate()
         return row
 
+    def set_tenant_active(self, tenant_uuid: str, active: bool, actor: str) -> Tenant:
+        kind = "tenant.activated" if active else "tenant.deactivated"
+        return self._change_tenant(tenant_uuid, kind, actor, is_active=active)
+
     def set_stop(self, tenant_uuid: str, stop: bool, actor: str) -> Tenant:
         """Ask a tenant to stop safely (its runtime releases or fails its work), or clear that."""
-        with Session(self.db.write) as s:
-            row = s.get(Tenant, tenant_uuid)
-            if row is None:
-                raise NotFound(f"tenant {tenant_uuid} is not registered")
-            row.stop_requested = stop
-            s.add(row)
-            record(s, "tenant.stop_requested" if stop else "tenant.resumed", tenant_uuid, actor, message=row.name)
-            s.commit()
-            s.refresh(row)
-        self.invalidate()
-        return row
+        kind = "tenant.stop_requested" if stop else "tenant.resumed"
+        return self._change_tenant(tenant_uuid, kind, actor, stop_requested=stop)
 
     def request_stop(self, tenant_uuid: str, actor: str) -> Tenant:
         return self.set_stop(tenant_uuid, True, actor)
