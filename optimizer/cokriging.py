@@ -61,11 +61,9 @@ MIN_NOISE = 1e-6
 DISCREPANCY_PRIOR_MEDIAN = 0.25
 #: Prior standard deviation of the log of a discrepancy's signal variance.
 DISCREPANCY_PRIOR_SPREAD = 1.0
-#: Prior standard deviation of the slopes of a linear scale factor ``rho(x)``.
+#: Prior standard deviation of the coefficients of ``rho(x)`` beyond the constant.
 SCALE_SLOPE_PRIOR_STD = 2.0
-
-
-#: Bases of the scale factor ``rho(x)``: a constant (Kennedy & O'Hagan) or linear in the inputs.
+#: Bases of the scale factor ``rho(x)`` (see the module docstring).
 SCALE_BASES = ("constant", "linear", "presence")
 #: An input above this counts as present (a fraction of an element in the alloy).
 PRESENCE_THRESHOLD = 1e-9
@@ -76,7 +74,8 @@ def scale_basis(X: np.ndarray, basis: str) -> np.ndarray:
 
     Args:
         X: ``(n, d)`` inputs.
-        basis: ``"constant"`` (``g = [1]``) or ``"linear"`` (``g = [1, x_1, ..., x_d]``).
+        basis: ``"constant"`` (``g = [1]``), ``"linear"`` (``g = [1, x_1, ..., x_d]``)
+            or ``"presence"`` (``g = [1, 1(x_1 > 0), ..., 1(x_d > 0)]``).
 
     Returns:
         ``(n, p)`` array.
@@ -227,7 +226,7 @@ def _lengthscale_prior(d: int) -> tuple[float, float]:
 
 
 def _variance_prior(rungs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Location and scale of the ``LogNormal`` priors on the signal variances."""
+    """Means and standard deviations of the normal priors on the log signal variances."""
     loc = np.full(rungs, math.log(DISCREPANCY_PRIOR_MEDIAN))
     scale = np.full(rungs, DISCREPANCY_PRIOR_SPREAD)
     loc[0], scale[0] = 0.0, 1.0
@@ -249,12 +248,15 @@ def negative_log_posterior(
     """Negative log posterior density of the hyperparameters per observation, and its gradient.
 
     Priors: lengthscales ``LogNormal(sqrt(2) + log(d)/2, sqrt(3))`` (Hvarfner et
-    al. 2024); base signal variance ``LogNormal(0, 1)``; discrepancy variances
-    ``LogNormal(log 0.25, 1.5)`` (a discrepancy is expected smaller than the
-    trend, but may not be); scale factors ``rho(x) = beta_0 + beta . x`` with
-    ``beta_0 ~ Normal(1, 0.5^2)`` (the cheap method is expected to track the
-    target) and slopes ``Normal(0, 2^2)``; means ``Normal(0, 2^2)``; noise
-    variances ``LogNormal(-4, 1)`` (BoTorch's default likelihood). The
+    al. 2024, on the value, as GPyTorch does); log signal variances
+    ``Normal(0, 1)`` for rung 0 and ``Normal(log 0.25, 1)`` for a discrepancy
+    (expected smaller than the trend, but it may not be), on the log so that
+    the mode is the median: a few target observations must not shrink the
+    discrepancy, and with it the target's uncertainty, to nothing; scale
+    coefficients ``beta_0 ~ Normal(1, 0.5^2)`` (the cheap method is expected to
+    track the target) and ``Normal(0, 2^2)`` for the others; means
+    ``Normal(0, 2^2)``; noise variances ``LogNormal(-4, 1)`` (BoTorch's default
+    likelihood). The
     marginal-likelihood gradient is ``0.5 tr((K^-1 - a a^T) dK)`` with
     ``a = K^-1 (z - m)`` (Rasmussen & Williams, *Gaussian Processes for Machine
     Learning*, MIT Press 2006, eq. 5.9).
@@ -266,7 +268,7 @@ def negative_log_posterior(
         r: ``(n,)`` rungs of the observations.
         z: ``(n,)`` standardised observations.
         rungs: number of rungs ``L``.
-        basis: the scale basis (``"constant"`` or ``"linear"``).
+        basis: the scale basis (see :func:`scale_basis`).
 
     Returns:
         The value and its gradient with respect to ``theta``.
@@ -441,10 +443,10 @@ class AutoregressiveGP:
             rungs: ``(n,)`` rung of each observation, ``0 .. n_rungs - 1``.
             y: ``(n,)`` observations in data units.
             n_rungs: number of rungs.
-            basis: basis of the scale factors, ``"constant"`` (Kennedy & O'Hagan)
-                or ``"linear"`` (``rho(x) = beta_0 + beta . x``, Le Gratiet &
-                Garnier, Int. J. Uncertain. Quantif. 4, 365 (2014)): a cheap
-                method may track the target in one region and not in another.
+            basis: basis of the scale factors (see :func:`scale_basis`):
+                ``"constant"`` (Kennedy & O'Hagan), ``"linear"`` or ``"presence"``
+                (a cheap method may track the target in one region and not in
+                another).
             warm_start: hyperparameters of an earlier fit, tried as a start as well.
             maxiter: iteration cap per start.
 
@@ -488,7 +490,9 @@ class AutoregressiveGP:
 
         best_theta, best_value = starts[0], math.inf
         for start in starts:
-            result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+            result = minimize(
+                objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter}
+            )
             if result.fun < best_value:
                 best_theta, best_value = result.x, float(result.fun)
         hyper = CoKrigingHyperparameters.unpack(best_theta, n_rungs, d, basis)

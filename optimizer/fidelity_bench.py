@@ -200,12 +200,17 @@ def alloy_space(elements: Sequence[str] = ALLOY_ELEMENTS, methods: Sequence[str]
         The space.
     """
     parameters: list[Any] = [
-        ContinuousParameter(name=fraction_name(e), lower=0.0, upper=1.0, unit="1", description=f"atomic fraction of {e}")
+        ContinuousParameter(
+            name=fraction_name(e), lower=0.0, upper=1.0, unit="1", description=f"atomic fraction of {e}"
+        )
         for e in elements
     ]
     parameters.append(CategoricalParameter(name="method", choices=list(methods)))
     constraint = LinearConstraint(
-        coefficients={fraction_name(e): 1.0 for e in elements}, relation="==", rhs=1.0, description="fractions sum to one"
+        coefficients={fraction_name(e): 1.0 for e in elements},
+        relation="==",
+        rhs=1.0,
+        description="fractions sum to one",
     )
     return SearchSpace.from_parameters(parameters, [constraint])
 
@@ -402,12 +407,13 @@ def run_benchmarks(
 
     Returns:
         One JSON-ready row per (strategy, budget, seed): ``best_emt`` and ``regret``
-        (eV/atom; regret against the best EMT value in the table), whether the
-        optimum was found, evaluations per method, cost spent, seconds, and the
-        best found at half the budget.
+        (eV/atom; regret against the best EMT value in the table; ``None`` when no
+        EMT value was bought), whether the optimum was found, evaluations per
+        method, cost spent, seconds, and the best found at half the budget.
     """
     oracle = AlloyOracle(table if table is not None else load_alloy_table())
     optimum = oracle.optimum("emt")
+    worst = max(oracle.value(p, "emt") for p in oracle.candidates())
     runners = {
         "multifidelity": lambda b, s: replay_multifidelity(oracle, b, s, refit_every=refit_every),
         "emt_only_model": lambda b, s: replay_multifidelity(
@@ -430,13 +436,14 @@ def run_benchmarks(
                         "seed": seed,
                         "candidates": len(oracle),
                         "cost_spent": run["cost_spent"],
-                        "best_emt": run["best_emt"],
-                        "regret": run["regret"],
+                        "best_emt": _finite(run["best_emt"]),
+                        "regret": _finite(run["regret"]),
                         "found_optimum": bool(run["regret"] <= 1e-9),
-                        "best_emt_at_half_budget": best_after(run["trace"], budget / 2),
+                        "best_emt_at_half_budget": _finite(best_after(run["trace"], budget / 2)),
                         "emt_evaluations": run["emt_evaluations"],
                         "mlip_evaluations": run["mlip_evaluations"],
                         "optimum_emt": optimum,
+                        "worst_regret": worst - optimum,
                         "seconds": time.perf_counter() - start,
                     }
                 )
@@ -444,18 +451,30 @@ def run_benchmarks(
     return rows
 
 
+def _finite(value: float) -> float | None:
+    """``value``, or ``None`` for infinity (nothing found), so that the rows are strict JSON."""
+    return value if math.isfinite(value) else None
+
+
 def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Median regret, share of runs finding the optimum and median seconds per (strategy, budget)."""
+    """Median regret, share of runs finding the optimum and median seconds per (strategy, budget).
+
+    A run that bought no EMT value counts with the regret of the worst candidate.
+    """
     groups: dict[tuple[str, float], list[Mapping[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["strategy"], row["budget"]), []).append(row)
+
+    def regret(row: Mapping[str, Any]) -> float:
+        return row["regret"] if row["regret"] is not None else row["worst_regret"]
+
     return [
         {
             "strategy": name,
             "budget": budget,
             "runs": len(group),
-            "median_regret": statistics.median(r["regret"] for r in group),
-            "mean_regret": statistics.fmean(r["regret"] for r in group),
+            "median_regret": statistics.median(regret(r) for r in group),
+            "mean_regret": statistics.fmean(regret(r) for r in group),
             "found_optimum": sum(r["found_optimum"] for r in group) / len(group),
             "median_emt_evaluations": statistics.median(r["emt_evaluations"] for r in group),
             "median_seconds": statistics.median(r["seconds"] for r in group),

@@ -98,8 +98,9 @@ class AlloyPrototype(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prototype: Literal["fcc"] = Field(default="fcc", description="Lattice prototype.")
-    composition: dict[str, Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
-        description="Atomic fraction of each element; the fractions sum to 1.", json_schema_extra={"unit": "1"}
+    composition: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        description="Atomic fraction of each element (0: absent); the fractions sum to 1.",
+        json_schema_extra={"unit": "1"}
     )
     supercell: int = Field(
         default=2, ge=1, le=3, description="Repeats of the conventional cell along each axis (4 n^3 atoms)."
@@ -109,8 +110,9 @@ class AlloyPrototype(BaseModel):
     @field_validator("composition")
     @classmethod
     def _fractions(cls, composition: dict[str, float]) -> dict[str, float]:
+        composition = {symbol: f for symbol, f in composition.items() if f > 0.0}  # 0 means absent
         if not composition:
-            raise ValueError("give at least one element")
+            raise ValueError("give at least one element with a fraction above 0")
         for symbol in composition:
             _known_element(symbol)
         total = sum(composition.values())

@@ -43,7 +43,7 @@ class Proposal(BaseModel):
             strategy settings: the same inputs give the same version.
         strategy: registry name of the strategy that made it.
         reason: why this point (``initial design 2/5``, ``qLogNEI maximum``).
-        fidelity: fidelity of the requested evaluation, for multi-fidelity use.
+        fidelity: the method (fidelity) to request, for multi-fidelity strategies; None: any.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -55,7 +55,7 @@ class Proposal(BaseModel):
     model_version: str
     strategy: str
     reason: str
-    fidelity: float | None = None
+    fidelity: str | None = None
 
 
 class StrategySettings(BaseModel):

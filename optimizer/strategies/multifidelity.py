@@ -37,10 +37,11 @@ after it: a screen that can never be confirmed is wasted. When the budget or
 the pool is exhausted, :meth:`MultiFidelityStrategy.propose` returns fewer
 proposals than asked for (possibly none).
 
-Each proposal names its fidelity (``Proposal.fidelity``, and the fidelity
-parameter in ``parameters``), the acquisition value per cost unit, the
-predicted value and uncertainty of the evaluation it asks for, and a
-sentence saying why this fidelity.
+Each proposal (a :class:`FidelityProposal`) names its fidelity, the method, in
+``fidelity`` and in the fidelity parameter of ``parameters``; the acquisition
+value per cost unit; the predicted value and uncertainty of the evaluation it
+asks for (at that fidelity, so that it can be checked against the result);
+and a sentence saying why this point and this fidelity.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.special import erfcx, ndtr
 from threadpoolctl import threadpool_limits
 
@@ -263,17 +264,23 @@ def log_expected_improvement(mean: np.ndarray, variance: np.ndarray, best: float
     return out
 
 
-def _fidelity_accepts_text() -> bool:
-    """Whether ``Proposal.fidelity`` holds a method name (else a number in [0, 1])."""
-    try:
-        Proposal(parameters={}, model_version="", strategy="", reason="", fidelity="probe")  # type: ignore[arg-type]
-    except ValidationError:
-        return False
-    return True
+class FidelityProposal(Proposal):
+    """A proposal whose ``fidelity`` is the method to evaluate with (``"chgnet"``, ``"emt"``).
 
+    :class:`~labweave.optimizer.strategies.base.Proposal` types ``fidelity`` as a
+    number; the optimizer daemon pins a request to one method, and the
+    dashboard shows the fidelity, only when it is the method's name, so this
+    strategy's proposals carry the name. ``fidelity_level`` keeps BoTorch's
+    numeric convention (1 for the target, by default the cost relative to the
+    target's for the others).
 
-#: ``Proposal.fidelity`` carries the method name when the model allows text, else the numeric level.
-FIDELITY_AS_TEXT = _fidelity_accepts_text()
+    Args:
+        fidelity: the method.
+        fidelity_level: the numeric fidelity in [0, 1].
+    """
+
+    fidelity: str | None = None  # type: ignore[assignment]
+    fidelity_level: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 @contextlib.contextmanager
@@ -314,7 +321,9 @@ class MultiFidelityStrategy(Strategy):
     ) -> None:
         super().__init__(space, objectives, settings, outcome_constraints)
         if len(self.objectives) != 1:
-            raise ValueError(f"objectives: the multi-fidelity strategy optimises one objective, not {len(self.objectives)}")
+            raise ValueError(
+                f"objectives: the multi-fidelity strategy optimises one objective, not {len(self.objectives)}"
+            )
         if self.outcome_constraints:
             raise ValueError("outcome_constraints: not supported by the multi-fidelity strategy")
         s = self.settings
@@ -687,10 +696,10 @@ class MultiFidelityStrategy(Strategy):
         acquisition_value: float | None = None,
         mean: float | None = None,
         std: float | None = None,
-    ) -> Proposal:
+    ) -> FidelityProposal:
         method = self.ladder.methods[rung]
         name = self.objective.name
-        return Proposal(
+        return FidelityProposal(
             parameters=self._with_fidelity(self.pool[index], method),
             acquisition_value=acquisition_value,
             predicted_mean={name: self._sign * mean} if mean is not None else {},
@@ -698,7 +707,8 @@ class MultiFidelityStrategy(Strategy):
             model_version=version,
             strategy=self.name,
             reason=reason,
-            fidelity=method if FIDELITY_AS_TEXT else self.ladder.level(method),
+            fidelity=method,
+            fidelity_level=self.ladder.level(method),
         )
 
 

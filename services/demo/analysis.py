@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from labweave.optimizer.campaign import Campaign
+from labweave.optimizer.fidelity import Fidelity, FidelityLadder
 
 if TYPE_CHECKING:
     from .lab import CampaignRun
@@ -39,6 +40,26 @@ def kind_of(campaign: Campaign) -> str:
 def costs_of(campaign: Campaign) -> dict[str, float]:
     """Cost per evaluation by method, from the strategy's fidelity ladder (cheapest first); empty if none."""
     return {f["method"]: float(f["cost"]) for f in campaign.spec.strategy.settings.get("fidelities") or []}
+
+
+def fidelity_cost(campaign: Campaign, fidelity: Any) -> float:
+    """The cost of one evaluation at ``fidelity``, given as a method name or as a numeric level.
+
+    Args:
+        campaign: gives the fidelity ladder.
+        fidelity: a proposal's fidelity (``"emt"``, or a level in [0, 1]).
+
+    Returns:
+        The cost; 0 for an unknown fidelity or a campaign without a ladder.
+    """
+    entries = campaign.spec.strategy.settings.get("fidelities") or []
+    if not entries:
+        return 0.0
+    ladder = FidelityLadder([Fidelity.model_validate(f) for f in entries])
+    for method in ladder.methods:
+        if fidelity == method or (isinstance(fidelity, (int, float)) and math.isclose(fidelity, ladder.level(method))):
+            return ladder.cost(method)
+    return 0.0
 
 
 @dataclass

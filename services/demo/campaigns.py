@@ -20,6 +20,7 @@ fidelity only, as many as the budget.
 from __future__ import annotations
 
 import copy
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,14 @@ from labweave.optimizer.strategies import settings_model
 from labweave.schemas.campaign import CampaignSpec
 
 log = logging.getLogger(__name__)
+
+#: Strategy modules that add themselves to the registry when imported.
+SELF_REGISTERING = ("labweave.optimizer.strategies.multifidelity",)
+for _module in SELF_REGISTERING:
+    try:
+        importlib.import_module(_module)
+    except ImportError as _exc:  # an installation without it leaves its campaigns out, saying why
+        log.info("strategy module %s not available: %s", _module, _exc)
 
 #: Suffix of the baseline campaign's name.
 BASELINE_SUFFIX = "-random"
@@ -73,6 +82,15 @@ class DemoRecipe:
 
 
 RECIPES: dict[str, DemoRecipe] = {
+    "pld": DemoRecipe(
+        key="pld",
+        title="PLD of SrTiO3 on SrTiO3: smooth films and layer-by-layer growth (two objectives)",
+        example="pld.toml",
+        tenants=("pld-chamber",),
+        budget=12,
+        initial_design=4,
+        fixed={"pulses": 200, "substrate": "SrTiO3"},
+    ),
     "electrolyte": DemoRecipe(
         key="electrolyte",
         title="Electrolyte formulation (EC/EMC/LiPF6) maximising the cycle life of coin cells",
@@ -82,15 +100,6 @@ RECIPES: dict[str, DemoRecipe] = {
         initial_design=3,
         # FINALES2's degradation_workflow capability requires cell_info (an empty object will do).
         request_defaults={"degradation_workflow": {"cell_info": {}}},
-    ),
-    "pld": DemoRecipe(
-        key="pld",
-        title="PLD of SrTiO3 on SrTiO3: smooth films and layer-by-layer growth (two objectives)",
-        example="pld.toml",
-        tenants=("pld-chamber",),
-        budget=12,
-        initial_design=4,
-        fixed={"pulses": 200, "substrate": "SrTiO3"},
     ),
     "materials": DemoRecipe(
         key="materials",

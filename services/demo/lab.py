@@ -200,11 +200,13 @@ class DemoLab:
             except AuthenticationFailed:
                 raise DemoError("the database already has an 'operator' account with another password; "
                                 "run the demo on a fresh database (leave out --database-url)") from None
-            password = await self._requester(operator)
-            await self._start_tenants(operator)
-            runs = await self._unique_names(operator)
-            ended = await self._run_daemons(operator, url, password, runs)
-            return await self._collect(operator, runs, ended)
+            try:
+                password = await self._requester(operator)
+                runs = await self._unique_names(operator)
+                ended = await self._run_campaigns(operator, url, password, runs)
+                return await self._collect(operator, runs, ended)
+            except LabweaveError as exc:  # the server refused or went away (a campaign's own failure is caught)
+                raise DemoError(f"the lab stopped: {exc}; see the logs in {self.logs}") from exc
 
     async def _requester(self, operator: AsyncLabClient) -> str:
         """The optimizer's account: a requester bound to the ``optimizer`` tenant; returns its password."""
@@ -215,14 +217,15 @@ class DemoLab:
         await operator.add_user(REQUESTER, password, "requester", uuid)
         return password
 
-    async def _start_tenants(self, operator: AsyncLabClient) -> None:
-        """Provision each tenant the campaigns need and start its process at once (they take a while to boot)."""
-        names = list(dict.fromkeys(t for c in self.campaigns for t in c.recipe.tenants))
-        for index, name in enumerate(names):
+    async def _start_tenants(self, operator: AsyncLabClient, names: tuple[str, ...]) -> None:
+        """Provision each tenant not yet running and start its process at once (they take a while to boot)."""
+        for name in names:
+            if name in self.tenant_names.values():
+                continue
             tenant = lab_tenants.DEMO_TENANTS[name]
             creds = (await lab_tenants.provision(operator, [tenant], self.lab_dir, self.options.seed))[name]
             self.tenant_names[creds.tenant_uuid] = name
-            seed = self.options.seed * 1000 + 10 * index
+            seed = self.options.seed * 1000 + 10 * len(self.processes)
             self.processes.append(lab_tenants.TenantProcess(
                 tenant, self.server.url, creds, self.lab_dir, seed, self.logs / f"tenant-{name}.log").start())
 
@@ -240,13 +243,19 @@ class DemoLab:
                 runs.append((demo.recipe.key, role, campaign))
         return runs
 
-    async def _run_daemons(self, operator: AsyncLabClient, url: str, password: str,
-                           runs: list[tuple[str, str, Campaign]]) -> dict[str, str]:
+    async def _run_campaigns(self, operator: AsyncLabClient, url: str, password: str,
+                             runs: list[tuple[str, str, Campaign]]) -> dict[str, str]:
+        """Start each campaign's daemons as soon as its instruments are provisioned; run all to the end.
+
+        Returns:
+            Why each run ended, by campaign name.
+        """
         clients = [AsyncLabClient(url, REQUESTER, password) for _ in runs]
         daemons = [OptimizerDaemon(client, campaign, poll_seconds=2.0)
                    for client, (_, _, campaign) in zip(clients, runs)]
         views = [RunView(key, role, campaign) for key, role, campaign in runs]
         ended: dict[str, str] = {}
+        tasks: list[asyncio.Task] = []
 
         async def drive(daemon: OptimizerDaemon, key: str) -> None:
             try:
@@ -262,22 +271,24 @@ class DemoLab:
                 return
             ended.setdefault(daemon.name, reason)
 
-        tasks = [asyncio.create_task(drive(d, key), name=f"daemon {d.name}")
-                 for d, (key, _, _) in zip(daemons, runs)]
+        async def launch() -> None:
+            for demo in self.campaigns:
+                await self._start_tenants(operator, demo.recipe.tenants)
+                for daemon, (key, _, _) in zip(daemons, runs):
+                    if key == demo.recipe.key:
+                        tasks.append(asyncio.create_task(drive(daemon, key), name=f"daemon {daemon.name}"))
+
+        launcher = asyncio.create_task(launch(), name="launch")
         watch = asyncio.create_task(self._watch(operator, daemons, views, ended), name="watch")
         try:
             with self.board.live(views):
-                done, _ = await asyncio.wait([*tasks, watch], return_when=asyncio.FIRST_EXCEPTION)
-                for task in done:
-                    if task.exception() is not None:
-                        raise task.exception()
-                if not watch.done():
-                    watch.cancel()
+                await _raise_first_failure([launcher, watch], asyncio.FIRST_COMPLETED)  # all launched
+                await _raise_first_failure([*tasks, watch], asyncio.FIRST_EXCEPTION)  # all ended
                 await self._watch_once(operator, views, ended)  # the final state on the board
         finally:
-            for task in [*tasks, watch]:
+            for task in [launcher, *tasks, watch]:
                 task.cancel()
-            await asyncio.gather(*tasks, watch, return_exceptions=True)
+            await asyncio.gather(launcher, *tasks, watch, return_exceptions=True)
             for client in clients:
                 await client.close()
         return ended
@@ -337,6 +348,14 @@ class DemoLab:
             by_key.setdefault(key, {})[role] = CampaignRun(campaign, role, record, requests, results,
                                                            ended.get(name, ""))
         return {key: (pair["optimised"], pair["baseline"]) for key, pair in by_key.items()}
+
+
+async def _raise_first_failure(tasks: list[asyncio.Task], when: str) -> None:
+    """Wait for ``tasks`` (``asyncio.FIRST_COMPLETED`` or ``FIRST_EXCEPTION``); re-raise the first failure."""
+    done, _ = await asyncio.wait(tasks, return_when=when)
+    for task in done:
+        if task.exception() is not None:
+            raise task.exception()
 
 
 async def _exists(client: AsyncLabClient, name: str) -> bool:

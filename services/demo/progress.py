@@ -20,7 +20,7 @@ from rich.text import Text
 
 from labweave.optimizer.campaign import Campaign
 
-from .analysis import costs_of, fmt
+from .analysis import costs_of, fidelity_cost, fmt
 
 
 @dataclass
@@ -79,7 +79,7 @@ class RunView:
         self.in_flight = int(state.get("in_flight", 0))
         self.failed = int(state.get("failed", 0))
         self.best = (state.get("best") or {}).get("value")
-        self.spent = sum(self.costs.get(str(h.get("fidelity")), 0.0) for h in state.get("history", []))
+        self.spent = sum(fidelity_cost(self.campaign, h.get("fidelity")) for h in state.get("history", []))
         self.ended = ended
         idle = self.status == "running" and self.done and not self.in_flight and not state.get("next")
         self.idle_since = (self.idle_since or time.monotonic()) if idle else None

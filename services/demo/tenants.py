@@ -9,6 +9,7 @@ the robot assembled.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -126,7 +127,8 @@ async def provision(operator: AsyncLabClient, tenants: list[DemoTenant], lab_dir
     out = {}
     for tenant in tenants:
         password = secrets.token_urlsafe(12)
-        instruments = registration_instruments(tenant, lab_dir, seed)
+        # building imports the instrument's models (PyBaMM, CHGNet): off the event loop
+        instruments = await asyncio.to_thread(registration_instruments, tenant, lab_dir, seed)
         uuid = await provision_tenant(operator, tenant.name, instruments, tenant.name, password)
         out[tenant.name] = Credentials(tenant.name, password, uuid)
         log.info("provisioned tenant %s (%s)", tenant.name, uuid)

@@ -177,6 +177,10 @@ def test_status_board_draws_runs_and_instruments():
     assert re.search(r"pld-chamber\s+thin_film/pld_growth \(pld-srtio3-smooth\)", text)
     assert re.search(r"emt-code\s+idle", text)
     assert view.idle_since is None  # something is in flight
+    view.update({"status": "running", "state": {"n_observations": 3, "in_flight": 0, "next": []}}, None)
+    assert view.idle_since is not None  # running, nothing in flight, nothing proposed: the strategy is done
+    view.update({"status": "finished", "state": {"n_observations": 6, "in_flight": 0, "next": []}}, None)
+    assert view.idle_since is None
 
 
 def test_multi_fidelity_runs_are_scored_at_the_target_fidelity_against_cost(tmp_path):
@@ -201,6 +205,8 @@ def test_multi_fidelity_runs_are_scored_at_the_target_fidelity_against_cost(tmp_
                  for i, (m, e) in enumerate(measured)],
     )
     assert analysis.kind_of(campaign) == analysis.FIDELITY
+    assert analysis.fidelity_cost(campaign, "emt") == 20.0 and analysis.fidelity_cost(campaign, 0.05) == 1.0
+    assert analysis.fidelity_cost(campaign, 1.0) == 20.0 and analysis.fidelity_cost(campaign, None) == 0.0
     costs = analysis.costs_of(campaign)
     trace = analysis.trace(run, costs=costs)
     assert trace.x == [1.0, 2.0, 22.0, 23.0, 43.0] and trace.x_label == "cost spent"

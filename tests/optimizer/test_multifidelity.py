@@ -27,7 +27,7 @@ from labweave.optimizer.fidelity import CostBudget, Fidelity, FidelityLadder
 from labweave.optimizer.space import SearchSpace
 from labweave.optimizer.strategies import get_strategy
 from labweave.optimizer.strategies.multifidelity import (
-    FIDELITY_AS_TEXT,
+    FidelityProposal,
     MultiFidelitySettings,
     MultiFidelityStrategy,
     composition_grid,
@@ -50,10 +50,6 @@ def make_strategy(oracle: bench.AlloyOracle, seed: int = 0, **extra) -> MultiFid
 
 def observe(oracle: bench.AlloyOracle, parameters: dict) -> tuple[dict, dict]:
     return parameters, {"formation_energy": oracle.value(parameters, parameters["method"])}
-
-
-def fidelity_of(method: str, strategy: MultiFidelityStrategy):
-    return method if FIDELITY_AS_TEXT else strategy.ladder.level(method)
 
 
 # ----------------------------------------------------------------------------- pool
@@ -117,7 +113,9 @@ def test_strategy_checks_the_space_and_objectives(oracle):
         )
     with pytest.raises(ValueError, match="pool.components"):
         MultiFidelityStrategy(space, objective, {"pool": {"kind": "composition_grid", "components": ["x_Cu", "x_Au"]}})
-    continuous = SearchSpace.from_parameters([{"name": "x", "lower": 0, "upper": 1}, {"name": "method", "lower": 0, "upper": 1}])
+    continuous = SearchSpace.from_parameters(
+        [{"name": "x", "lower": 0, "upper": 1}, {"name": "method", "lower": 0, "upper": 1}]
+    )
     with pytest.raises(ValueError, match="categorical"):
         MultiFidelityStrategy(continuous, objective)
 
@@ -135,7 +133,9 @@ def test_registered_by_name_and_example_campaign_loads():
     request = campaign.build_request(first.parameters)
     composition = request["parameters"]["chgnet"]["alloy"]["composition"]
     assert {e: composition[e] for e in composition if composition[e] > 0} == {
-        e: first.parameters[bench.fraction_name(e)] for e in bench.ALLOY_ELEMENTS if first.parameters[bench.fraction_name(e)] > 0
+        e: first.parameters[bench.fraction_name(e)]
+        for e in bench.ALLOY_ELEMENTS
+        if first.parameters[bench.fraction_name(e)] > 0
     }
 
 
@@ -276,11 +276,14 @@ def test_every_proposal_names_its_fidelity_and_why(oracle):
     log = run["log"]
     assert run["cost_spent"] <= 120.0
     assert {e["method"] for e in log} == {"chgnet", "emt"}
-    strategy = make_strategy(oracle)
+    levels = {"chgnet": 0.05, "emt": 1.0}  # cost relative to EMT's
     for entry in log:
         p = entry["proposal"]
-        assert p.fidelity == fidelity_of(entry["method"], strategy)
+        assert isinstance(p, FidelityProposal)
+        assert p.fidelity == entry["method"] == p.parameters["method"]
+        assert p.fidelity_level == pytest.approx(levels[entry["method"]])
         assert p.reason and p.strategy == "multifidelity"
+        json.dumps(p.model_dump(mode="json"))  # the daemon stores it as the request's provenance
     modelled = [e["proposal"] for e in log if "design" not in e["proposal"].reason]
     assert modelled
     for p in modelled:
@@ -338,6 +341,32 @@ def test_pending_requests_are_not_proposed_again(oracle):
     assert oracle.key(confirm) not in {k for k, _ in keys}
 
 
+def test_a_batch_from_nothing_holds_the_design_and_waits_for_results(oracle):
+    strategy = make_strategy(oracle, seed=6)
+    batch = strategy.propose([], n=12)
+    methods = [p.parameters["method"] for p in batch]
+    assert methods == ["chgnet"] * 6 + ["emt"] * 2  # nothing to model before a result comes back
+    assert [oracle.key(p.parameters) for p in batch[6:]] == [oracle.key(p.parameters) for p in batch[:2]]
+
+
+def test_maximising_the_negated_objective_proposes_the_same_evaluations(oracle):
+    space = bench.alloy_space(oracle.elements)
+    settings = bench.multifidelity_settings(oracle, BUDGET, seed=7)
+    stability = Objective(name="stability", path="formation_energy_per_atom", direction="maximize")
+    low = MultiFidelityStrategy(space, [bench.FORMATION_ENERGY], settings)
+    high = MultiFidelityStrategy(space, [stability], settings)
+    seen_low, seen_high = [], []
+    for _ in range(14):
+        (a,) = low.propose(seen_low)
+        (b,) = high.propose(seen_high)
+        assert a.parameters == b.parameters and a.acquisition_value == pytest.approx(b.acquisition_value)
+        if a.predicted_mean:
+            assert b.predicted_mean["stability"] == pytest.approx(-a.predicted_mean["formation_energy"])
+        value = oracle.value(a.parameters, a.parameters["method"])
+        seen_low.append((a.parameters, {"formation_energy": value}))
+        seen_high.append((b.parameters, {"stability": -value}))
+
+
 def test_budget_is_never_exceeded_and_a_confirmation_stays_affordable(oracle):
     strategy = make_strategy(oracle, seed=5, budget=75.0)
     observations = []
@@ -387,13 +416,18 @@ def test_multifidelity_beats_emt_random_and_mlip_screen_then_confirm(oracle):
 
 
 def test_benchmark_rows_are_json_ready(oracle):
-    rows = bench.run_benchmarks(seeds=(0,), budgets=(60.0,))
+    rows = bench.run_benchmarks(seeds=(0,), budgets=(60.0, 10.0))
     assert {r["strategy"] for r in rows} == {"multifidelity", "emt_only_model", "emt_random", "mlip_screen_confirm"}
-    json.dumps(rows)
+    json.dumps(rows, allow_nan=False)
     for row in rows:
-        assert row["cost_spent"] <= 60.0 and row["regret"] >= 0
+        assert row["cost_spent"] <= row["budget"]
+        if row["budget"] == 60.0:
+            assert row["regret"] >= 0 and row["emt_evaluations"] >= 1
+        else:  # too little for one EMT run: nothing found, and nothing spent on screens that cannot be confirmed
+            assert row["regret"] is None and row["cost_spent"] == 0
     summary = bench.summarise(rows)
-    assert len(summary) == 4 and all(s["runs"] == 1 for s in summary)
+    assert len(summary) == 8 and all(s["runs"] == 1 for s in summary)
+    assert all(s["mean_regret"] == pytest.approx(rows[0]["worst_regret"]) for s in summary if s["budget"] == 10.0)
 
 
 @pytest.mark.slow
@@ -405,6 +439,8 @@ def test_table_matches_fresh_driver_calculations():
 
     entry = next(e for e in table["entries"] if e["composition"] == {"Au": 0.5, "Cu": 0.5})
     for method, backend in (("emt", EmtBackend()), ("chgnet", ChgnetBackend())):
-        fresh = bench._calculate(backend, entry["composition"], settings["supercell"], settings["seed"], settings["fmax"])
+        fresh = bench._calculate(
+            backend, entry["composition"], settings["supercell"], settings["seed"], settings["fmax"]
+        )
         assert fresh["formation_energy_per_atom"] == pytest.approx(entry[method]["formation_energy_per_atom"], abs=2e-3)
         assert fresh["lattice_constant"] == pytest.approx(entry[method]["lattice_constant"], abs=5e-3)
