@@ -144,3 +144,25 @@ def test_pages_fragments_and_static_files(any_lab):
     for bad in ("/dashboard/static/routes.py", "/dashboard/static/..%2Froutes.py", "/dashboard/static/.hidden.js"):
         assert lab.client.get(bad).status_code == 404, bad
     assert not any(p.startswith("/dashboard") for p in lab.client.get("/openapi.json").json()["paths"])
+
+
+@pytest.mark.timeout(60)
+def test_the_event_stream_ends_when_the_session_expires(sqlite_url, monkeypatch):
+    from labweave.services.server.dashboard import stream
+
+    monkeypatch.setattr(stream, "RECHECK_SECONDS", 0.5)
+    lab = open_lab(sqlite_url, token_minutes=3 / 60)  # tokens live three seconds
+    try:
+        assert log_in(lab, "op").status_code == 303
+        seen = []
+        with lab.client.stream("GET", "/dashboard/events") as feed:
+            assert feed.status_code == 200 and feed.headers["content-type"].startswith("text/event-stream")
+            for line in feed.iter_lines():
+                seen.append(line)
+                if line.startswith("event: session-ended"):
+                    break
+        assert seen[0] == "retry: 3000" and "event: session-ended" in seen
+        # and a new stream is refused until the operator logs in again
+        assert lab.client.get("/dashboard/events").status_code == 401
+    finally:
+        lab.lab.close()
