@@ -383,6 +383,26 @@ class Campaign:
                 return False
         return True
 
+    def target_fidelity(self) -> tuple[str, str] | None:
+        """``(parameter, method)`` naming the target fidelity (the ladder's last, dearest rung) where the
+        strategy has a fidelity ladder; ``None`` where every result counts alike."""
+        settings = self.spec.strategy.settings
+        ladder = settings.get("fidelities")
+        if not ladder:
+            return None
+        last = ladder[-1]
+        method = last["method"] if isinstance(last, Mapping) else last.method
+        return settings.get("fidelity_parameter", "method"), method
+
+    def at_target(self, point: Mapping[str, Any] | None) -> bool:
+        """Whether a result at ``point`` counts for the best value: every result, or with a fidelity
+        ladder only those of the target fidelity (a cheap screen is a hint, not a finding)."""
+        target = self.target_fidelity()
+        if target is None:
+            return True
+        name, method = target
+        return point is not None and point.get(name) == method
+
     def stop_reason(self, observations: Sequence[Observation], requests_made: int) -> str | None:
         """Why the campaign should stop now, or ``None`` to go on.
 
@@ -396,6 +416,7 @@ class Campaign:
         spec = self.spec
         if requests_made >= spec.budget:
             return f"budget of {spec.budget} requests spent"
+        observations = [o for o in observations if self.at_target(o[0])]
         feasible = [values for _, values in observations if self.feasible(values)]
         targets = [o for o in spec.objectives if o.target is not None]
         if spec.stopping.stop_on_targets and targets and feasible:

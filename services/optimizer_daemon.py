@@ -180,12 +180,15 @@ def summarise(campaign: Campaign, turn: Turn, proposals: list[dict]) -> dict[str
     first = objectives[0]
     sign = 1 if first.direction == "maximize" else -1
     history, best, best_point = [], None, None
+    target = campaign.target_fidelity()
+    at = f" at {target[1]}" if target else ""
     for n, ((point, values), req) in enumerate(zip(turn.observations, turn.observed), start=1):
         value = values[first.name]
-        if campaign.feasible(values) and (best is None or sign * value > sign * best):
+        counts = campaign.at_target(point)  # with a fidelity ladder, only target-fidelity results count
+        if counts and campaign.feasible(values) and (best is None or sign * value > sign * best):
             best, best_point = value, point
         history.append({"n": n, "value": value, "best": best, "request_uuid": req["uuid"],
-                        "fidelity": req["provenance"].get("fidelity")})
+                        "fidelity": req["provenance"].get("fidelity"), "counts": counts})
     predictions = []
     for (point, values), req in zip(turn.observations, turn.observed):
         mean = req["provenance"].get("predicted_mean", {}).get(first.name)
@@ -205,7 +208,7 @@ def summarise(campaign: Campaign, turn: Turn, proposals: list[dict]) -> dict[str
         "predictions": predictions,
         "next": proposals or [r["provenance"] for r in turn.in_flight],
         "model_version": proposals[-1]["model_version"] if proposals else None,
-        "summary": f"{len(turn.observations)}/{campaign.spec.budget} results, best {first.name} {best}",
+        "summary": f"{len(turn.observations)}/{campaign.spec.budget} results, best {first.name}{at} {best}",
     }
     if len(objectives) > 1:
         state["objectives"] = [o.name for o in objectives]

@@ -114,3 +114,40 @@ def test_stopping_rules_and_batch_sizes() -> None:
     stalled = [obs(900)] + [obs(900 + 0.5 * i) for i in range(12)]  # 6 cycles in all: below min_improvement = 10
     assert campaign.stop_reason(stalled, requests_made=13) == "no improvement in the last 12 results"
     assert campaign.stop_reason(stalled[:12], requests_made=12) is None
+
+
+def test_only_target_fidelity_results_count_for_stopping_and_the_best() -> None:
+    """A cheap screen that looks like a record is a hint: it neither reaches a target nor resets the
+    no-improvement window of a multi-fidelity campaign."""
+    text = (EXAMPLES / "materials.toml").read_text()
+    text += "\n[stopping]\nno_improvement_in = 3\nmin_improvement = 0.001\n"
+    campaign = Campaign(parse_campaign(text, source="materials.toml"))
+    assert campaign.target_fidelity() == ("method", "emt")
+
+    def obs(method: str, energy: float):
+        return ({"method": method, "Cu": 0.5, "Ni": 0.5}, {"formation_energy": energy})
+
+    confirmed = [obs("emt", -0.05)] + [obs("emt", -0.04) for _ in range(3)]
+    assert campaign.stop_reason(confirmed, requests_made=4) == "no improvement in the last 3 results"
+    # screens in between (even ones that look better) change nothing ...
+    mixed = [obs("emt", -0.05), obs("chgnet", -0.30), obs("emt", -0.04), obs("chgnet", -0.31),
+             obs("emt", -0.04), obs("emt", -0.04)]
+    assert campaign.stop_reason(mixed, requests_made=6) == "no improvement in the last 3 results"
+    # ... and screens alone never count as progress
+    assert campaign.stop_reason([obs("chgnet", -0.3 - 0.1 * i) for i in range(6)], requests_made=6) is None
+    assert not campaign.at_target({"Cu": 0.5, "Ni": 0.5})
+
+
+def test_the_daemons_summary_reports_the_best_target_fidelity_result() -> None:
+    from labweave.services.optimizer_daemon import Turn, summarise
+
+    campaign = Campaign(load_campaign(EXAMPLES / "materials.toml"))
+    turn = Turn(requests=[], results={})
+    for i, (method, energy) in enumerate([("chgnet", -0.20), ("emt", -0.03), ("chgnet", -0.25), ("emt", -0.05)]):
+        turn.observations.append(({"method": method, "Cu": 0.5, "Ni": 0.5}, {"formation_energy": energy}))
+        turn.observed.append({"uuid": f"r{i}", "status": "resolved", "provenance": {"fidelity": method}})
+    state = summarise(campaign, turn, [])
+    assert state["best"]["value"] == -0.05 and state["best"]["parameters"]["method"] == "emt"
+    assert [h["best"] for h in state["history"]] == [None, -0.03, -0.03, -0.05]
+    assert [h["counts"] for h in state["history"]] == [False, True, False, True]
+    assert state["summary"].endswith("best formation_energy at emt -0.05")

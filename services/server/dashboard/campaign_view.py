@@ -250,7 +250,8 @@ def history_points(state: dict[str, Any], obs: list[Observation], objectives: li
                 values.append((n, value))
             if best is not None:
                 bests.append((n, best))
-        if not bests and values and len(objectives) == 1:
+        daemon_kept_best = any(isinstance(item, dict) and "best" in item for item in history)
+        if not bests and values and len(objectives) == 1 and not daemon_kept_best:  # an older daemon's history
             ys = best_so_far([v for _, v in values], objectives[0].direction)
             bests = [(n, b) for (n, _), b in zip(values, ys)]
         return values, bests
