@@ -20,7 +20,6 @@ fidelity only, as many as the budget.
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,14 +30,6 @@ from labweave.optimizer.strategies import settings_model
 from labweave.schemas.campaign import CampaignSpec
 
 log = logging.getLogger(__name__)
-
-#: Strategy modules that add themselves to the registry when imported.
-SELF_REGISTERING = ("labweave.optimizer.strategies.multifidelity",)
-for _module in SELF_REGISTERING:
-    try:
-        importlib.import_module(_module)
-    except ImportError as _exc:  # an installation without it leaves its campaigns out, saying why
-        log.info("strategy module %s not available: %s", _module, _exc)
 
 #: Suffix of the baseline campaign's name.
 BASELINE_SUFFIX = "-random"
@@ -68,6 +59,10 @@ class DemoRecipe:
         settings: strategy settings for the demo (applied where the strategy knows them).
         request_defaults: request parameters added where the campaign file leaves them out
             (``{method: {field: value}}``), for fields the capability requires.
+        request_overrides: request parameters the demo sets (``{method: {field: value}}``), for
+            shorter experiments.
+        baseline_lower: a lower bound for every continuous parameter of the baseline's space,
+            where the instrument cannot take values near zero that a random draw would give.
     """
 
     key: str
@@ -79,6 +74,8 @@ class DemoRecipe:
     fixed: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=lambda: dict(FAST_ACQUISITION))
     request_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline_lower: float | None = None
 
 
 RECIPES: dict[str, DemoRecipe] = {
@@ -105,9 +102,13 @@ RECIPES: dict[str, DemoRecipe] = {
         key="materials",
         title="Alloy materials search mixing MLIP (CHGNet) and EMT fidelities",
         example="materials.toml",
-        tenants=("emt-code", "mlip-code"),
-        budget=5,  # the cost of five EMT calculations, spent on CHGNet screens and EMT confirmations
+        tenants=("emt-code", "mlip-code-1", "mlip-code-2"),
+        budget=4,  # the cost of four EMT calculations, spent on CHGNet screens and EMT confirmations
         initial_design=4,
+        # looser relaxations (the same for both methods): a CHGNet relaxation takes seconds here
+        request_overrides={"chgnet": {"fmax": 0.1}, "emt": {"fmax": 0.1}},
+        # A random draw puts every element in; in a 32-site cell each needs at least one atom (1/32).
+        baseline_lower=0.035,
     ),
 }
 
@@ -168,6 +169,10 @@ def demo_campaign(key: str, budget: int | None = None, seed: int = 0,
     baseline["name"] = data["name"] + BASELINE_SUFFIX
     baseline["description"] = f"Random-search baseline of {data['name']}."
     baseline["strategy"] = {"name": "random", "settings": {"seed": seed}}
+    if recipe.baseline_lower is not None:
+        for parameter in baseline["space"]["parameters"]:
+            if parameter["kind"] == "continuous":
+                parameter["lower"] = max(parameter["lower"], recipe.baseline_lower)
     ladder = data["strategy"]["settings"].get("fidelities")
     if ladder:
         _target_fidelity_only(baseline, data["strategy"]["settings"].get("fidelity_parameter", "method"),
@@ -223,6 +228,8 @@ def shrink(spec: CampaignSpec, recipe: DemoRecipe, budget: int, seed: int) -> di
         data["request"]["parameters"] = _fix(data["request"]["parameters"], name, value)
     for method, defaults in recipe.request_defaults.items():
         data["request"]["parameters"][method] = {**defaults, **data["request"]["parameters"].get(method, {})}
+    for method, overrides in recipe.request_overrides.items():
+        data["request"]["parameters"][method] = {**data["request"]["parameters"].get(method, {}), **overrides}
     data["space"]["parameters"] = [p for p in data["space"]["parameters"] if p["name"] not in recipe.fixed]
     data["space"]["constraints"] = [c for c in data["space"]["constraints"]
                                     if not set(c["coefficients"]) & set(recipe.fixed)]

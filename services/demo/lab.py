@@ -39,6 +39,8 @@ OPERATOR = ("operator", "operator")
 REQUESTER = "optimizer"
 #: A run whose requests failed more often than this many times its budget is given up.
 MAX_FAILURES_PER_BUDGET = 1
+#: How often the board is refreshed from the server.
+WATCH_SECONDS = 2.0
 #: Seconds without any new result in any campaign after which the demo gives up.
 STALL_SECONDS = 600.0
 #: Seconds a running campaign may sit with nothing in flight and nothing proposed before its daemon
@@ -323,7 +325,7 @@ class DemoLab:
                 last_change, seen = time.monotonic(), total
             elif time.monotonic() - last_change > STALL_SECONDS:
                 raise DemoError(f"no new result in {STALL_SECONDS:.0f} s; see the logs in {self.logs}")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(WATCH_SECONDS)
 
     async def _watch_once(self, operator: AsyncLabClient, views: list[RunView], ended: dict[str, str]) -> None:
         for view in views:

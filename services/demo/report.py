@@ -204,12 +204,22 @@ def _part(part: CampaignReport, demo: DemoCampaign) -> str:
     with_cost = part.optimised.cost is not None
     fixed = ", ".join(f"{k} = {v}" for k, v in demo.recipe.fixed.items())
     lines = [f"<h2>{_e(part.title)}</h2>",
-             f"<p>{_e(spec.description)} Demo size: {spec.budget} requests per run, {spec.initial_design} "
+             f"<p>{_e(spec.description)} Demo size: {spec.budget} requests per run at most, {spec.initial_design} "
              f"space-filling points first, batches of {spec.batch_size}"
              + (f"; fixed for the demo: {_e(fixed)}" if fixed else "") + ".</p>",
              "<table><tr><th>run</th><th>strategy</th><th>results</th><th>failed</th>"
              + ("<th>cost</th>" if with_cost else "") + "<th>outcome</th><th>best found at</th></tr>",
              _score_rows(part, with_cost), "</table>"]
+    costs = analysis.costs_of(demo.optimised)
+    if costs:
+        target = list(costs)[-1]
+        floor = demo.recipe.baseline_lower
+        lines.append(f"<p>Costs per evaluation: {_e(', '.join(f'{m} {c:g}' for m, c in costs.items()))}; the "
+                     f"campaign may spend {analysis.fmt(spec.strategy.settings.get('budget'))}. The best value counts "
+                     f"{_e(target)} results only. The baseline draws random points of the whole search space "
+                     + (f"(each parameter at least {floor:g}) " if floor is not None else "")
+                     + f"&mdash; the random strategy knows no candidate pool &mdash; and evaluates each with "
+                     f"{_e(target)}, {demo.baseline.spec.budget} times, for the same cost.</p>")
     for objective, c in part.calibration.items():
         lines.append(f"<p>The model's predictions of {_e(objective)} for {int(c['n'])} experiments: RMSE "
                      f"{analysis.fmt(c['rmse'])}, {100 * c['within_2_sigma']:.0f}% of the measurements within two "

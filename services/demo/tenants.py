@@ -54,7 +54,9 @@ WORKFLOW_OPTIONS = ("--cells", "1", "--cycles", "80")
 DEMO_TENANTS: dict[str, DemoTenant] = {t.name: t for t in (
     DemoTenant("pld-chamber", "PLD chamber with RHEED", ("pld",)),
     DemoTenant("emt-code", "EMT (reference, stands in for DFT)", ("emt",)),
-    DemoTenant("mlip-code", "CHGNet machine-learned potential", ("chgnet",)),
+    # CHGNet relaxations take seconds each here (EMT's a fraction of one): two processes screen at once.
+    DemoTenant("mlip-code-1", "CHGNet machine-learned potential", ("chgnet",)),
+    DemoTenant("mlip-code-2", "CHGNet machine-learned potential", ("chgnet",)),
     DemoTenant("coin-cell-robot", "electrolyte formulation and coin-cell assembly robot", ("robot",)),
     # Two cyclers and two workflow runners, each its own process: two cells cycle at once, on two cores.
     DemoTenant("cycler-1", "battery cycler 1", ("cycler",)),
@@ -164,7 +166,7 @@ class TenantProcess:
                "LABWEAVE_LOG_LEVEL": os.environ.get("LABWEAVE_LOG_LEVEL", "INFO"),
                "PYBAMM_DISABLE_TELEMETRY": "true"}
         args = [sys.executable, "-m", "labweave.services.cli.main", "tenant", "run", *self.tenant.instruments,
-                "--state-dir", str(self.lab_dir), "--seed", str(self.seed), "--poll", "2", "--lease", "120",
+                "--state-dir", str(self.lab_dir), "--seed", str(self.seed), "--poll", "5", "--lease", "120",
                 *self.tenant.options]
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)

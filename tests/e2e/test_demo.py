@@ -12,7 +12,6 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-import typer
 
 from labweave.optimizer.campaign import Campaign
 from labweave.schemas.campaign import CampaignSpec
@@ -105,18 +104,11 @@ def test_traces_and_scores_read_runs_in_the_daemons_order():
 
 
 # ---------------------------------------------------------------- the whole lab, briefly
-def demo_command() -> list[str]:
-    """``labweave demo`` through the real entry point once it is registered there, else the command alone."""
-    from labweave.services.cli.main import app
-
-    names = set(typer.main.get_command(app).commands)
-    if "demo" in names:
-        return [sys.executable, "-m", "labweave.services.cli.main", "demo"]
-    return [sys.executable, "-c", "import typer; from labweave.services.cli.demo import demo; typer.run(demo)"]
+DEMO = [sys.executable, "-m", "labweave.services.cli.main", "demo"]
 
 
 def test_unknown_campaign_is_refused_by_name(tmp_path):
-    proc = subprocess.run([*demo_command(), "--campaigns", "pld,cake", "--out", str(tmp_path)],
+    proc = subprocess.run([*DEMO, "--campaigns", "pld,cake", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "--campaigns: unknown cake" in proc.stderr
@@ -126,7 +118,7 @@ def test_unknown_campaign_is_refused_by_name(tmp_path):
 def test_short_demo_runs_the_lab_and_writes_its_report(tmp_path):
     out = tmp_path / "report"
     env = {**os.environ, "LABWEAVE_PASSWORD_ROUNDS": "4", "PYBAMM_DISABLE_TELEMETRY": "true"}
-    proc = subprocess.run([*demo_command(), "--campaigns", "pld", "--budget", "4", "--seed", "1", "--out", str(out)],
+    proc = subprocess.run([*DEMO, "--campaigns", "pld", "--budget", "4", "--seed", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=400, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
