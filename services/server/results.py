@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid as uuidlib
+from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,24 @@ RESOLVE = (
     .values(status=S.RESOLVED.value, owner_tenant_uuid=None, lease_expires=None, updated=bindparam("b_now"))
 )
 
+
+
+def new_result(body: ResultBody, method: str, request_uuid: str, posted_by: str, now: float,
+               idempotency_key: str | None = None) -> dict[str, Any]:
+    """The column values of a new original result answering ``request_uuid``."""
+    return dict(
+        uuid=str(uuidlib.uuid4()),
+        ctime=now,
+        status=ResultStatus.ORIGINAL.value,
+        request_uuid=request_uuid,
+        quantity=body.quantity,
+        method=method,
+        parameters=body.parameters[method],
+        data=body.data,
+        tenant_uuid=body.tenant_uuid,
+        idempotency_key=idempotency_key,
+        posted_by=posted_by,
+    )
 
 class Results:
     def __init__(self, db: Database, registry: Registry):
@@ -89,19 +108,7 @@ class Results:
                     return as_row(existing), False
                 raise Conflict(f"request {req.uuid} is already resolved; a resolved request stays resolved")
             lifecycle.check(S(req.status), S.RESOLVED, actors_for(p, req, cat))
-            values = dict(
-                uuid=str(uuidlib.uuid4()),
-                ctime=now,
-                status=ResultStatus.ORIGINAL.value,
-                request_uuid=req.uuid,
-                quantity=body.quantity,
-                method=method,
-                parameters=body.parameters[method],
-                data=body.data,
-                tenant_uuid=body.tenant_uuid,
-                idempotency_key=idempotency_key,
-                posted_by=p.username,
-            )
+            values = new_result(body, method, req.uuid, p.username, now, idempotency_key)
             try:
                 values["id"] = conn.execute(INSERT_RESULT, values).scalar_one()
             except IntegrityError:
@@ -136,18 +143,7 @@ class Results:
             s.add(req)
             s.flush()
             s.add(RequestMethod(request_id=req.id, method=method, quantity=body.quantity))
-            row = Result(
-                uuid=str(uuidlib.uuid4()),
-                ctime=now,
-                status=ResultStatus.ORIGINAL.value,
-                request_uuid=req.uuid,
-                quantity=body.quantity,
-                method=method,
-                parameters=body.parameters[method],
-                data=body.data,
-                tenant_uuid=body.tenant_uuid,
-                posted_by=p.username,
-            )
+            row = Result(**new_result(body, method, req.uuid, p.username, now))
             s.add(row)
             record(s, "request.status", req.uuid, p.username, to_status=S.UNSOLICITED.value, now=now,
                    message="unsolicited result")
