@@ -62,3 +62,24 @@ def optimizer(
     from rich.console import Console
 
     Console().print(render_table([r for r in rows if "problem" in r and "median_best" in r]))
+
+
+@app.command("fidelity")
+def fidelity(
+    seeds: int = typer.Option(5, "--seeds", min=1, help="seeds per strategy and budget"),
+    budgets: str = typer.Option("100,200,300", "--budgets", help="comma-separated cost budgets (EMT costs 20)"),
+) -> None:
+    """The multi-fidelity alloy search replayed on stored EMT and CHGNet calculations, against EMT at random
+    and screen-then-confirm: mean regret per strategy and budget."""
+    from labweave.optimizer.fidelity_bench import run_benchmarks, summarise
+
+    try:
+        costs = [float(b) for b in budgets.split(",") if b.strip()]
+    except ValueError:
+        costs = []
+    if not costs or any(c <= 0 for c in costs):
+        typer.secho(f"error: --budgets: expected positive numbers separated by commas, not {budgets!r}",
+                    fg="red", err=True)
+        raise typer.Exit(2)
+    rows = run_benchmarks(seeds=range(seeds), budgets=costs)
+    _emit(summarise(rows))

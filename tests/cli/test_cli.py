@@ -88,3 +88,14 @@ def test_unreachable_database_is_reported(monkeypatch):
     monkeypatch.setenv("LABWEAVE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     r = run("db", "upgrade")
     assert r.exit_code == 2 and "cannot open the database" in r.output
+
+
+def test_bench_fidelity_prints_a_row_per_strategy_and_refuses_bad_budgets():
+    r = run("bench", "fidelity", "--budgets", "20,abc")
+    assert r.exit_code == 2 and "--budgets: expected positive numbers" in r.output
+    r = run("bench", "fidelity", "--seeds", "1", "--budgets", "60")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
+    assert {row["strategy"] for row in rows} == {"multifidelity", "emt_only_model", "emt_random",
+                                                "mlip_screen_confirm"}
+    assert all(row["budget"] == 60.0 and row["runs"] == 1 and row["mean_regret"] >= 0 for row in rows)
