@@ -140,4 +140,24 @@ class DegradationWorkflow(Instrument):
                 "c_rate_charge": rate, "c_rate_discharge": rate,
             }, parent) for uuid in cells])
         await progress(0.95, "analysing the capacity fade")
-        return degradation_workflow_output(formulation, cycling, internal_reference=reference or (parent or ""))
+        return measured(degradation_workflow_output(formulation, cycling,
+                                                    internal_reference=reference or (parent or "")))
+
+
+def measured(output: DegradationWorkflowOutput) -> DegradationWorkflowOutput:
+    """``output`` if at least one cell measured its electrolyte.
+
+    A cell that failed (an internal short ends its test) says nothing about the
+    electrolyte: where every cell failed there is no measurement to report, so
+    the request fails as retryable and the server hands it out again (to be
+    made with new cells) until its attempt limit. Failed cells next to a good
+    one stay in the result, flagged ``meta.success = false``.
+
+    Raises:
+        InstrumentFault: retryable, naming each cell and the cycle it failed at.
+    """
+    if any(entry.meta.success for entry in output.degradationEOL):
+        return output
+    died = ", ".join(f"cell {e.cell_info.uuid} at cycle {e.end_of_life}" for e in output.degradationEOL)
+    raise InstrumentFault(f"every cell failed during cycling ({died}); the electrolyte was not measured",
+                          retryable=True)
