@@ -37,6 +37,8 @@ BASELINE_SUFFIX = "-random"
 #: Acquisition settings that keep a proposal to seconds on a small machine (applied where the
 #: strategy has them): fewer optimiser starts, raw samples and quasi-MC samples, capped iterations.
 FAST_ACQUISITION = {"num_restarts": 3, "raw_samples": 96, "mc_samples": 32, "maxiter": 60}
+#: Acquisition settings for campaigns whose experiments take longer than a proposal anyway.
+THOROUGH_ACQUISITION = {"num_restarts": 8, "raw_samples": 384, "mc_samples": 64, "maxiter": 120}
 
 
 class CampaignUnavailable(Exception):
@@ -84,27 +86,30 @@ RECIPES: dict[str, DemoRecipe] = {
         title="PLD of SrTiO3 on SrTiO3: smooth films and layer-by-layer growth (two objectives)",
         example="pld.toml",
         tenants=("pld-chamber",),
-        budget=12,
+        budget=20,
         initial_design=4,
         fixed={"pulses": 200, "substrate": "SrTiO3"},
     ),
     "electrolyte": DemoRecipe(
         key="electrolyte",
-        title="Electrolyte formulation (EC/EMC/LiPF6) maximising the cycle life of coin cells",
+        title="Electrolyte formulation (EC/EMC/LiPF6 with the additive VC) maximising the cycle life of coin cells",
         example="electrolyte.toml",
         tenants=("degradation-workflow-1", "degradation-workflow-2", "coin-cell-robot", "cycler-1", "cycler-2"),
-        budget=8,
-        initial_design=3,
+        budget=16,
+        initial_design=4,
         # FINALES2's degradation_workflow capability requires cell_info (an empty object will do).
         request_defaults={"degradation_workflow": {"cell_info": {}}},
+        # A cell cycles for seconds while a proposal is made: the acquisition can afford a wider search
+        # of the constrained formulation simplex (noisy cells make its surface flat near the top).
+        settings=dict(THOROUGH_ACQUISITION),
     ),
     "materials": DemoRecipe(
         key="materials",
         title="Alloy materials search mixing MLIP (CHGNet) and EMT fidelities",
         example="materials.toml",
         tenants=("emt-code", "mlip-code-1", "mlip-code-2"),
-        budget=4,  # the cost of four EMT calculations, spent on CHGNet screens and EMT confirmations
-        initial_design=4,
+        budget=10,  # the cost of ten EMT calculations, spent on CHGNet screens and EMT confirmations
+        initial_design=6,
         # looser relaxations (the same for both methods): a CHGNet relaxation takes seconds here
         request_overrides={"chgnet": {"fmax": 0.1}, "emt": {"fmax": 0.1}},
         # A random draw puts every element in; in a 32-site cell each needs at least one atom (1/32).

@@ -33,11 +33,12 @@ def test_examples_load_and_build_their_strategy(name: str) -> None:
 
 def test_request_template_keeps_value_types() -> None:
     campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
-    point = {"ec_fraction": 0.3, "emc_fraction": 0.6, "lipf6_fraction": 0.1}
+    point = {"ec_fraction": 0.3, "emc_fraction": 0.58, "lipf6_fraction": 0.1, "vc_fraction": 0.02}
     request = campaign.build_request(point)
     electrolyte = request["parameters"]["degradation_workflow"]["battery_chemistry"]["electrolyte"]
-    assert [c["fraction"] for c in electrolyte] == [0.3, 0.6, 0.1]
+    assert [c["fraction"] for c in electrolyte] == [0.3, 0.58, 0.1, 0.02]
     assert electrolyte[0]["chemical"]["InChIKey"] == "KMTRUDSVKNLOMY-UHFFFAOYSA-N"
+    assert electrolyte[3]["chemical"]["InChIKey"] == "VAYTZRYEBVHVLE-UHFFFAOYSA-N"  # VC
     with pytest.raises(ValueError, match="ec_fraction"):
         campaign.build_request({**point, "ec_fraction": 0.4})  # fractions no longer sum to one
 
@@ -98,7 +99,7 @@ def test_read_values_follows_dotted_paths() -> None:
 
 def test_stopping_rules_and_batch_sizes() -> None:
     campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
-    point = {"ec_fraction": 0.3, "emc_fraction": 0.6, "lipf6_fraction": 0.1}
+    point = {"ec_fraction": 0.3, "emc_fraction": 0.58, "lipf6_fraction": 0.1, "vc_fraction": 0.02}
     assert campaign.proposals_wanted(requests_made=0, in_flight=0) == 2
     assert campaign.proposals_wanted(requests_made=39, in_flight=0) == 1
     assert campaign.proposals_wanted(requests_made=10, in_flight=2) == 0
