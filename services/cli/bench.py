@@ -83,3 +83,23 @@ def fidelity(
         raise typer.Exit(2)
     rows = run_benchmarks(seeds=range(seeds), budgets=costs)
     _emit(summarise(rows))
+
+
+@app.command("pld")
+def pld(
+    variants: str = typer.Option("random,parego+fast,nehvi+thorough", "--variants",
+                                 help="comma-separated: random, parego+fast, parego+thorough, nehvi+fast, "
+                                      "nehvi+thorough"),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="seeds per variant"),
+    budget: int = typer.Option(20, "--budget", min=2, help="growths per run"),
+) -> None:
+    """The demo's PLD campaign replayed in process against the simulated chamber: hypervolume per strategy."""
+    from labweave.services.bench.pld_campaign import VARIANTS, run_benchmarks
+
+    chosen = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if not chosen or unknown:
+        typer.secho(f"error: --variants: unknown {', '.join(unknown) or '(none given)'}; choose from "
+                    f"{', '.join(VARIANTS)}", fg="red", err=True)
+        raise typer.Exit(2)
+    _emit(run_benchmarks(chosen, seeds=seeds, budget=budget))

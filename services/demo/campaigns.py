@@ -89,6 +89,10 @@ RECIPES: dict[str, DemoRecipe] = {
         budget=20,
         initial_design=4,
         fixed={"pulses": 200, "substrate": "SrTiO3"},
+        # A growth takes under a second: proposals set the pace, and a wider acquisition search pays
+        # (`labweave bench pld`, 5 seeds of 20 growths: mean hypervolume 9.94 with qLogNEHVI and this search,
+        # 9.78 with the fast one, 9.18 with ParEGO, 9.26 at random).
+        settings=dict(THOROUGH_ACQUISITION),
     ),
     "electrolyte": DemoRecipe(
         key="electrolyte",

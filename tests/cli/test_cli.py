@@ -99,3 +99,15 @@ def test_bench_fidelity_prints_a_row_per_strategy_and_refuses_bad_budgets():
     assert {row["strategy"] for row in rows} == {"multifidelity", "emt_only_model", "emt_random",
                                                 "mlip_screen_confirm"}
     assert all(row["budget"] == 60.0 and row["runs"] == 1 and row["mean_regret"] >= 0 for row in rows)
+
+
+def test_bench_pld_compares_strategies_on_the_simulated_chamber():
+    r = run("bench", "pld", "--variants", "random,bogus")
+    assert r.exit_code == 2 and "--variants: unknown bogus" in r.output
+    r = run("bench", "pld", "--variants", "random,nehvi+fast", "--seeds", "1", "--budget", "5")
+    assert r.exit_code == 0, r.output
+    rows = {row["variant"]: row for row in map(json.loads, (line for line in r.output.splitlines() if line.startswith("{")))}
+    assert set(rows) == {"random", "nehvi+fast"}
+    for row in rows.values():
+        assert row["budget"] == 5 and len(row["hypervolumes"]) == 1 and row["mean_hypervolume"] >= 0
+    assert rows["nehvi+fast"]["seconds_per_proposal"] > rows["random"]["seconds_per_proposal"]

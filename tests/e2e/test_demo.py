@@ -16,7 +16,12 @@ import pytest
 from labweave.optimizer.campaign import Campaign
 from labweave.schemas.campaign import CampaignSpec
 from labweave.services.demo import analysis
-from labweave.services.demo.campaigns import BASELINE_SUFFIX, CampaignUnavailable, demo_campaign
+from labweave.services.demo.campaigns import (
+    BASELINE_SUFFIX,
+    THOROUGH_ACQUISITION,
+    CampaignUnavailable,
+    demo_campaign,
+)
 from labweave.services.demo.tenants import DEMO_TENANTS, unavailable
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -50,7 +55,8 @@ def test_pld_demo_copy_is_small_fixed_and_paired_with_random_search():
     assert request["parameters"]["pld_growth"]["pulses"] == 200
     assert request["parameters"]["pld_growth"]["substrate"] == "SrTiO3"
     assert spec.strategy.name == "bayesian" and spec.strategy.settings["seed"] == 5
-    assert spec.strategy.settings["num_restarts"] == 3
+    assert spec.strategy.settings["num_restarts"] == THOROUGH_ACQUISITION["num_restarts"]  # the demo's search
+    assert spec.strategy.settings["multi_objective"] == "nehvi"  # from the campaign file
     assert base.name == spec.name + BASELINE_SUFFIX and base.strategy.name == "random"
     assert base.strategy.settings["seed"] == 5 and base.space == spec.space and base.request == spec.request
     assert pair.optimised.make_strategy().propose([], [], 2)  # the strategies build and propose
