@@ -397,9 +397,13 @@ class BayesianStrategy(Strategy):
         return torch.stack(out)
 
     def _predict(self, model: Model, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and std of the objectives at ``candidates``, in data units."""
+        """Predicted mean and std of the objectives' *measurements* at ``candidates``, in data units.
+
+        The std includes the measurement noise the model inferred, so that it can be held against what
+        the instrument then measures (the report's and the dashboard's calibration).
+        """
         with torch.no_grad():
-            posterior = model.posterior(candidates)
+            posterior = model.posterior(candidates, observation_noise=True)
             mean = posterior.mean[..., : len(self.objectives)]
             std = posterior.variance[..., : len(self.objectives)].clamp_min(0).sqrt()
         for j, warp in self._warps.items():
