@@ -48,22 +48,23 @@ async def start_cursor(lab, after: int | None, last_event_id: str | None) -> int
 
 
 async def feed(request: Request, lab, cursor: int, *, greeting: str, kinds: list[str] | None = None,
-               named: bool = True, still_allowed: Callable[[], str | None] | None = None,
+               named: bool = True, ended_because: Callable[[], str | None] | None = None,
                recheck_seconds: float = 30.0) -> AsyncIterator[str]:
     """The stream's text, until the client goes away.
 
     ``named`` adds an ``event:`` line with the event's kind (the API's stream;
-    the dashboard's script listens to plain messages). ``still_allowed`` is
-    called every ``recheck_seconds``; when it returns a reason the stream sends
+    the dashboard's script listens to plain messages). ``ended_because`` is
+    called every ``recheck_seconds`` and says why the stream must end (an
+    expired session), or ``None``; on a reason the stream sends
     ``session-ended`` and stops.
     """
     quiet = 0.0
     checked = time.monotonic()
     yield greeting
     while not await request.is_disconnected():
-        if still_allowed is not None and time.monotonic() - checked > recheck_seconds:
+        if ended_because is not None and time.monotonic() - checked > recheck_seconds:
             checked = time.monotonic()
-            if still_allowed() is not None:
+            if ended_because() is not None:
                 yield "event: session-ended\ndata: {}\n\n"
                 return
         items = await run_in_threadpool(page, lab, cursor, PAGE, kinds)
