@@ -17,6 +17,7 @@ Three kinds of campaign are compared with their random baselines:
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -270,8 +271,12 @@ class Score:
         hypervolume: several objectives: the hypervolume at the end.
         front: several objectives: the Pareto front's size.
         headline: the number to compare, as text.
-        value: the number to compare (best value or hypervolume), ``None`` if nothing counted.
+        value: the number to compare (best value, replicates' mean, or hypervolume), ``None`` if
+            nothing counted.
         better_is_larger: direction of ``value``.
+        replicate_mean: the mean of the first objective over the replicates of the best point.
+        replicate_std: their sample standard deviation (``None`` for fewer than two).
+        replicates: how many replicates gave a value.
     """
 
     name: str
@@ -286,6 +291,9 @@ class Score:
     headline: str
     value: float | None
     better_is_larger: bool
+    replicate_mean: float | None = None
+    replicate_std: float | None = None
+    replicates: int = 0
 
 
 def score(run: CampaignRun, reference: Mapping[str, float] | None = None,
@@ -312,8 +320,17 @@ def score(run: CampaignRun, reference: Mapping[str, float] | None = None,
         at = f" at {target}" if target else ""
         headline = f"{objective.name}{at} {fmt(best)}" if best is not None else f"no feasible {objective.name}{at}"
         value, larger = best, objective.direction == "maximize"
+    repeated = [r[objective.name] for r in getattr(run, "replicates", []) if objective.name in r]
+    mean = statistics.fmean(repeated) if repeated else None
+    spread = statistics.stdev(repeated) if len(repeated) > 1 else None
+    if mean is not None and len(campaign.spec.objectives) == 1:
+        # A noisy instrument: the best single result is partly luck; its point's replicates are not.
+        headline = (f"{objective.name} {fmt(mean)}" + (f" ± {spread:.2g}" if spread is not None else "")
+                    + f" ({len(repeated)} replicates of the best point; best single {fmt(best)})")
+        value = mean
     return Score(run.name, campaign.spec.strategy.name, len(obs), failed, cost, best,
-                 dict(best_obs.parameters) if best_obs else {}, hv, front, headline, value, larger)
+                 dict(best_obs.parameters) if best_obs else {}, hv, front, headline, value, larger,
+                 mean, spread, len(repeated))
 
 
 def compare(optimised: CampaignRun, baseline: CampaignRun) -> tuple[Score, Score, dict[str, float] | None]:

@@ -27,6 +27,7 @@ from labweave.services.server.lab import Lab
 from labweave.services.server.process import ServerProcess
 from labweave.services.server.seed import seed_demo
 
+from . import replicates
 from . import tenants as lab_tenants
 from .campaigns import RECIPES, DemoCampaign, select
 from .progress import RunView, StatusBoard
@@ -84,6 +85,9 @@ class CampaignRun:
         requests: the campaign's requests.
         results: the results of its requests.
         ended: why the daemon stopped.
+        replicates: values read from the replicate measurements of its best point (see
+            :mod:`.replicates`), where its recipe asks for them.
+        replicate_failures: replicates that gave no usable result.
     """
 
     campaign: Campaign
@@ -92,6 +96,8 @@ class CampaignRun:
     requests: list[dict]
     results: list[dict]
     ended: str
+    replicates: list[dict[str, float]] = field(default_factory=list)
+    replicate_failures: int = 0
 
     @property
     def name(self) -> str:
@@ -206,7 +212,13 @@ class DemoLab:
                 password = await self._requester(operator)
                 runs = await self._unique_names(operator)
                 ended = await self._run_campaigns(operator, url, password, runs)
-                return await self._collect(operator, runs, ended)
+                collected = await self._collect(operator, runs, ended)
+                if any(RECIPES[key].replicates for key in collected):
+                    self.board.note("measuring replicates of each run's best point")
+                    async with AsyncLabClient(url, REQUESTER, password) as requester:
+                        me = await requester.me()
+                        await replicates.measure(requester, me["tenant_uuid"], collected, timeout=STALL_SECONDS)
+                return collected
             except LabweaveError as exc:  # the server refused or went away (a campaign's own failure is caught)
                 raise DemoError(f"the lab stopped: {exc}; see the logs in {self.logs}") from exc
 

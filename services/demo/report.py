@@ -220,6 +220,12 @@ def _part(part: CampaignReport, demo: DemoCampaign) -> str:
                      + (f"(each parameter at least {floor:g}) " if floor is not None else "")
                      + f"&mdash; the random strategy knows no candidate pool &mdash; and evaluates each with "
                      f"{_e(target)}, {demo.baseline.spec.budget} times, for the same cost.</p>")
+    if demo.recipe.replicates:
+        counts = f"{part.optimised.replicates} and {part.baseline.replicates}"
+        lines.append(f"<p>Single measurements on this instrument scatter (cells built from one electrolyte "
+                     f"differ by a few cycles), so the best single result of a run is partly luck. After both "
+                     f"runs ended, the best point of each was measured {demo.recipe.replicates} times more "
+                     f"({counts} usable); the runs are compared on those replicates' mean.</p>")
     for objective, c in part.calibration.items():
         lines.append(f"<p>The model's predictions of {_e(objective)} for {int(c['n'])} experiments: RMSE "
                      f"{analysis.fmt(c['rmse'])}, {100 * c['within_2_sigma']:.0f}% of the measurements within two "

@@ -109,6 +109,48 @@ def test_traces_and_scores_read_runs_in_the_daemons_order():
     assert analysis.calibration([prediction])["within_2_sigma"] == 1.0
 
 
+def single_objective_run(name: str, lives: list[float], replicates: list[float]):
+    campaign = Campaign(CampaignSpec.model_validate({
+        "name": name, "budget": 10, "initial_design": 1,
+        "request": {"quantity": "degradationEOL", "methods": ["degradation_workflow"],
+                    "parameters": {"degradation_workflow": {"x": "{x}"}}},
+        "space": {"parameters": [{"name": "x", "lower": 0.0, "upper": 1.0}]},
+        "objectives": [{"name": "cycle_life", "path": "life", "direction": "maximize"}],
+        "strategy": {"name": "random"},
+    }))
+    return SimpleNamespace(
+        campaign=campaign, name=name, state={"history": [{"request_uuid": f"r{i}"} for i in range(len(lives))]},
+        requests=[{"uuid": f"r{i}", "status": "resolved", "provenance": {"parameters": {"x": i / 10}}}
+                  for i in range(len(lives))],
+        results=[{"result": {"request_uuid": f"r{i}", "method": ["degradation_workflow"], "data": {"life": v}}}
+                 for i, v in enumerate(lives)],
+        replicates=[{"cycle_life": v} for v in replicates])
+
+
+def test_replicates_of_the_best_point_decide_between_noisy_runs():
+    """A lucky single cell loses to a point whose replicates hold up."""
+    steady = single_objective_run("bo", [120, 124, 126], [125, 124, 126])
+    lucky = single_objective_run("random", [110, 129, 117], [121, 119, 123])
+    a, b = analysis.score(steady), analysis.score(lucky)
+    assert (a.best, b.best) == (126, 129)  # on single results the lucky run would win
+    assert a.replicate_mean == pytest.approx(125) and a.replicate_std == pytest.approx(1.0) and a.replicates == 3
+    assert b.value == pytest.approx(121) and analysis.winner(a, b) == "bo"
+    assert a.headline == "cycle_life 125 ± 1 (3 replicates of the best point; best single 126)"
+    assert a.best_parameters == {"x": 0.2}
+    alone = single_objective_run("none", [100, 101], [])  # no replicates: the best single result counts
+    assert analysis.score(alone).value == 101 and analysis.score(alone).replicate_mean is None
+
+
+def test_replicates_are_asked_for_only_where_an_instrument_is_noisy():
+    from labweave.services.demo.campaigns import RECIPES
+    from labweave.services.demo.replicates import best_point
+
+    assert RECIPES["electrolyte"].replicates >= 2
+    assert RECIPES["pld"].replicates == 0 and RECIPES["materials"].replicates == 0
+    assert best_point(single_objective_run("bo", [120, 124, 126], [])) == {"x": 0.2}
+    assert best_point(single_objective_run("empty", [], [])) is None
+
+
 # ---------------------------------------------------------------- the whole lab, briefly
 DEMO = [sys.executable, "-m", "labweave.services.cli.main", "demo"]
 
@@ -156,6 +198,39 @@ def test_short_demo_runs_the_lab_and_writes_its_report(tmp_path):
         owners = db.execute("select count(distinct last_owner_uuid) from request").fetchone()[0]
     assert sorted(rows) == [("pld-srtio3-smooth", "resolved", 4), ("pld-srtio3-smooth-random", "resolved", 4)]
     assert owners == 1
+
+
+@pytest.mark.slow
+def test_electrolyte_demo_confirms_each_runs_best_point_with_replicates(tmp_path):
+    """The battery line end to end in the demo: cells built and cycled for both runs, then replicates."""
+    out = tmp_path / "report"
+    env = {**os.environ, "LABWEAVE_PASSWORD_ROUNDS": "4", "PYBAMM_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.run([*DEMO, "--campaigns", "electrolyte", "--budget", "2", "--seed", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "measuring replicates of each run's best point" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())["campaigns"]["electrolyte"]
+    for role in ("optimised", "baseline"):
+        score = summary[role]
+        assert score["replicates"] + summary_failures(out, score["name"]) == 3
+        if score["replicates"]:
+            assert score["value"] == pytest.approx(score["replicate_mean"]) and score["replicate_mean"] > 0
+            assert "replicates of the best point" in score["headline"]
+    with sqlite3.connect(out / "labweave.db") as db:
+        labels = dict(db.execute("select campaign, count(*) from request where parent_uuid is null "
+                                 "group by campaign").fetchall())
+        replicated = [json.loads(p)["parameters"] for (p,) in db.execute(
+            "select provenance from request where campaign = 'electrolyte-cycle-life-replicates'")]
+    assert labels["electrolyte-cycle-life-replicates"] == 3 and labels["electrolyte-cycle-life-random-replicates"] == 3
+    assert replicated[0] == summary["optimised"]["best_parameters"] and len({json.dumps(p) for p in replicated}) == 1
+    assert "measured 3 times more" in (out / "report.html").read_text()
+
+
+def summary_failures(out, run_name: str) -> int:
+    """Replicates of a run that gave no result (failed cells exhaust their attempts)."""
+    with sqlite3.connect(out / "labweave.db") as db:
+        return db.execute("select count(*) from request where campaign = ? and status != 'resolved'",
+                          (run_name + "-replicates",)).fetchone()[0]
 
 
 def test_status_board_draws_runs_and_instruments():

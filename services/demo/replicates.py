@@ -1,0 +1,96 @@
+"""Replicates of each run's best point, for campaigns on noisy instruments.
+
+One cell that happened to last long is not a finding: cells built from the
+same electrolyte differ by a few cycles. Where a demo recipe asks for
+replicates, the best point of the optimised run and of its random baseline
+are each measured that many times more, after both runs have ended, and the
+runs are compared on the replicates' mean (:func:`analysis.score`), as a lab
+would confirm a winner before believing it.
+
+The replicates are ordinary requests, labelled with the run's name and
+:data:`REPLICATE_SUFFIX`, so that they neither count as the run's own
+experiments nor pass unseen: the queue and the event log show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+from labweave.services.client import AsyncLabClient
+
+from . import analysis
+from .campaigns import RECIPES
+
+log = logging.getLogger(__name__)
+
+#: Suffix of the campaign label on a run's replicate requests.
+REPLICATE_SUFFIX = "-replicates"
+#: Statuses a replicate request ends in.
+ENDED = ("resolved", "failed", "retracted")
+#: How often the replicates' progress is read.
+POLL_SECONDS = 2.0
+
+
+def best_point(run) -> dict | None:
+    """The parameters of the run's best feasible result (first objective), ``None`` if it has none."""
+    score = analysis.score(run)
+    return dict(score.best_parameters) if score.best is not None else None
+
+
+async def measure(requester: AsyncLabClient, tenant_uuid: str, runs: Mapping[str, tuple], *,
+                  timeout: float) -> None:
+    """Measure each run's best point again where its recipe asks for replicates; fill ``run.replicates``.
+
+    Args:
+        requester: the optimizer's client (a requester bound to ``tenant_uuid``).
+        tenant_uuid: the tenant the requests are made for.
+        runs: by demo campaign key, the optimised and the baseline run.
+        timeout: seconds to wait for all replicates; those still open then are retracted and left out.
+    """
+    posted: dict[str, tuple[object, list[str]]] = {}
+    for key, pair in runs.items():
+        count = RECIPES[key].replicates
+        if not count:
+            continue
+        for run in pair:
+            point = best_point(run)
+            if point is None:
+                continue
+            body = run.campaign.build_request(point) | {"tenant_uuid": tenant_uuid}
+            provenance = {"parameters": point, "replicate_of": run.name,
+                          "reason": f"replicate of the best point of {run.name}"}
+            uuids = []
+            for _ in range(count):
+                created = await requester.create_request(
+                    body, priority=run.campaign.spec.request.priority + 1,
+                    campaign=run.name + REPLICATE_SUFFIX, provenance=provenance)
+                uuids.append(created["uuid"])
+            posted[run.name] = (run, uuids)
+            log.info("%s: %d replicates of its best point %s", run.name, count, point)
+    if not posted:
+        return
+    deadline = time.monotonic() + timeout
+    waiting = {u for _, uuids in posted.values() for u in uuids}
+    while waiting and time.monotonic() < deadline:
+        for uuid in list(waiting):
+            if (await requester.request(uuid))["status"] in ENDED:
+                waiting.discard(uuid)
+        if waiting:
+            await asyncio.sleep(POLL_SECONDS)
+    for uuid in waiting:
+        log.warning("replicate %s did not finish in %.0f s; retracting it", uuid, timeout)
+        await requester.cancel(uuid, reason="the demo stopped waiting for replicates")
+    for run, uuids in posted.values():
+        for uuid in uuids:
+            result = await requester.result_for_request(uuid)
+            if result is None:
+                run.replicate_failures += 1
+                continue
+            try:
+                run.replicates.append(run.campaign.read_values(result["result"]["data"]))
+            except ValueError as exc:
+                log.warning("replicate %s of %s not usable: %s", uuid, run.name, exc)
+                run.replicate_failures += 1
