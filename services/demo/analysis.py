@@ -347,9 +347,26 @@ def compare(optimised: CampaignRun, baseline: CampaignRun) -> tuple[Score, Score
     return (score(optimised, reference, costs), score(baseline, reference, costs), reference)
 
 
+#: Replicate means closer than this many standard errors of their difference are a tie.
+TIE_STANDARD_ERRORS = 2.0
+
+
+def within_noise(a: Score, b: Score) -> bool:
+    """Whether two runs compared on replicates differ by no more than the replicates' scatter allows.
+
+    The standard error of the difference of two means, ``sqrt(s_a^2/n_a + s_b^2/n_b)``; a difference
+    within :data:`TIE_STANDARD_ERRORS` of it is not evidence that either point is better.
+    """
+    if a.replicate_mean is None or b.replicate_mean is None or a.replicate_std is None or b.replicate_std is None:
+        return False
+    error = math.sqrt(a.replicate_std**2 / a.replicates + b.replicate_std**2 / b.replicates)
+    return abs(a.replicate_mean - b.replicate_mean) <= TIE_STANDARD_ERRORS * error
+
+
 def winner(a: Score, b: Score) -> str | None:
-    """The name of the better run, ``None`` for a tie or when either has nothing to compare."""
-    if a.value is None or b.value is None or a.value == b.value:
+    """The name of the better run; ``None`` for a tie (equal, or replicates within noise) or when
+    either has nothing to compare."""
+    if a.value is None or b.value is None or a.value == b.value or within_noise(a, b):
         return None
     return a.name if (a.value > b.value) == a.better_is_larger else b.name
 

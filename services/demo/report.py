@@ -59,9 +59,10 @@ class CampaignReport:
 
     @property
     def better(self) -> str:
-        """Which did better: the strategy's name, ``random baseline`` or ``tie``."""
+        """Which did better: the strategy's name, ``random baseline`` or ``tie`` (``within noise`` where
+        the replicates cannot tell the two apart)."""
         if self.winner is None:
-            return "tie"
+            return "tie (within noise)" if analysis.within_noise(self.optimised, self.baseline) else "tie"
         return self.optimised.strategy if self.winner == self.optimised.name else "random baseline"
 
 

@@ -137,6 +137,9 @@ def test_replicates_of_the_best_point_decide_between_noisy_runs():
     assert b.value == pytest.approx(121) and analysis.winner(a, b) == "bo"
     assert a.headline == "cycle_life 125 ± 1 (3 replicates of the best point; best single 126)"
     assert a.best_parameters == {"x": 0.2}
+    close = single_objective_run("close", [120, 128], [124, 126, 121])  # mean 123.7, 1 below: no evidence
+    assert analysis.within_noise(a, analysis.score(close)) and analysis.winner(a, analysis.score(close)) is None
+    assert not analysis.within_noise(a, b)
     alone = single_objective_run("none", [100, 101], [])  # no replicates: the best single result counts
     assert analysis.score(alone).value == 101 and analysis.score(alone).replicate_mean is None
 
