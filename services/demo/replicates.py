@@ -18,11 +18,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from labweave.services.client import AsyncLabClient
 
 from . import analysis
 from .campaigns import RECIPES
+
+if TYPE_CHECKING:
+    from .lab import CampaignRun
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +38,13 @@ ENDED = ("resolved", "failed", "retracted")
 POLL_SECONDS = 2.0
 
 
-def best_point(run) -> dict | None:
+def best_point(run: CampaignRun) -> dict | None:
     """The parameters of the run's best feasible result (first objective), ``None`` if it has none."""
     score = analysis.score(run)
     return dict(score.best_parameters) if score.best is not None else None
 
 
-async def measure(requester: AsyncLabClient, tenant_uuid: str, runs: Mapping[str, tuple], *,
+async def measure(requester: AsyncLabClient, tenant_uuid: str, runs: Mapping[str, tuple[CampaignRun, CampaignRun]], *,
                   timeout: float) -> None:
     """Measure each run's best point again where its recipe asks for replicates; fill ``run.replicates``.
 
@@ -50,7 +54,7 @@ async def measure(requester: AsyncLabClient, tenant_uuid: str, runs: Mapping[str
         runs: by demo campaign key, the optimised and the baseline run.
         timeout: seconds to wait for all replicates; those still open then are retracted and left out.
     """
-    posted: dict[str, tuple[object, list[str]]] = {}
+    posted: dict[str, tuple[CampaignRun, list[str]]] = {}
     for key, pair in runs.items():
         count = RECIPES[key].replicates
         if not count:
