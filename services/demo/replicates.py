@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from labweave.services.client import AsyncLabClient
+from labweave.services.client.errors import LabweaveError
 
 from . import analysis
 from .campaigns import RECIPES
@@ -44,8 +45,8 @@ def best_point(run: CampaignRun) -> dict | None:
     return dict(score.best_parameters) if score.best is not None else None
 
 
-async def measure(requester: AsyncLabClient, tenant_uuid: str, runs: Mapping[str, tuple[CampaignRun, CampaignRun]], *,
-                  timeout: float) -> None:
+async def measure(requester: AsyncLabClient, tenant_uuid: str,
+                  runs: Mapping[str, tuple[CampaignRun, CampaignRun]], *, timeout: float) -> None:
     """Measure each run's best point again where its recipe asks for replicates; fill ``run.replicates``.
 
     Args:
@@ -86,7 +87,10 @@ async def measure(requester: AsyncLabClient, tenant_uuid: str, runs: Mapping[str
             await asyncio.sleep(POLL_SECONDS)
     for uuid in waiting:
         log.warning("replicate %s did not finish in %.0f s; retracting it", uuid, timeout)
-        await requester.cancel(uuid, reason="the demo stopped waiting for replicates")
+        try:
+            await requester.cancel(uuid, reason="the demo stopped waiting for replicates")
+        except LabweaveError as exc:  # it ended meanwhile, or cannot be retracted any more: leave it
+            log.warning("replicate %s not retracted: %s", uuid, exc)
     for run, uuids in posted.values():
         for uuid in uuids:
             result = await requester.result_for_request(uuid)
