@@ -390,9 +390,7 @@ class Campaign:
         ladder = settings.get("fidelities")
         if not ladder:
             return None
-        last = ladder[-1]
-        method = last["method"] if isinstance(last, Mapping) else last.method
-        return settings.get("fidelity_parameter", "method"), method
+        return settings.get("fidelity_parameter", "method"), ladder[-1]["method"]
 
     def at_target(self, point: Mapping[str, Any] | None) -> bool:
         """Whether a result at ``point`` counts for the best value: every result, or with a fidelity

@@ -209,27 +209,27 @@ class DemoLab:
                 raise DemoError("the database already has an 'operator' account with another password; "
                                 "run the demo on a fresh database (leave out --database-url)") from None
             try:
-                password = await self._requester(operator)
+                password, requester_tenant = await self._requester(operator)
                 runs = await self._unique_names(operator)
                 ended = await self._run_campaigns(operator, url, password, runs)
                 collected = await self._collect(operator, runs, ended)
                 if any(RECIPES[key].replicates for key in collected):
                     self.board.note("measuring replicates of each run's best point")
                     async with AsyncLabClient(url, REQUESTER, password) as requester:
-                        me = await requester.me()
-                        await replicates.measure(requester, me["tenant_uuid"], collected, timeout=STALL_SECONDS)
+                        await replicates.measure(requester, requester_tenant, collected, timeout=STALL_SECONDS)
                 return collected
             except LabweaveError as exc:  # the server refused or went away (a campaign's own failure is caught)
                 raise DemoError(f"the lab stopped: {exc}; see the logs in {self.logs}") from exc
 
-    async def _requester(self, operator: AsyncLabClient) -> str:
-        """The optimizer's account: a requester bound to the ``optimizer`` tenant; returns its password."""
+    async def _requester(self, operator: AsyncLabClient) -> tuple[str, str]:
+        """The optimizer's account: a requester bound to the ``optimizer`` tenant; returns its password and
+        the tenant's uuid."""
         existing = {t["name"]: t["tenant_uuid"] for t in await operator.tenants()}
         uuid = existing.get(REQUESTER) or (await operator.register_tenant(
             {"name": REQUESTER, "limitations": [], "contact_person": "labweave demo"}))["tenant_uuid"]
         password = secrets.token_urlsafe(12)
         await operator.add_user(REQUESTER, password, "requester", uuid)
-        return password
+        return password, uuid
 
     async def _start_tenants(self, operator: AsyncLabClient, names: tuple[str, ...]) -> None:
         """Provision each tenant not yet running and start its process at once (they take a while to boot)."""
