@@ -16,7 +16,6 @@ server's database.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import string
 import tomllib
@@ -29,7 +28,7 @@ from pydantic import ValidationError
 
 from labweave.optimizer.space import ParameterError, SearchSpace
 from labweave.optimizer.strategies import Observation, Strategy, get_strategy, settings_model
-from labweave.schemas.campaign import CampaignSpec, resolve_path
+from labweave.schemas.campaign import CampaignSpec, read_quantity, satisfies
 
 logger = logging.getLogger(__name__)
 
@@ -360,28 +359,12 @@ class Campaign:
         Raises:
             ValueError: naming the objective and the path that could not be read.
         """
-        values = {}
-        for item in [*self.spec.objectives, *self.spec.outcome_constraints]:
-            try:
-                raw = resolve_path(result_data, item.path)
-            except KeyError as exc:
-                raise ValueError(f"{item.name}: path {item.path!r}: {exc.args[0]}") from None
-            try:
-                number = float(raw)
-            except (TypeError, ValueError):
-                raise ValueError(f"{item.name}: path {item.path!r} holds {raw!r}, not a number") from None
-            if not math.isfinite(number):
-                raise ValueError(f"{item.name}: path {item.path!r} holds a non-finite value {number}")
-            values[item.name] = number
-        return values
+        return {item.name: read_quantity(result_data, item)
+                for item in [*self.spec.objectives, *self.spec.outcome_constraints]}
 
     def feasible(self, values: Mapping[str, float]) -> bool:
-        """Whether an observation satisfies the outcome constraints."""
-        for c in self.spec.outcome_constraints:
-            v = values[c.name]
-            if (c.relation == "<=" and v > c.bound) or (c.relation == ">=" and v < c.bound):
-                return False
-        return True
+        """Whether an observation satisfies the outcome constraints (a missing value does not)."""
+        return satisfies(self.spec.outcome_constraints, values)
 
     def target_fidelity(self) -> tuple[str, str] | None:
         """``(parameter, method)`` naming the target fidelity (the ladder's last, dearest rung) where the

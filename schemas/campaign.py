@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import string
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -187,38 +188,69 @@ class SearchSpaceSpec(_Strict):
         return self
 
 
-class Objective(_Strict):
+#: How the values a ``*`` path segment collects (one per cell, per sample) become one number.
+Aggregate = Literal["mean", "median", "min", "max"]
+
+
+class _ResultQuantity(_Strict):
+    """Where a number is read in each result, and how several entries are combined.
+
+    A path may hold one ``*`` segment standing for every entry of a list (every
+    cell of a ``degradationEOL`` result, say); ``aggregate`` then says how their
+    values become one: a lab that builds cells in triplicate reads the median,
+    which one leaky cell cannot drag down. Entries whose ``meta.success`` is
+    false (FINALES's mark of a failed measurement) are left out.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    path: str = Field(pattern=PATH_PATTERN)
+    aggregate: Aggregate | None = None
+
+    @model_validator(mode="after")
+    def _check_aggregate(self) -> _ResultQuantity:
+        stars = self.path.split(".").count("*")
+        if stars > 1:
+            raise ValueError(f"path: {self.path!r} has {stars} '*' segments; at most one is allowed")
+        if stars and self.aggregate is None:
+            raise ValueError(f"aggregate: path {self.path!r} collects a list ('*'); say how to combine it "
+                             "(mean, median, min or max)")
+        if self.aggregate is not None and not stars:
+            raise ValueError(f"aggregate: {self.aggregate!r} needs a '*' segment in path {self.path!r}")
+        return self
+
+
+class Objective(_ResultQuantity):
     """A quantity to maximise or minimise, read from each result.
 
     Args:
         name: identifier of the objective.
-        path: dotted path into the result's ``data`` (``degradationEOL.end_of_life``);
-            integer segments index lists, negative ones from the end.
+        path: dotted path into the result's ``data`` (``degradationEOL.0.end_of_life``);
+            integer segments index lists, negative ones from the end; one ``*``
+            segment collects every entry of a list.
+        aggregate: how a ``*`` path's values become one (``mean``, ``median``,
+            ``min``, ``max``); required with ``*``, refused without.
         direction: ``"maximize"`` or ``"minimize"``.
         threshold: worst acceptable value; the reference point for hypervolume with
             several objectives (optional).
         target: value at which this objective counts as reached, for stopping (optional).
     """
 
-    name: str = Field(pattern=NAME_PATTERN)
-    path: str = Field(pattern=PATH_PATTERN)
     direction: Literal["maximize", "minimize"] = "maximize"
     threshold: float | None = None
     target: float | None = None
 
 
-class OutcomeConstraint(_Strict):
+class OutcomeConstraint(_ResultQuantity):
     """A measured quantity that must stay on one side of a bound.
 
     Args:
         name: identifier.
-        path: dotted path into the result's ``data``.
+        path: dotted path into the result's ``data`` (``*`` as for :class:`Objective`).
+        aggregate: how a ``*`` path's values become one.
         relation: ``"<="`` or ``">="``.
         bound: the bound.
     """
 
-    name: str = Field(pattern=NAME_PATTERN)
-    path: str = Field(pattern=PATH_PATTERN)
     relation: Literal["<=", ">="]
     bound: float
 
@@ -365,3 +397,81 @@ def resolve_path(data: Any, path: str) -> Any:
         else:
             raise KeyError(f"{'.'.join(walked)}: cannot index {type(node).__name__} with {segment!r}")
     return node
+
+
+def _failed(entry: Any) -> bool:
+    meta = entry.get("meta") if isinstance(entry, dict) else None
+    return isinstance(meta, dict) and meta.get("success") is False
+
+
+def _number(raw: Any, where: str) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(f"{where} holds {raw!r}, not a number")
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} holds {raw!r}, not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{where} holds a non-finite value {number}")
+    return number
+
+
+def read_quantity(data: Any, quantity: Objective | OutcomeConstraint) -> float:
+    """Read an objective's or outcome constraint's value from a result's data.
+
+    Args:
+        data: the result's ``data`` object.
+        quantity: what to read (its ``path`` and, for a ``*`` path, its ``aggregate``).
+
+    Returns:
+        The number (for a ``*`` path, the aggregate over the entries not marked failed).
+
+    Raises:
+        ValueError: naming the quantity, its path and what could not be read.
+    """
+    where = f"{quantity.name}: path {quantity.path!r}"
+    if "*" not in quantity.path.split("."):
+        try:
+            raw = resolve_path(data, quantity.path)
+        except KeyError as exc:
+            raise ValueError(f"{where}: {exc.args[0]}") from None
+        return _number(raw, where)
+    head, _, tail = f".{quantity.path}.".partition(".*.")
+    head, tail = head.strip("."), tail.strip(".")
+    try:
+        entries = resolve_path(data, head) if head else data
+    except KeyError as exc:
+        raise ValueError(f"{where}: {exc.args[0]}") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"{where}: '*' needs a list at {head or 'the top'}, found {type(entries).__name__}")
+    values = []
+    for i, entry in enumerate(entries):
+        if _failed(entry):
+            continue
+        try:
+            raw = resolve_path(entry, tail) if tail else entry
+        except KeyError as exc:
+            raise ValueError(f"{where}: entry {i}: {exc.args[0]}") from None
+        values.append(_number(raw, f"{where}: entry {i}"))
+    if not values:
+        raise ValueError(f"{where}: none of the {len(entries)} entries is a successful measurement")
+    values.sort()
+    if quantity.aggregate == "mean":
+        return math.fsum(values) / len(values)
+    if quantity.aggregate == "min":
+        return values[0]
+    if quantity.aggregate == "max":
+        return values[-1]
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2.0
+
+
+def satisfies(constraints: Sequence[OutcomeConstraint], values: Mapping[str, float]) -> bool:
+    """Whether measured values satisfy every outcome constraint (a missing value does not)."""
+    for c in constraints:
+        if c.name not in values:
+            return False
+        value = float(values[c.name])
+        if (c.relation == "<=" and value > c.bound) or (c.relation == ">=" and value < c.bound):
+            return False
+    return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from labweave.optimizer.campaign import EXAMPLES, Campaign, CampaignFileError, load_campaign, parse_campaign
@@ -33,12 +35,13 @@ def test_examples_load_and_build_their_strategy(name: str) -> None:
 
 def test_request_template_keeps_value_types() -> None:
     campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
-    point = {"ec_fraction": 0.3, "emc_fraction": 0.58, "lipf6_fraction": 0.1, "vc_fraction": 0.02}
+    point = {"ec_fraction": 0.3, "pc_fraction": 0.05, "emc_fraction": 0.5, "lipf6_fraction": 0.1,
+             "vc_fraction": 0.02, "fec_fraction": 0.03}
     request = campaign.build_request(point)
     electrolyte = request["parameters"]["degradation_workflow"]["battery_chemistry"]["electrolyte"]
-    assert [c["fraction"] for c in electrolyte] == [0.3, 0.58, 0.1, 0.02]
+    assert [c["fraction"] for c in electrolyte] == [0.3, 0.05, 0.5, 0.1, 0.02, 0.03]
     assert electrolyte[0]["chemical"]["InChIKey"] == "KMTRUDSVKNLOMY-UHFFFAOYSA-N"
-    assert electrolyte[3]["chemical"]["InChIKey"] == "VAYTZRYEBVHVLE-UHFFFAOYSA-N"  # VC
+    assert electrolyte[4]["chemical"]["InChIKey"] == "VAYTZRYEBVHVLE-UHFFFAOYSA-N"  # VC
     with pytest.raises(ValueError, match="ec_fraction"):
         campaign.build_request({**point, "ec_fraction": 0.4})  # fractions no longer sum to one
 
@@ -51,7 +54,7 @@ def test_field_errors_name_the_field_and_the_line() -> None:
 
     bad = ELECTROLYTE.replace("lower = 0.04", 'lower = "low"')
     [(line, field, _)] = problems(bad)
-    assert field == "space.parameters[2].lower" and line == line_of(bad, 'lower = "low"')
+    assert field == "space.parameters[3].lower" and line == line_of(bad, 'lower = "low"')
 
     bad = ELECTROLYTE.replace("budget = 40", "budget = 40\nbudgget = 3")
     [(line, field, message)] = problems(bad)
@@ -90,11 +93,52 @@ def test_cross_field_errors_and_toml_syntax() -> None:
 
 
 def test_read_values_follows_dotted_paths() -> None:
-    campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
+    spec = load_campaign(EXAMPLES / "electrolyte.toml")
+    first_cell = spec.model_copy(update={
+        "objectives": [spec.objectives[0].model_copy(update={"path": "degradationEOL.0.end_of_life",
+                                                             "aggregate": None})],
+        "outcome_constraints": []})
+    campaign = Campaign(first_cell)
     data = {"degradationEOL": [{"end_of_life": 812, "end_of_life_uncertainty": 31.5}]}
-    assert campaign.read_values(data) == {"cycle_life": 812.0, "eol_uncertainty": 31.5}
+    assert campaign.read_values(data) == {"cycle_life": 812.0}
     with pytest.raises(ValueError, match="cycle_life: path 'degradationEOL.0.end_of_life'"):
         campaign.read_values({"degradationEOL": []})
+    with pytest.raises(ValueError, match="holds 'long', not a number"):
+        campaign.read_values({"degradationEOL": [{"end_of_life": "long"}]})
+
+
+def cell(eol: float, uncertainty: float = 2.0, success: bool = True) -> dict:
+    return {"end_of_life": eol, "end_of_life_uncertainty": uncertainty, "meta": {"success": success}}
+
+
+def test_replicate_cells_are_read_as_their_median_without_failed_cells() -> None:
+    campaign = Campaign(load_campaign(EXAMPLES / "electrolyte.toml"))
+    # a leaky cell (90) among three does not move the median; a shorted cell (12, failed) is left out
+    data = {"degradationEOL": [cell(201), cell(90, 30.0), cell(12, 1.0, success=False), cell(205)]}
+    assert campaign.read_values(data) == {"cycle_life": 201.0, "eol_uncertainty": 2.0}
+    # two cells left: the median is their mean
+    two = {"degradationEOL": [cell(201, 1.0), cell(12, success=False), cell(205, 3.0)]}
+    assert campaign.read_values(two) == {"cycle_life": 203.0, "eol_uncertainty": 2.0}
+    with pytest.raises(ValueError, match="none of the 1 entries is a successful measurement"):
+        campaign.read_values({"degradationEOL": [cell(12, success=False)]})
+    with pytest.raises(ValueError, match=r"entry 1: end_of_life: no key"):
+        campaign.read_values({"degradationEOL": [cell(201), {"meta": {"success": True}}]})
+    with pytest.raises(ValueError, match="'\\*' needs a list at degradationEOL, found dict"):
+        campaign.read_values({"degradationEOL": {"end_of_life": 3}})
+
+
+@pytest.mark.parametrize(("path", "aggregate", "message"), [
+    ("degradationEOL.*.end_of_life", None, "say how to combine it"),
+    ("degradationEOL.0.end_of_life", "median", "needs a '\\*' segment"),
+    ("runs.*.cells.*.eol", "mean", "2 '\\*' segments"),
+])
+def test_aggregate_and_star_paths_go_together(path: str, aggregate: str | None, message: str) -> None:
+    line = f'path = "{path}"\n' + (f'aggregate = "{aggregate}"\n' if aggregate else "")
+    text = ELECTROLYTE.replace('path = "degradationEOL.*.end_of_life"\naggregate = "median"\n', line)
+    assert text != ELECTROLYTE
+    [(_, field, found)] = problems(text)
+    assert field.startswith("objectives[0]")
+    assert re.search(message, found), found
 
 
 def test_stopping_rules_and_batch_sizes() -> None:

@@ -6,7 +6,7 @@ optional (``best``, ``history``, ``predictions``, ``next``, ``model_version``,
 breaking the page. Where the daemon has not written a history yet, it is
 derived from the campaign's results and the objectives of its spec (the
 objective's ``path`` into each result's data, as
-:func:`labweave.schemas.campaign.resolve_path` reads it).
+:func:`labweave.schemas.campaign.read_quantity` reads it).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from sqlmodel import Session, select
 
-from labweave.schemas.campaign import resolve_path
+from labweave.schemas.campaign import read_quantity
 from labweave.schemas.core import RequestStatus as S
 
 from ..auth import Principal
@@ -75,11 +75,9 @@ def observations(lab, name: str, objectives: Sequence[Objective]) -> list[Observ
         values = {}
         for o in objectives:
             try:
-                value = text.as_float(resolve_path(data, o.path))
-            except KeyError:
-                value = None
-            if value is not None:
-                values[o.name] = value
+                values[o.name] = read_quantity(data, o)
+            except ValueError:
+                continue  # a result without this objective (failed, other method): not plotted
         out.append(Observation(i, request_uuid, values))
     return out
 
