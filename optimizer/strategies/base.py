@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from labweave.optimizer.space import SearchSpace
-from labweave.schemas.campaign import Objective, OutcomeConstraint
+from labweave.schemas.campaign import Objective, OutcomeConstraint, satisfies
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,32 @@ class Strategy(ABC):
             ``n`` proposals, none equal to a pending or observed point where the
             space allows it.
         """
+
+    def recommend(self, observations: Sequence[Observation]) -> dict[str, Any] | None:
+        """The measured point this strategy puts forward as the campaign's answer.
+
+        The best feasible observation of the (single) objective; a strategy with
+        a model of the noise may override this with a better-founded choice.
+
+        Args:
+            observations: ``(parameters, values)`` pairs.
+
+        Returns:
+            The point's parameters; ``None`` with several objectives (a front, not a
+            point) or without a feasible observation.
+        """
+        if len(self.objectives) != 1:
+            return None
+        objective = self.objectives[0]
+        sign = 1.0 if objective.direction == "maximize" else -1.0
+        feasible = [(p, v) for p, v in observations if objective.name in v and self.feasible(v)]
+        if not feasible:
+            return None
+        return dict(max(feasible, key=lambda pv: sign * float(pv[1][objective.name]))[0])
+
+    def feasible(self, values: Mapping[str, float]) -> bool:
+        """Whether measured values satisfy every outcome constraint (a missing value does not)."""
+        return satisfies(self.outcome_constraints, values)
 
     # ------------------------------------------------------------------ helpers
     def value_names(self) -> list[str]:

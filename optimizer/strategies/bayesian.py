@@ -74,6 +74,10 @@ class BayesianSettings(StrategySettings):
         noiseless: observations are exact (simulations, deterministic codes): the GP
             noise is fixed tiny so the model interpolates and the incumbent can be
             refined to high precision. ``False`` infers the noise (real measurements).
+        robust: with the noise inferred, set aside observations far outside it (a
+            leaky cell, a botched run) by relevance pursuit
+            (:func:`~labweave.optimizer.strategies.gp.fit_robust_map_hyperparameters`);
+            each proposal's reason names them.
         acquisition: ``"auto"`` (analytic LogEI when it is exact: one objective, one
             noiseless proposal, nothing in flight, no outcome constraints; else
             qLogNEI), ``"qlognei"`` or ``"logei"`` (one objective only).
@@ -92,6 +96,7 @@ class BayesianSettings(StrategySettings):
 
     initial_design: int = Field(default=5, ge=0)
     noiseless: bool = False
+    robust: bool = True
     acquisition: Literal["auto", "qlognei", "logei"] = "auto"
     multi_objective: Literal["parego", "nehvi"] = "parego"
     num_restarts: int = Field(default=10, ge=1)
@@ -135,6 +140,7 @@ class BayesianStrategy(Strategy):
         super().__init__(*args, **kwargs)
         self._hyperparameters: dict[int, GPHyperparameters] = {}
         self._warps: dict[int, OutputWarp] = {}
+        self._outliers: set[int] = set()
 
     # ------------------------------------------------------------------ public
     def propose(
@@ -145,6 +151,31 @@ class BayesianStrategy(Strategy):
             raise ValueError(f"n must be at least 1, got {n}")
         with _thread_limit(self.settings.max_threads):
             return self._propose(observations, pending, n)
+
+    def recommend(self, observations: Sequence[Observation]) -> dict[str, Any] | None:
+        """The measured point with the best posterior mean, for noisy observations.
+
+        With noise, the best single measurement is partly luck (its value is
+        biased upwards by the selection); the model's posterior mean at each
+        measured point pools the neighbouring measurements, so its maximum over
+        the feasible measured points is the better bet (the "in-sample"
+        recommendation of noisy Bayesian optimisation). Noiseless campaigns,
+        several objectives or fewer observations than the initial design keep
+        :meth:`Strategy.recommend`.
+        """
+        usable = [(p, v) for p, v in observations if all(n in v for n in self.value_names())]
+        if (self.settings.noiseless or len(self.objectives) != 1
+                or len(usable) < max(self.settings.initial_design, 2)):
+            return super().recommend(observations)
+        feasible = [i for i, (_, v) in enumerate(usable) if self.feasible(v)]
+        if not feasible:
+            return None
+        with _thread_limit(self.settings.max_threads):
+            X, Y = self.observation_tensors(usable)
+            model = self._fit(X, self._maximisation_targets(Y))
+            with torch.no_grad():
+                mean = model.posterior(X[feasible]).mean[..., 0]  # the objective, maximised, on the model's scale
+        return dict(usable[feasible[int(mean.argmax())]][0])
 
     # ----------------------------------------------------------------- internals
     def _propose(
@@ -185,7 +216,9 @@ class BayesianStrategy(Strategy):
                     model_version=version,
                     strategy=self.name,
                     reason=f"{label} maximum over {len(observations)} observations"
-                    + (f", {X_pending.shape[0]} in flight" if X_pending is not None else ""),
+                    + (f", {X_pending.shape[0]} in flight" if X_pending is not None else "")
+                    + (f"; set aside as outliers: observation{'s' if len(self._outliers) > 1 else ''} "
+                       + ", ".join(f"#{i + 1}" for i in sorted(self._outliers)) if self._outliers else ""),
                 )
             )
         return proposals
@@ -202,6 +235,7 @@ class BayesianStrategy(Strategy):
     # -------------------------------------------------------------------- model
     def _fit(self, X: torch.Tensor, Y: torch.Tensor) -> Model:
         """Fit one GP per output column; a ``ModelListGP`` if there are several."""
+        self._outliers = set()
         models = [self._fit_output(X, Y[:, j : j + 1], j) for j in range(Y.shape[1])]
         return models[0] if len(models) == 1 else ModelListGP(*models)
 
@@ -213,8 +247,10 @@ class BayesianStrategy(Strategy):
         categories = {i: len(codes) for i, codes in self.space.categorical_dims.items()}
         warm = self._hyperparameters.get(j) if self.settings.warm_start else None
         model, hyper = build_single_task_gp(
-            X, y, self.settings.noiseless, warm, categories or None, kernel=self.settings.kernel
+            X, y, self.settings.noiseless, warm, categories or None, kernel=self.settings.kernel,
+            robust=self.settings.robust,
         )
+        self._outliers |= set(hyper.outliers)
         self._hyperparameters[j] = hyper
         return model
 

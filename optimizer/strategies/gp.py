@@ -23,9 +23,10 @@ back into the BoTorch model, which then serves posteriors for acquisition.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -48,6 +49,12 @@ MAX_LENGTHSCALE = 1e3
 MIN_NOISE = 1e-4
 #: Noise variance used for noiseless observations, on standardised outputs.
 NOISELESS_NOISE = 1e-6
+#: Largest extra noise variance of an outlier, on standardised outputs (it then hardly counts).
+MAX_OUTLIER_NOISE = 1e4
+#: Log-posterior gain (nats) that sets an observation aside as an outlier: a Bayes factor of about 20.
+OUTLIER_EVIDENCE = 3.0
+#: Most observations set aside as outliers, as a fraction of all.
+MAX_OUTLIER_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,15 @@ class GPHyperparameters:
         lengthscales: ARD lengthscales, shape ``(d,)``.
         mean: constant prior mean.
         noise: observation noise variance.
+        log_posterior: the log posterior density reached (up to a constant).
+        outliers: rows given an extra noise variance of their own, and that variance.
     """
 
     lengthscales: np.ndarray
     mean: float
     noise: float
+    log_posterior: float = -math.inf
+    outliers: dict[int, float] = field(default_factory=dict)
 
 
 def _lengthscale_prior(d: int) -> tuple[float, float]:
@@ -90,20 +101,23 @@ def _correlation(sq: torch.Tensor, kernel: str) -> torch.Tensor:
 
 
 def _negative_log_posterior(
-    theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, fixed_noise: float | None, kernel: Kernel = "matern52"
+    theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, fixed_noise: float | None, kernel: Kernel = "matern52",
+    outliers: tuple[int, ...] = (),
 ) -> torch.Tensor:
     """Negative log posterior density of the hyperparameters.
 
     Args:
-        theta: ``(d + 1 [+ 1],)`` vector: log lengthscales, the mean, and (when the
-            noise is inferred) the log noise variance.
+        theta: ``(d + 1 [+ 1] [+ k],)`` vector: log lengthscales, the mean, (when the
+            noise is inferred) the log noise variance, and the log extra noise
+            variance of each of the ``k`` ``outliers``.
         X: ``(n, d)`` training inputs.
         y: ``(n,)`` standardised training targets.
         fixed_noise: noise variance if fixed, else ``None``.
         kernel: ``"matern52"`` or ``"rbf"``.
+        outliers: rows given an extra noise variance of their own (flat prior).
 
     Returns:
-        Scalar, ``-(log N(y | m, K + s2 I) + log p(l) + log p(s2)) / n``, the same
+        Scalar, ``-(log N(y | m, K + s2 I + R) + log p(l) + log p(s2)) / n``, the same
         objective (up to constants) that GPyTorch's ``ExactMarginalLogLikelihood``
         maximises for ``SingleTaskGP``.
     """
@@ -117,7 +131,11 @@ def _negative_log_posterior(
         noise = torch.as_tensor(fixed_noise, dtype=X.dtype)
     Z = X / torch.exp(log_ls)
     sq = (Z.unsqueeze(-2) - Z.unsqueeze(-3)).pow(2).sum(-1)
-    K = _correlation(sq, kernel) + noise * torch.eye(n, dtype=X.dtype)
+    diagonal = noise * torch.ones(n, dtype=X.dtype)
+    if outliers:
+        extra = torch.zeros(n, dtype=X.dtype).index_put((torch.tensor(outliers),), torch.exp(theta[-len(outliers):]))
+        diagonal = diagonal + extra
+    K = _correlation(sq, kernel) + torch.diag(diagonal)
     L, info = torch.linalg.cholesky_ex(K)
     jitter = 1e-8
     while int(info) != 0 and jitter < 1e-2:
@@ -142,6 +160,7 @@ def fit_map_hyperparameters(
     warm_start: GPHyperparameters | None = None,
     maxiter: int = 200,
     kernel: Kernel = "matern52",
+    outliers: tuple[int, ...] = (),
 ) -> GPHyperparameters:
     """Maximise the log posterior of the hyperparameters with L-BFGS-B.
 
@@ -152,6 +171,7 @@ def fit_map_hyperparameters(
         warm_start: hyperparameters of a previous fit to start from as well.
         maxiter: iteration cap per L-BFGS-B start.
         kernel: ``"matern52"`` or ``"rbf"``.
+        outliers: rows given an extra noise variance of their own, fitted too.
 
     Returns:
         The best hyperparameters over the starts (prior mode and ``warm_start``).
@@ -171,10 +191,13 @@ def fit_map_hyperparameters(
         if warm_start is not None:
             noise_starts.append(math.log(max(warm_start.noise, MIN_NOISE)))
         starts = [np.concatenate([s, [noise_starts[min(i, len(noise_starts) - 1)]]]) for i, s in enumerate(starts)]
+    if outliers:
+        bounds += [(math.log(MIN_NOISE), math.log(MAX_OUTLIER_NOISE))] * len(outliers)
+        starts = [np.concatenate([s, np.zeros(len(outliers))]) for s in starts]
 
     def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
         theta = torch.tensor(theta_np, dtype=torch.float64, requires_grad=True)
-        loss = _negative_log_posterior(theta, X, y, fixed_noise, kernel)
+        loss = _negative_log_posterior(theta, X, y, fixed_noise, kernel, outliers)
         (grad,) = torch.autograd.grad(loss, theta)
         value = loss.item()
         if not math.isfinite(value):
@@ -188,7 +211,61 @@ def fit_map_hyperparameters(
             best_theta, best_value = result.x, float(result.fun)
     assert best_theta is not None
     noise = float(np.exp(best_theta[d + 1])) if fixed_noise is None else fixed_noise
-    return GPHyperparameters(lengthscales=np.exp(best_theta[:d]), mean=float(best_theta[d]), noise=noise)
+    extra = np.exp(best_theta[len(best_theta) - len(outliers):]) if outliers else np.zeros(0)
+    return GPHyperparameters(lengthscales=np.exp(best_theta[:d]), mean=float(best_theta[d]), noise=noise,
+                             log_posterior=-best_value * n, outliers=dict(zip(outliers, extra.tolist(), strict=True)))
+
+
+def _loo_scores(X: torch.Tensor, y: torch.Tensor, hyper: GPHyperparameters, kernel: Kernel) -> torch.Tensor:
+    """Standardised leave-one-out residuals ``(y_i - mu_-i) / sigma_-i`` (closed form, Rasmussen & Williams 5.4.2)."""
+    n = X.shape[0]
+    Z = X / torch.as_tensor(hyper.lengthscales, dtype=X.dtype)
+    sq = (Z.unsqueeze(-2) - Z.unsqueeze(-3)).pow(2).sum(-1)
+    diagonal = torch.full((n,), hyper.noise, dtype=X.dtype)
+    for i, extra in hyper.outliers.items():
+        diagonal[i] += extra
+    K_inv = torch.linalg.inv(_correlation(sq, kernel) + torch.diag(diagonal) + 1e-10 * torch.eye(n, dtype=X.dtype))
+    alpha = K_inv @ (y - hyper.mean)
+    return alpha / torch.diagonal(K_inv).clamp_min(1e-300).sqrt()
+
+
+def fit_robust_map_hyperparameters(
+    X: torch.Tensor, y: torch.Tensor, warm_start: GPHyperparameters | None = None, kernel: Kernel = "matern52",
+) -> GPHyperparameters:
+    """MAP hyperparameters with the noise inferred, and the observations that are outliers to them.
+
+    A leaky cell or a botched run is a measurement far outside the noise of its
+    neighbours; a GP that takes it at face value bends its lengthscales to fit it
+    and misleads the search. Following relevance pursuit (Ament et al., "Robust
+    Gaussian Processes via Relevance Pursuit", NeurIPS 2024), observations are
+    given an extra noise variance of their own one at a time, greedily: the
+    candidates are the three largest standardised leave-one-out residuals, the
+    one whose extra variance raises the log posterior most is kept if that gain
+    exceeds :data:`OUTLIER_EVIDENCE` nats (a Bayes factor of about 20), and at most
+    :data:`MAX_OUTLIER_FRACTION` of the observations are set aside.
+
+    Args:
+        X: ``(n, d)`` training inputs in the unit cube.
+        y: ``(n,)`` standardised targets.
+        warm_start: hyperparameters of a previous fit to start from as well.
+        kernel: ``"matern52"`` or ``"rbf"``.
+
+    Returns:
+        The hyperparameters; ``outliers`` maps each row set aside to its extra variance.
+    """
+    hyper = fit_map_hyperparameters(X, y, None, warm_start, kernel=kernel)
+    for _ in range(int(MAX_OUTLIER_FRACTION * X.shape[0])):
+        scores = _loo_scores(X.detach().to(torch.float64), y.detach().to(torch.float64), hyper, kernel).abs()
+        order = [int(i) for i in torch.argsort(scores, descending=True) if int(i) not in hyper.outliers]
+        best = hyper
+        for i in order[:3]:
+            trial = fit_map_hyperparameters(X, y, None, hyper, kernel=kernel, outliers=(*hyper.outliers, i))
+            if trial.log_posterior > best.log_posterior:
+                best = trial
+        if best is hyper or best.log_posterior - hyper.log_posterior < OUTLIER_EVIDENCE:
+            break
+        hyper = best
+    return hyper
 
 
 class CategoricalOneHot(InputTransform, torch.nn.Module):
@@ -233,6 +310,7 @@ def build_single_task_gp(
     warm_start: GPHyperparameters | None = None,
     categorical_dims: dict[int, int] | None = None,
     kernel: Kernel = "matern52",
+    robust: bool = False,
 ) -> tuple[SingleTaskGP, GPHyperparameters]:
     """Build a single-output ``SingleTaskGP`` and fit it by MAP.
 
@@ -244,9 +322,12 @@ def build_single_task_gp(
         categorical_dims: column index to number of categories; those columns are
             one-hot encoded for the kernel (:class:`CategoricalOneHot`).
         kernel: ``"matern52"`` or ``"rbf"``, both with the dimension-scaled prior.
+        robust: with the noise inferred, find outliers (:func:`fit_robust_map_hyperparameters`)
+            and leave them out of the model.
 
     Returns:
-        The fitted model in eval mode and its hyperparameters.
+        The fitted model in eval mode and its hyperparameters (``outliers`` holds the rows
+        of ``train_X`` left out).
     """
     transform = CategoricalOneHot(categorical_dims, train_X.shape[-1]) if categorical_dims else None
     d_in = transform(train_X).shape[-1] if transform is not None else train_X.shape[-1]
@@ -254,7 +335,15 @@ def build_single_task_gp(
     model = SingleTaskGP(train_X, train_Y, outcome_transform=Standardize(m=1), input_transform=transform, covar_module=covar)
     X_t = transform(train_X) if transform is not None else model.train_inputs[0]
     y_t = model.train_targets
-    hyper = fit_map_hyperparameters(X_t, y_t, NOISELESS_NOISE if noiseless else None, warm_start, kernel=kernel)
+    if robust and not noiseless:
+        hyper = fit_robust_map_hyperparameters(X_t, y_t, warm_start, kernel=kernel)
+        if hyper.outliers:
+            # The model keeps the other rows (standardised anew), and its fit starts from the robust one.
+            keep = [i for i in range(train_X.shape[0]) if i not in hyper.outliers]
+            model, kept = build_single_task_gp(train_X[keep], train_Y[keep], False, hyper, categorical_dims, kernel)
+            return model, dataclasses.replace(kept, outliers=hyper.outliers)
+    else:
+        hyper = fit_map_hyperparameters(X_t, y_t, NOISELESS_NOISE if noiseless else None, warm_start, kernel=kernel)
     with torch.no_grad():
         model.covar_module.lengthscale = torch.as_tensor(hyper.lengthscales, dtype=train_X.dtype).reshape(1, -1)
         model.mean_module.constant.fill_(hyper.mean)

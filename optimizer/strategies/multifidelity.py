@@ -345,6 +345,12 @@ class MultiFidelityStrategy(Strategy):
         )
 
     # ------------------------------------------------------------------ set-up
+    def recommend(self, observations: Sequence[Observation]) -> dict[str, Any] | None:
+        """The best observation at the target fidelity: a cheaper method's value is not the answer."""
+        target = self.ladder.target.method
+        at_target = [(p, v) for p, v in observations if p.get(self.settings.fidelity_parameter) == target]
+        return super().recommend(at_target)
+
     def _check_fidelity_parameter(self) -> int:
         name = self.settings.fidelity_parameter
         if name not in self.space.names:

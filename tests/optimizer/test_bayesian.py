@@ -153,3 +153,49 @@ def test_bo_beats_random_search_on_branin_at_20_evaluations() -> None:
         rnd.append(best[-1])
     assert statistics.median(bo) < 0.6 < statistics.median(rnd)
     assert statistics.median(bo) - Branin.optimal_value < 0.2 * (statistics.median(rnd) - Branin.optimal_value)
+
+
+def noisy_parabola(lucky_at: float, lucky_by: float, seed: int = 3) -> list:
+    """Noisy measurements of -(x - 0.7)^2 on a grid, one of them lucky (six noise deviations up)."""
+    generator = torch.Generator().manual_seed(seed)
+    xs = [i / 15 for i in range(16)]
+    observations = []
+    for x in xs:
+        y = -((x - 0.7) ** 2) + 0.02 * float(torch.randn(1, generator=generator))
+        if x == lucky_at:
+            y += lucky_by
+        observations.append(({"x": x}, {"y": y}))
+    return observations
+
+
+def test_noisy_recommendation_sets_outliers_aside_and_pools_neighbours() -> None:
+    from labweave.optimizer.space import SearchSpace
+
+    space = SearchSpace.from_parameters([{"name": "x", "lower": 0.0, "upper": 1.0}])
+    objectives = [Objective(name="y", path="y")]
+    observations = noisy_parabola(lucky_at=7 / 15, lucky_by=0.12)
+    best_single = max(observations, key=lambda o: o[1]["y"])[0]
+    assert best_single == {"x": 7 / 15}  # the lucky cell, 0.23 from the optimum
+    assert get_strategy("random", space=space, objectives=objectives).recommend(observations) == best_single
+    noisy = get_strategy("bayesian", {"noiseless": False, "initial_design": 4}, space=space, objectives=objectives)
+    assert abs(noisy.recommend(observations)["x"] - 0.7) <= 0.1
+    [proposal] = noisy.propose(observations)
+    assert proposal.reason.endswith("set aside as outliers: observation #8"), proposal.reason
+    for seed in range(4):  # plain Gaussian scatter: nothing is set aside
+        [plain] = noisy.propose(noisy_parabola(lucky_at=7 / 15, lucky_by=0.0, seed=seed))
+        assert "outlier" not in plain.reason, (seed, plain.reason)
+    # taken at face value, the lucky cell bends the GP's lengthscale until the model believes it
+    trusting = get_strategy("bayesian", {"noiseless": False, "initial_design": 4, "robust": False}, space=space,
+                            objectives=objectives)
+    assert trusting.recommend(observations) == best_single
+    exact = get_strategy("bayesian", {"noiseless": True, "initial_design": 4}, space=space, objectives=objectives)
+    assert exact.recommend(observations) == best_single  # exact values: the best one is the answer
+    # an outcome constraint rules points out of the recommendation
+    guarded = get_strategy("bayesian", {"noiseless": False, "initial_design": 4}, space=space, objectives=objectives,
+                           outcome_constraints=[OutcomeConstraint(name="spread", path="spread", relation="<=", bound=1.0)])
+    flagged = [(p, {**v, "spread": 5.0 if abs(p["x"] - 0.7) < 0.15 else 0.5}) for p, v in observations]
+    assert abs(guarded.recommend(flagged)["x"] - 0.7) >= 0.15
+    assert guarded.recommend([(p, {**v, "spread": 5.0}) for p, v in observations]) is None
+    two = [Objective(name="y", path="y"), Objective(name="z", path="z")]
+    pareto = get_strategy("bayesian", {"noiseless": False}, space=space, objectives=two)
+    assert pareto.recommend([(p, {**v, "z": 0.0}) for p, v in observations]) is None
