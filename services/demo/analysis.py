@@ -274,9 +274,11 @@ class Score:
         value: the number to compare (best value, replicates' mean, or hypervolume), ``None`` if
             nothing counted.
         better_is_larger: direction of ``value``.
-        replicate_mean: the mean of the first objective over the replicates of the best point.
+        replicate_mean: the mean of the first objective over the replicates of the point the
+            run's strategy recommended (``replicated_parameters``).
         replicate_std: their sample standard deviation (``None`` for fewer than two).
         replicates: how many replicates gave a value.
+        replicated_parameters: the point that was replicated.
     """
 
     name: str
@@ -294,6 +296,12 @@ class Score:
     replicate_mean: float | None = None
     replicate_std: float | None = None
     replicates: int = 0
+    replicated_parameters: dict[str, Any] | None = None
+
+
+def fmt_point(parameters: Mapping[str, Any]) -> str:
+    """A point as ``name = value, ...`` with :func:`fmt` values."""
+    return ", ".join(f"{k} = {fmt(v)}" for k, v in parameters.items())
 
 
 def score(run: CampaignRun, reference: Mapping[str, float] | None = None,
@@ -324,13 +332,13 @@ def score(run: CampaignRun, reference: Mapping[str, float] | None = None,
     mean = statistics.fmean(repeated) if repeated else None
     spread = statistics.stdev(repeated) if len(repeated) > 1 else None
     if mean is not None and len(campaign.spec.objectives) == 1:
-        # A noisy instrument: the best single result is partly luck; its point's replicates are not.
+        # A noisy instrument: the best single result is partly luck; the recommended point's replicates are not.
         headline = (f"{objective.name} {fmt(mean)}" + (f" ± {spread:.2g}" if spread is not None else "")
-                    + f" ({len(repeated)} replicates of the best point; best single {fmt(best)})")
+                    + f" ({len(repeated)} replicates of the recommended point; best single {fmt(best)})")
         value = mean
     return Score(run.name, campaign.spec.strategy.name, len(obs), failed, cost, best,
                  dict(best_obs.parameters) if best_obs else {}, hv, front, headline, value, larger,
-                 mean, spread, len(repeated))
+                 mean, spread, len(repeated), getattr(run, "replicated", None))
 
 
 def compare(optimised: CampaignRun, baseline: CampaignRun) -> tuple[Score, Score, dict[str, float] | None]:

@@ -99,7 +99,7 @@ RECIPES: dict[str, DemoRecipe] = {
     ),
     "electrolyte": DemoRecipe(
         key="electrolyte",
-        title="Electrolyte formulation (EC/EMC/LiPF6 with the additive VC) maximising the cycle life of coin cells",
+        title="Electrolyte formulation (EC/PC/EMC/LiPF6 with the additives VC and FEC) maximising the cycle life of coin cells",
         example="electrolyte.toml",
         tenants=("degradation-workflow-1", "degradation-workflow-2", "coin-cell-robot", "cycler-1", "cycler-2"),
         budget=16,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from labweave.optimizer.campaign import Campaign
 from labweave.services.client import AsyncLabClient
@@ -85,8 +86,9 @@ class CampaignRun:
         requests: the campaign's requests.
         results: the results of its requests.
         ended: why the daemon stopped.
-        replicates: values read from the replicate measurements of its best point (see
-            :mod:`.replicates`), where its recipe asks for them.
+        replicated: the point its strategy recommended and that was measured again (see
+            :mod:`.replicates`), where its recipe asks for replicates.
+        replicates: values read from those replicate measurements.
         replicate_failures: replicates that gave no usable result.
     """
 
@@ -96,6 +98,7 @@ class CampaignRun:
     requests: list[dict]
     results: list[dict]
     ended: str
+    replicated: dict[str, Any] | None = None
     replicates: list[dict[str, float]] = field(default_factory=list)
     replicate_failures: int = 0
 
@@ -214,7 +217,7 @@ class DemoLab:
                 ended = await self._run_campaigns(operator, url, password, runs)
                 collected = await self._collect(operator, runs, ended)
                 if any(RECIPES[key].replicates for key in collected):
-                    self.board.note("measuring replicates of each run's best point")
+                    self.board.note("measuring replicates of the point each run recommends")
                     async with AsyncLabClient(url, REQUESTER, password) as requester:
                         await replicates.measure(requester, requester_tenant, collected, timeout=STALL_SECONDS)
                 return collected

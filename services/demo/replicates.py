@@ -1,11 +1,13 @@
-"""Replicates of each run's best point, for campaigns on noisy instruments.
+"""Replicates of each run's recommended point, for campaigns on noisy instruments.
 
 One cell that happened to last long is not a finding: cells built from the
 same electrolyte differ by a few cycles. Where a demo recipe asks for
-replicates, the best point of the optimised run and of its random baseline
-are each measured that many times more, after both runs have ended, and the
-runs are compared on the replicates' mean (:func:`analysis.score`), as a lab
-would confirm a winner before believing it.
+replicates, the point each run's strategy recommends (its
+:meth:`~labweave.optimizer.strategies.base.Strategy.recommend`: for random
+search the best single result, for the Bayesian strategy the measured point
+with the best posterior mean) is measured that many times more, after both
+runs have ended, and the runs are compared on the replicates' mean
+(:func:`analysis.score`), as a lab would confirm a winner before believing it.
 
 The replicates are ordinary requests, labelled with the run's name and
 :data:`REPLICATE_SUFFIX`, so that they neither count as the run's own
@@ -39,15 +41,17 @@ ENDED = ("resolved", "failed", "retracted")
 POLL_SECONDS = 2.0
 
 
-def best_point(run: CampaignRun) -> dict | None:
-    """The parameters of the run's best feasible result (first objective), ``None`` if it has none."""
-    score = analysis.score(run)
-    return dict(score.best_parameters) if score.best is not None else None
+def recommended_point(run: CampaignRun) -> dict | None:
+    """The point the run's strategy recommends from its results, ``None`` if it has none."""
+    strategy = run.campaign.make_strategy()
+    return strategy.recommend([(o.parameters, o.values) for o in analysis.observations(run)])
 
 
 async def measure(requester: AsyncLabClient, tenant_uuid: str,
                   runs: Mapping[str, tuple[CampaignRun, CampaignRun]], *, timeout: float) -> None:
-    """Measure each run's best point again where its recipe asks for replicates; fill ``run.replicates``.
+    """Measure each run's recommended point again where its recipe asks for replicates.
+
+    Fills ``run.replicated`` and ``run.replicates``.
 
     Args:
         requester: the optimizer's client (a requester bound to ``tenant_uuid``).
@@ -61,12 +65,13 @@ async def measure(requester: AsyncLabClient, tenant_uuid: str,
         if not count:
             continue
         for run in pair:
-            point = best_point(run)
+            point = await asyncio.to_thread(recommended_point, run)
             if point is None:
                 continue
+            run.replicated = point
             body = run.campaign.build_request(point) | {"tenant_uuid": tenant_uuid}
             provenance = {"parameters": point, "replicate_of": run.name,
-                          "reason": f"replicate of the best point of {run.name}"}
+                          "reason": f"replicate of the point {run.name} recommends"}
             uuids = []
             for _ in range(count):
                 created = await requester.create_request(
@@ -74,7 +79,7 @@ async def measure(requester: AsyncLabClient, tenant_uuid: str,
                     campaign=run.name + REPLICATE_SUFFIX, provenance=provenance)
                 uuids.append(created["uuid"])
             posted[run.name] = (run, uuids)
-            log.info("%s: %d replicates of its best point %s", run.name, count, point)
+            log.info("%s: %d replicates of its recommended point %s", run.name, count, point)
     if not posted:
         return
     deadline = time.monotonic() + timeout

@@ -191,7 +191,7 @@ def _score_rows(part: CampaignReport, with_cost: bool) -> str:
     rows = []
     for score, role in ((part.optimised, "campaign"), (part.baseline, "random baseline")):
         win = ' class="win"' if part.winner == score.name else ""
-        params = ", ".join(f"{k} = {analysis.fmt(v)}" for k, v in score.best_parameters.items())
+        params = analysis.fmt_point(score.best_parameters)
         rows.append(
             f"<tr><td>{_e(score.name)}<br><small>{role}</small></td><td>{_e(score.strategy)}</td>"
             f'<td class="num">{score.experiments}</td><td class="num">{score.failed}</td>'
@@ -225,8 +225,12 @@ def _part(part: CampaignReport, demo: DemoCampaign) -> str:
         counts = f"{part.optimised.replicates} and {part.baseline.replicates}"
         lines.append(f"<p>Single measurements on this instrument scatter (cells built from one electrolyte "
                      f"differ by a few cycles), so the best single result of a run is partly luck. After both "
-                     f"runs ended, the best point of each was measured {demo.recipe.replicates} times more "
-                     f"({counts} usable); the runs are compared on those replicates' mean.</p>")
+                     f"runs ended, the point each strategy recommends was measured {demo.recipe.replicates} times "
+                     f"more ({counts} usable): for random search its best single result, for the Bayesian "
+                     f"strategy the measured point with the best posterior mean, which pools neighbouring "
+                     f"measurements. The runs are compared on those replicates' mean.</p>"
+                     + "".join(f"<p>{_e(run.name)} recommended {_e(analysis.fmt_point(run.replicated_parameters))}.</p>"
+                               for run in (part.optimised, part.baseline) if run.replicated_parameters))
     for objective, c in part.calibration.items():
         lines.append(f"<p>The model's predictions of {_e(objective)} for {int(c['n'])} experiments: RMSE "
                      f"{analysis.fmt(c['rmse'])}, {100 * c['within_2_sigma']:.0f}% of the measurements within two "

@@ -47,9 +47,10 @@ class DemoTenant:
     options: tuple[str, ...] = ()
 
 
-#: Cells per degradation request and cycles per cell: demo-sized (a lab would cycle to end of life);
-#: the end of life is extrapolated from the fade (see ``labweave.drivers.cycler.analysis``).
-WORKFLOW_OPTIONS = ("--cells", "1", "--cycles", "80")
+#: Cells per degradation request (built in triplicate, as labs do: the electrolyte campaign reads their
+#: median) and cycles per cell: demo-sized (a lab would cycle to end of life); the end of life is
+#: extrapolated from the fade (see ``labweave.drivers.cycler.analysis``).
+WORKFLOW_OPTIONS = ("--cells", "3", "--cycles", "80")
 
 DEMO_TENANTS: dict[str, DemoTenant] = {t.name: t for t in (
     DemoTenant("pld-chamber", "PLD chamber with RHEED", ("pld",)),

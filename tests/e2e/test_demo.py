@@ -124,10 +124,10 @@ def single_objective_run(name: str, lives: list[float], replicates: list[float])
                   for i in range(len(lives))],
         results=[{"result": {"request_uuid": f"r{i}", "method": ["degradation_workflow"], "data": {"life": v}}}
                  for i, v in enumerate(lives)],
-        replicates=[{"cycle_life": v} for v in replicates])
+        replicated={"x": 0.2}, replicates=[{"cycle_life": v} for v in replicates])
 
 
-def test_replicates_of_the_best_point_decide_between_noisy_runs():
+def test_replicates_of_the_recommended_point_decide_between_noisy_runs():
     """A lucky single cell loses to a point whose replicates hold up."""
     steady = single_objective_run("bo", [120, 124, 126], [125, 124, 126])
     lucky = single_objective_run("random", [110, 129, 117], [121, 119, 123])
@@ -135,8 +135,8 @@ def test_replicates_of_the_best_point_decide_between_noisy_runs():
     assert (a.best, b.best) == (126, 129)  # on single results the lucky run would win
     assert a.replicate_mean == pytest.approx(125) and a.replicate_std == pytest.approx(1.0) and a.replicates == 3
     assert b.value == pytest.approx(121) and analysis.winner(a, b) == "bo"
-    assert a.headline == "cycle_life 125 ± 1 (3 replicates of the best point; best single 126)"
-    assert a.best_parameters == {"x": 0.2}
+    assert a.headline == "cycle_life 125 ± 1 (3 replicates of the recommended point; best single 126)"
+    assert a.best_parameters == {"x": 0.2} and a.replicated_parameters == {"x": 0.2}
     close = single_objective_run("close", [120, 128], [124, 126, 121])  # mean 123.7, 1 below: no evidence
     assert analysis.within_noise(a, analysis.score(close)) and analysis.winner(a, analysis.score(close)) is None
     assert not analysis.within_noise(a, b)
@@ -146,12 +146,12 @@ def test_replicates_of_the_best_point_decide_between_noisy_runs():
 
 def test_replicates_are_asked_for_only_where_an_instrument_is_noisy():
     from labweave.services.demo.campaigns import RECIPES
-    from labweave.services.demo.replicates import best_point
+    from labweave.services.demo.replicates import recommended_point
 
     assert RECIPES["electrolyte"].replicates >= 2
     assert RECIPES["pld"].replicates == 0 and RECIPES["materials"].replicates == 0
-    assert best_point(single_objective_run("bo", [120, 124, 126], [])) == {"x": 0.2}
-    assert best_point(single_objective_run("empty", [], [])) is None
+    assert recommended_point(single_objective_run("bo", [120, 124, 126], [])) == {"x": 0.2}  # random: best single
+    assert recommended_point(single_objective_run("empty", [], [])) is None
 
 
 # ---------------------------------------------------------------- the whole lab, briefly
@@ -204,28 +204,30 @@ def test_short_demo_runs_the_lab_and_writes_its_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_electrolyte_demo_confirms_each_runs_best_point_with_replicates(tmp_path):
+def test_electrolyte_demo_confirms_each_runs_recommended_point_with_replicates(tmp_path):
     """The battery line end to end in the demo: cells built and cycled for both runs, then replicates."""
     out = tmp_path / "report"
     env = {**os.environ, "LABWEAVE_PASSWORD_ROUNDS": "4", "PYBAMM_DISABLE_TELEMETRY": "true"}
     proc = subprocess.run([*DEMO, "--campaigns", "electrolyte", "--budget", "2", "--seed", "2", "--out", str(out)],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "measuring replicates of each run's best point" in proc.stdout
+    assert "measuring replicates of the point each run recommends" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())["campaigns"]["electrolyte"]
     for role in ("optimised", "baseline"):
         score = summary[role]
         assert score["replicates"] + summary_failures(out, score["name"]) == 3
         if score["replicates"]:
             assert score["value"] == pytest.approx(score["replicate_mean"]) and score["replicate_mean"] > 0
-            assert "replicates of the best point" in score["headline"]
+            assert "replicates of the recommended point" in score["headline"]
     with sqlite3.connect(out / "labweave.db") as db:
         labels = dict(db.execute("select campaign, count(*) from request where parent_uuid is null "
                                  "group by campaign").fetchall())
         replicated = [json.loads(p)["parameters"] for (p,) in db.execute(
             "select provenance from request where campaign = 'electrolyte-cycle-life-replicates'")]
     assert labels["electrolyte-cycle-life-replicates"] == 3 and labels["electrolyte-cycle-life-random-replicates"] == 3
-    assert replicated[0] == summary["optimised"]["best_parameters"] and len({json.dumps(p) for p in replicated}) == 1
+    # two results are fewer than the initial design: the Bayesian strategy recommends its best single one
+    assert replicated[0] == summary["optimised"]["replicated_parameters"] == summary["optimised"]["best_parameters"]
+    assert len({json.dumps(p) for p in replicated}) == 1
     assert "measured 3 times more" in (out / "report.html").read_text()
 
 
