@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 #: Absolute tolerance on constraint residuals, in parameter units.
 CONSTRAINT_TOLERANCE = 1e-6
-#: Relative tolerance on bounds (of the parameter's range).
+#: Relative tolerance on bounds (of the parameter's range); values decoded this close to a bound are the bound.
 BOUND_TOLERANCE = 1e-9
 
 DTYPE = torch.float64
@@ -486,8 +486,14 @@ def _decode_value(parameter: ParameterSpec, u: float) -> Any:
         code = min(max(int(round(u)), 0), len(parameter.choices) - 1)
         return parameter.choices[code]
     u = min(max(u, 0.0), 1.0)
+    if u < BOUND_TOLERANCE:  # the acquisition optimiser's rounding at a bound: the bound itself (no 2e-11 of PC)
+        u = 0.0
+    elif u > 1.0 - BOUND_TOLERANCE:
+        u = 1.0
     if isinstance(parameter, IntegerParameter):
         return int(round(parameter.lower + u * (parameter.upper - parameter.lower)))
+    if u in (0.0, 1.0):
+        return float(parameter.upper if u else parameter.lower)
     if parameter.log_scale:
         return float(math.exp(math.log(parameter.lower) + u * (math.log(parameter.upper) - math.log(parameter.lower))))
     return float(parameter.lower + u * (parameter.upper - parameter.lower))

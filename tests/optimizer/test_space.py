@@ -41,6 +41,14 @@ def test_encode_decode_round_trip(mixed_space: SearchSpace) -> None:
     assert back["additive"] == "FEC" and back["pulses"] == 750 and isinstance(back["pulses"], int)
     for name in ("ec", "emc", "lipf6", "pressure"):
         assert back[name] == pytest.approx(point[name], rel=1e-12)
+    # an optimiser's rounding error at a bound decodes to the bound itself, not to 2e-11 of it
+    lower, upper = mixed_space.bounds
+    X[0, 0], X[0, 5] = lower[0] + 3e-11, upper[5] - 3e-11
+    (snapped,) = mixed_space.decode(X)
+    ec = next(p for p in mixed_space.parameters if p.name == "ec")
+    assert snapped["ec"] == ec.lower and snapped["pressure"] == 10.0
+    X[0, 0] = lower[0] + 1e-6
+    assert mixed_space.decode(X)[0]["ec"] > ec.lower
 
 
 def test_samples_respect_constraints_and_are_reproducible(mixed_space: SearchSpace) -> None:
