@@ -444,3 +444,15 @@ def test_table_matches_fresh_driver_calculations():
         )
         assert fresh["formation_energy_per_atom"] == pytest.approx(entry[method]["formation_energy_per_atom"], abs=2e-3)
         assert fresh["lattice_constant"] == pytest.approx(entry[method]["lattice_constant"], abs=5e-3)
+
+
+def test_recommendation_is_the_best_target_fidelity_result(oracle):
+    strategy = make_strategy(oracle)
+    pool = strategy._build_pool()
+    screened = [observe(oracle, {**p, "method": "chgnet"}) for p in pool[:12]]
+    confirmed = [observe(oracle, {**p, "method": "emt"}) for p in pool[12:15]]
+    # a cheap screen's value is a hint: however good, it is not the campaign's answer
+    best_emt = min(confirmed, key=lambda o: o[1]["formation_energy"])[0]
+    lucky_screen = (dict(screened[0][0]), {"formation_energy": -10.0})
+    assert strategy.recommend([lucky_screen, *screened[1:], *confirmed]) == best_emt
+    assert strategy.recommend(screened) is None
