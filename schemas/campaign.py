@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 import string
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -190,6 +191,7 @@ class SearchSpaceSpec(_Strict):
 
 #: How the values a ``*`` path segment collects (one per cell, per sample) become one number.
 Aggregate = Literal["mean", "median", "min", "max"]
+AGGREGATES = {"mean": statistics.fmean, "median": statistics.median, "min": min, "max": max}
 
 
 class _ResultQuantity(_Strict):
@@ -455,15 +457,9 @@ def read_quantity(data: Any, quantity: Objective | OutcomeConstraint) -> float:
         values.append(_number(raw, f"{where}: entry {i}"))
     if not values:
         raise ValueError(f"{where}: none of the {len(entries)} entries is a successful measurement")
-    values.sort()
-    if quantity.aggregate == "mean":
-        return math.fsum(values) / len(values)
-    if quantity.aggregate == "min":
-        return values[0]
-    if quantity.aggregate == "max":
-        return values[-1]
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2.0
+    if quantity.aggregate is None:  # a model built without validation
+        raise ValueError(f"{where}: a '*' path needs an aggregate (mean, median, min or max)")
+    return float(AGGREGATES[quantity.aggregate](values))
 
 
 def satisfies(constraints: Sequence[OutcomeConstraint], values: Mapping[str, float]) -> bool:
