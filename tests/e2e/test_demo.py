@@ -18,6 +18,7 @@ from labweave.schemas.campaign import CampaignSpec
 from labweave.services.demo import analysis
 from labweave.services.demo.campaigns import (
     BASELINE_SUFFIX,
+    RECIPES,
     THOROUGH_ACQUISITION,
     CampaignUnavailable,
     demo_campaign,
@@ -145,7 +146,6 @@ def test_replicates_of_the_recommended_point_decide_between_noisy_runs():
 
 
 def test_replicates_are_asked_for_only_where_an_instrument_is_noisy():
-    from labweave.services.demo.campaigns import RECIPES
     from labweave.services.demo.replicates import recommended_point
 
     assert RECIPES["electrolyte"].replicates >= 2
@@ -213,9 +213,10 @@ def test_electrolyte_demo_confirms_each_runs_recommended_point_with_replicates(t
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "measuring replicates of the point each run recommends" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())["campaigns"]["electrolyte"]
+    count = RECIPES["electrolyte"].replicates
     for role in ("optimised", "baseline"):
         score = summary[role]
-        assert score["replicates"] + summary_failures(out, score["name"]) == 3
+        assert score["replicates"] + summary_failures(out, score["name"]) == count
         if score["replicates"]:
             assert score["value"] == pytest.approx(score["replicate_mean"]) and score["replicate_mean"] > 0
             assert "replicates of the recommended point" in score["headline"]
@@ -224,11 +225,11 @@ def test_electrolyte_demo_confirms_each_runs_recommended_point_with_replicates(t
                                  "group by campaign").fetchall())
         replicated = [json.loads(p)["parameters"] for (p,) in db.execute(
             "select provenance from request where campaign = 'electrolyte-cycle-life-replicates'")]
-    assert labels["electrolyte-cycle-life-replicates"] == 3 and labels["electrolyte-cycle-life-random-replicates"] == 3
+    assert labels["electrolyte-cycle-life-replicates"] == labels["electrolyte-cycle-life-random-replicates"] == count
     # two results are fewer than the initial design: the Bayesian strategy recommends its best single one
     assert replicated[0] == summary["optimised"]["replicated_parameters"] == summary["optimised"]["best_parameters"]
     assert len({json.dumps(p) for p in replicated}) == 1
-    assert "measured 3 times more" in (out / "report.html").read_text()
+    assert f"measured {count} times more" in (out / "report.html").read_text()
 
 
 def summary_failures(out, run_name: str) -> int:
