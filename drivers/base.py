@@ -244,8 +244,14 @@ class Instrument:
         return op.result.model_validate(result).model_dump(mode="json")
 
     async def safe_stop(self) -> None:
-        """Stop the instrument safely; the running operation raises InstrumentStopped."""
+        """Stop the instrument safely; the running operation raises InstrumentStopped.
+
+        The backend is set up again before the next operation (once :meth:`resume` allows one), as
+        a real instrument is re-armed after an emergency stop: a stop ends what runs, not the
+        instrument's working life.
+        """
         self.state = InstrumentState.STOPPED
+        self._ready = False
         await self.backend.stop()
 
     def resume(self) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel
 
-from labweave.drivers.base import Instrument, InstrumentFault, Operation, ParameterError, Progress
+from labweave.drivers.base import Instrument, InstrumentFault, InstrumentStopped, Operation, ParameterError, Progress
 from labweave.drivers.cells import CATALOGUE, NOMINAL_BUILD, chemical
 from labweave.drivers.coin_cell_robot.backend import (
     AssembledCell,
@@ -212,7 +212,7 @@ class CoinCellRobot(Instrument):
         for index in range(count):
             try:
                 made = await self.backend.assemble_cell(spec, batch_id)
-            except InstrumentFault:
+            except (InstrumentFault, InstrumentStopped):
                 if outputs:
                     log.warning(
                         "%s: batch %s interrupted after %d cell(s), already on the shelf: %s",

@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from labweave.drivers.base import InstrumentFault, Progress
+from labweave.drivers.base import InstrumentFault, InstrumentStopped, Progress
 from labweave.drivers.cells import (
     CATALOGUE,
     NOMINAL_BUILD,
@@ -273,7 +273,7 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
     async def assemble_cell(self, spec: CellSpec, batch_id: str) -> AssembledCell:
         """Stack, wet and crimp one cell; its variations and defects are drawn here."""
         if self._stopped:
-            raise InstrumentFault(f"{self.name}: stopped", retryable=True)
+            raise InstrumentStopped(f"{self.name}: stopped")
         vial = self.batches.get(spec.electrolyte_uuid)
         draw_ml = (spec.electrolyte_volume_ul + self.dispense_dead_volume_ul) / 1000.0
         if vial is None:

@@ -17,7 +17,7 @@ import logging
 import math
 from typing import ClassVar
 
-from labweave.drivers.base import Backend, Instrument, InstrumentFault, Operation
+from labweave.drivers.base import Backend, Instrument, InstrumentFault, InstrumentStopped, Operation
 from labweave.drivers.cycler.analysis import degradation_workflow_output
 from labweave.schemas.battery import DegradationEOLInput, DegradationWorkflowOutput
 from labweave.services.client import AsyncLabClient
@@ -66,7 +66,7 @@ class WorkflowBackend(Backend):
             while True:
                 if self.stopped.is_set():
                     await self.client.cancel(uuid, "the workflow was stopped")
-                    raise InstrumentFault("the workflow was stopped", retryable=True)
+                    raise InstrumentStopped("the workflow was stopped")
                 status = (await self.client.get_request(uuid))["status"]
                 if status == "resolved":
                     return (await self.client.result_for_request(uuid))["result"]["data"]

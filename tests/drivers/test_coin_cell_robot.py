@@ -11,7 +11,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from labweave.drivers.base import InstrumentFault, ParameterError, limitations_from_model
+from labweave.drivers.base import InstrumentFault, InstrumentStopped, ParameterError, limitations_from_model
 from labweave.drivers.cells import REFERENCE_ELECTROLYTE, CellShelf, formulation_from_recipe
 from labweave.drivers.coin_cell_robot.backend import StockExhausted
 from labweave.drivers.coin_cell_robot.frontend import CoinCellRobot
@@ -369,6 +369,20 @@ def test_gripper_drop_is_a_retryable_fault(finales2, shelf_dir):
             instrument, "electrolyte", "flow", {"electrolyte": {"formulation": reference_electrolyte()}, "volume": 1.0}
         )
     assert caught.value.retryable
+
+
+def test_a_stopped_robot_assembles_again_once_resumed(finales2, shelf_dir):
+    instrument = robot(shelf_dir)
+    params = assembly_request(finales2, cells=2)
+    electrolyte = params["cell"]["battery_chemistry"]["electrolyte"]
+    flow = perform(instrument, "electrolyte", "flow", {"electrolyte": {"formulation": electrolyte}, "volume": 1.0})
+    params["cell_info"]["electrolyte_info"]["uuid"] = flow["run_info"]["internal_reference"]
+    asyncio.run(instrument.safe_stop())
+    with pytest.raises(InstrumentStopped):  # stopped: nothing runs
+        perform(instrument, "cell_assembly", "autobass_assembly", params)
+    instrument.resume()  # an emergency stop or a lost lease is over: the robot is re-armed, not broken for good
+    result = perform(instrument, "cell_assembly", "autobass_assembly", params)
+    assert len(result["batch_output"]) == 2
 
 
 def test_recipe_helper_gives_a_one_molar_electrolyte():

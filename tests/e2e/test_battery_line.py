@@ -71,6 +71,21 @@ def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
                     time.sleep(1)
                 result = alice.result_for_request(uuid)["result"]
                 children = op.list_requests(parent=uuid)  # posted by the workflow's user: alice sees her own
+                # An emergency stop and a resume of the workflow: it runs the next request as before
+                # (a stop, or a lost lease, used to leave it failing every request it claimed).
+                workflow_tenant = next(t["tenant_uuid"] for t in op.tenants() if t["name"] == "workflow")
+                op.stop_tenant(workflow_tenant)
+                deadline = time.monotonic() + 60
+                while "emergency stop requested" not in (tmp_path / "workflow.log").read_text():
+                    assert time.monotonic() < deadline, "the workflow did not see its emergency stop"
+                    time.sleep(0.2)
+                op.resume_tenant(workflow_tenant)
+                again = alice.post_request(eol_request())
+                deadline = time.monotonic() + 400
+                while alice.get_request(again)["status"] != "resolved":
+                    assert time.monotonic() < deadline, (tmp_path / "workflow.log").read_text()[-3000:]
+                    assert alice.get_request(again)["status"] in ("pending", "reserved"), alice.history(again)
+                    time.sleep(1)
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
