@@ -4,13 +4,23 @@ A feed reads the ``event`` table by increasing id (so it works across
 replicas sharing one database), sends each row as ``id:``/``data:`` lines
 and a comment every :data:`KEEPALIVE_SECONDS` when nothing happens. A client
 reconnecting with ``Last-Event-ID`` (or ``?after=``) misses nothing.
+
+The table is read once per tick for the whole server process, not once per
+stream: an :class:`EventHub` polls it while anyone listens and keeps the
+newest events in memory, and each feed takes its events (filtered by kind)
+from there. A lab with a dozen tenants and daemons each holding a stream
+then costs one query every :data:`POLL_SECONDS`, not a dozen. A feed whose
+cursor lies before what the hub holds (a client catching up) reads the table
+itself until it is level.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,14 +33,132 @@ from .events import last_id, since
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
+#: A quiet feed looks again (is its client still there?) at least this often.
+WAKE_SECONDS = 1.0
 #: Rows read from the table per query.
 PAGE = 500
+#: Events the hub keeps in memory for feeds that fall a little behind.
+KEPT = 2000
 
 
 def page(lab, after: int, limit: int = PAGE, kinds: list[str] | None = None) -> list[dict[str, Any]]:
     """Events after id ``after``, oldest first, as the API shows them."""
     with Session(lab.db.read) as s:
         return [convert.event(e) for e in since(s, after, limit, kinds)]
+
+
+class EventHub:
+    """One reader of the event table per server process, shared by every stream.
+
+    It polls while at least one feed is subscribed (and stops when the last one
+    leaves), keeps the newest :data:`KEPT` events, and wakes the waiting feeds
+    when new ones arrive.
+
+    Args:
+        lab: the server's parts (its database).
+        poll_seconds: how often the table is read.
+        kept: events held in memory.
+    """
+
+    def __init__(self, lab, poll_seconds: float = POLL_SECONDS, kept: int = KEPT):
+        self.lab = lab
+        self.poll_seconds = poll_seconds
+        self._events: deque[dict[str, Any]] = deque(maxlen=kept)
+        self._floor = 0  # every event with a larger id (up to the newest read) is held
+        self._newest = 0
+        self._subscribers = 0
+        self._task: asyncio.Task | None = None
+        self._arrived: asyncio.Event | None = None
+        self._ready: asyncio.Event | None = None
+
+    @property
+    def newest(self) -> int:
+        """The largest event id read so far."""
+        return self._newest
+
+    @property
+    def floor(self) -> int:
+        """Every event after this id (up to :attr:`newest`) is held."""
+        return self._floor
+
+    @contextlib.asynccontextmanager
+    async def subscription(self) -> AsyncIterator["EventHub"]:
+        """Hold the hub's poller running for the duration of the block (first reading done)."""
+        self._subscribers += 1
+        if self._task is None or self._task.done():
+            self._arrived, self._ready = asyncio.Event(), asyncio.Event()
+            self._task = asyncio.create_task(self._poll(), name="event hub")
+        try:
+            await self._ready.wait()
+            yield self
+        finally:
+            self._subscribers -= 1
+            if self._subscribers == 0 and self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+                self._task = None
+
+    async def _poll(self) -> None:
+        def newest() -> int:
+            with Session(self.lab.db.read) as s:
+                return last_id(s)
+
+        if not self._events and self._newest == 0:
+            self._floor = self._newest = await run_in_threadpool(newest)
+        self._ready.set()
+        while True:
+            items = await run_in_threadpool(page, self.lab, self._newest, PAGE)
+            if items:
+                for item in items:
+                    if len(self._events) == self._events.maxlen:
+                        self._floor = self._events[0]["id"]  # the oldest held is about to go
+                    self._events.append(item)
+                self._newest = items[-1]["id"]
+                arrived, self._arrived = self._arrived, asyncio.Event()
+                arrived.set()
+                if len(items) == PAGE:
+                    continue  # more are waiting
+            await asyncio.sleep(self.poll_seconds)
+
+    def after(self, cursor: int, kinds: list[str] | None = None,
+              limit: int = PAGE) -> tuple[list[dict[str, Any]], int] | None:
+        """Held events after ``cursor`` (of ``kinds``, at most ``limit``) and the id read up to;
+        ``None`` if the hub no longer holds all events after ``cursor`` (read the table)."""
+        if cursor < self._floor:
+            return None
+        out: list[dict[str, Any]] = []
+        upto = max(cursor, self._newest)
+        for item in self._events:
+            if item["id"] <= cursor:
+                continue
+            if kinds and item["kind"] not in kinds:
+                continue
+            out.append(item)
+            if len(out) == limit:
+                upto = item["id"]
+                break
+        return out, upto
+
+    async def wait(self, timeout: float) -> None:
+        """Until new events arrive, or ``timeout`` seconds."""
+        arrived = self._arrived
+        if arrived is None:
+            await asyncio.sleep(timeout)
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(arrived.wait(), timeout)
+
+
+def hub_of(lab) -> EventHub:
+    """The lab's event hub for the running event loop, made on first use (a server has one loop;
+    a test client may run the same app on another)."""
+    hubs = lab.event_hubs
+    loop = asyncio.get_running_loop()
+    hub = hubs.get(loop)
+    if hub is None:
+        hub = hubs[loop] = EventHub(lab)
+    return hub
 
 
 async def start_cursor(lab, after: int | None, last_event_id: str | None) -> int:
@@ -61,22 +189,32 @@ async def feed(request: Request, lab, cursor: int, *, greeting: str, kinds: list
     quiet = 0.0
     checked = time.monotonic()
     yield greeting
-    while not await request.is_disconnected():
-        if ended_because is not None and time.monotonic() - checked > recheck_seconds:
-            checked = time.monotonic()
-            if ended_because() is not None:
-                yield "event: session-ended\ndata: {}\n\n"
-                return
-        items = await run_in_threadpool(page, lab, cursor, PAGE, kinds)
-        for item in items:
-            cursor = item["id"]
-            name = f"event: {item['kind']}\n" if named else ""
-            yield f"id: {item['id']}\n{name}data: {json.dumps(item)}\n\n"
-        if items:
-            quiet = 0.0
-            continue
-        await asyncio.sleep(POLL_SECONDS)
-        quiet += POLL_SECONDS
-        if quiet >= KEEPALIVE_SECONDS:
-            quiet = 0.0
-            yield ": keep-alive\n\n"
+    async with hub_of(lab).subscription() as hub:
+        while not await request.is_disconnected():
+            if ended_because is not None and time.monotonic() - checked > recheck_seconds:
+                checked = time.monotonic()
+                if ended_because() is not None:
+                    yield "event: session-ended\ndata: {}\n\n"
+                    return
+            held = hub.after(cursor, kinds)
+            if held is None:  # behind what the hub holds: catch up from the table
+                floor = hub.floor
+                items = await run_in_threadpool(page, lab, cursor, PAGE, kinds)
+                upto = max([cursor, *(i["id"] for i in items)])
+                if len(items) < PAGE:  # every event of these kinds up to the floor was in the page
+                    upto = max(upto, floor)
+            else:
+                items, upto = held
+            for item in items:
+                name = f"event: {item['kind']}\n" if named else ""
+                yield f"id: {item['id']}\n{name}data: {json.dumps(item)}\n\n"
+            cursor = upto
+            if items:
+                quiet = 0.0
+                continue
+            started = time.monotonic()
+            await hub.wait(WAKE_SECONDS)  # woken early by new events; a gone client is noticed within this
+            quiet += time.monotonic() - started
+            if quiet >= KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield ": keep-alive\n\n"

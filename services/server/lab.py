@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 from .auth import Authenticator, load_secret
@@ -25,6 +26,8 @@ class Lab:
     auth: Authenticator
     campaigns: Campaigns
     metrics: Any = None
+    #: The event-stream hubs, by event loop (see ``event_stream.hub_of``).
+    event_hubs: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     @classmethod
     def open(cls, settings: Settings) -> "Lab":

@@ -208,6 +208,9 @@ class TenantRuntime:
             except DriverError as exc:
                 await self._fail(uuid, f"{job.instrument.name}: {exc}", exc.retryable)
                 return
+            # No heartbeat once the work is done: one racing the result would find the request
+            # resolved, take that for a lost lease and stop the instrument under its other jobs.
+            beat.cancel()
             if job.lease_lost:
                 log.warning("lease of %s was lost while it ran; posting the result anyway", uuid)
             result = {"data": data, "quantity": body["quantity"], "method": [method],

@@ -42,7 +42,7 @@ def disc_area(size: float | None, default: float) -> float:
 class WorkflowBackend(Backend):
     """The workflow's "hardware": the server it posts sub-requests to."""
 
-    def __init__(self, client: AsyncLabClient, poll_seconds: float = 0.5):
+    def __init__(self, client: AsyncLabClient, poll_seconds: float = 1.0):
         self.client = client
         self.poll_seconds = poll_seconds
         self.tenant_uuid: str | None = None
@@ -94,7 +94,7 @@ class DegradationWorkflow(Instrument):
     )
 
     def __init__(self, client: AsyncLabClient, cells: int = 2, cycles: int = 150, volume_ml: float = 1.0,
-                 poll_seconds: float = 0.5):
+                 poll_seconds: float = 1.0):
         super().__init__(WorkflowBackend(client, poll_seconds))
         self.backend: WorkflowBackend
         self.cells = cells
