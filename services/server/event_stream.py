@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,8 @@ from starlette.requests import Request
 
 from . import convert
 from .events import last_id, since
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 15.0
@@ -104,11 +107,20 @@ class EventHub:
             with Session(self.lab.db.read) as s:
                 return last_id(s)
 
-        if not self._events and self._newest == 0:
-            self._floor = self._newest = await run_in_threadpool(newest)
-        self._ready.set()
+        try:
+            if not self._events and self._newest == 0:
+                self._floor = self._newest = await run_in_threadpool(newest)
+        except Exception as exc:  # the table is read from the start instead
+            log.warning("event hub: cannot read the newest event id: %s", exc)
+        finally:
+            self._ready.set()
         while True:
-            items = await run_in_threadpool(page, self.lab, self._newest, PAGE)
+            try:
+                items = await run_in_threadpool(page, self.lab, self._newest, PAGE)
+            except Exception as exc:  # the database is away for a moment: the streams wait, then go on
+                log.warning("event hub: reading the event table failed: %s", exc)
+                await asyncio.sleep(4 * self.poll_seconds)
+                continue
             if items:
                 for item in items:
                     if len(self._events) == self._events.maxlen:
@@ -127,11 +139,15 @@ class EventHub:
         ``None`` if the hub no longer holds all events after ``cursor`` (read the table)."""
         if cursor < self._floor:
             return None
+        newer = []
+        for item in reversed(self._events):  # a feed is usually near the newest: walk back to it
+            if item["id"] <= cursor:
+                break
+            newer.append(item)
+        newer.reverse()
         out: list[dict[str, Any]] = []
         upto = max(cursor, self._newest)
-        for item in self._events:
-            if item["id"] <= cursor:
-                continue
+        for item in newer:
             if kinds and item["kind"] not in kinds:
                 continue
             out.append(item)

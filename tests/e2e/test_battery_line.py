@@ -45,6 +45,15 @@ def eol_request() -> dict:
             "parameters": {"degradation_workflow": params}, "tenant_uuid": REQUESTER_TENANT}
 
 
+def wait_until_resolved(client, uuid, tmp_path, timeout=400.0) -> None:
+    """Until the request is resolved; fails at once if it fails or is retracted."""
+    deadline = time.monotonic() + timeout
+    while (status := client.get_request(uuid)["status"]) != "resolved":
+        assert status in ("pending", "reserved"), client.history(uuid)
+        assert time.monotonic() < deadline, (tmp_path / "workflow.log").read_text()[-3000:]
+        time.sleep(1)
+
+
 @pytest.mark.slow
 def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
     open_lab(sqlite_url, tenants=False).lab.close()
@@ -64,11 +73,7 @@ def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
         try:
             with LabClient(server.url, "alice", "alice") as alice, LabClient(server.url, "op", "op") as op:
                 uuid = alice.post_request(eol_request())
-                deadline = time.monotonic() + 400
-                while alice.get_request(uuid)["status"] != "resolved":
-                    assert time.monotonic() < deadline, (tmp_path / "workflow.log").read_text()[-3000:]
-                    assert alice.get_request(uuid)["status"] in ("pending", "reserved")
-                    time.sleep(1)
+                wait_until_resolved(alice, uuid, tmp_path)
                 result = alice.result_for_request(uuid)["result"]
                 children = op.list_requests(parent=uuid)  # posted by the workflow's user: alice sees her own
                 # An emergency stop and a resume of the workflow: it runs the next request as before
@@ -81,11 +86,7 @@ def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
                     time.sleep(0.2)
                 op.resume_tenant(workflow_tenant)
                 again = alice.post_request(eol_request())
-                deadline = time.monotonic() + 400
-                while alice.get_request(again)["status"] != "resolved":
-                    assert time.monotonic() < deadline, (tmp_path / "workflow.log").read_text()[-3000:]
-                    assert alice.get_request(again)["status"] in ("pending", "reserved"), alice.history(again)
-                    time.sleep(1)
+                wait_until_resolved(alice, again, tmp_path)
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
