@@ -15,7 +15,7 @@ from labweave.drivers.base import InstrumentFault, InstrumentStopped, ParameterE
 from labweave.drivers.cells import REFERENCE_ELECTROLYTE, CellShelf, formulation_from_recipe
 from labweave.drivers.coin_cell_robot.backend import StockExhausted
 from labweave.drivers.coin_cell_robot.frontend import CoinCellRobot
-from labweave.drivers.coin_cell_robot.sim import SimulatedRobotBackend, leak_probability, short_probability
+from labweave.drivers.coin_cell_robot.sim import DEFAULT_PARTS, SimulatedRobotBackend, leak_probability, short_probability
 from labweave.schemas.battery import AssemblyInput, FlowInput, StockedChemical
 
 EMC = StockedChemical.EMC.value
@@ -363,7 +363,7 @@ def test_gripper_drop_is_a_retryable_fault(finales2, shelf_dir):
     with pytest.raises(InstrumentFault) as caught:
         perform(instrument, "cell_assembly", "autobass_assembly", params)
     assert caught.value.retryable and "gripper" in str(caught.value)
-    assert instrument.backend.parts["case"] == 127  # the dropped case is lost
+    assert instrument.backend.parts["case"] == DEFAULT_PARTS["case"] - 1  # the dropped case is lost
     with pytest.raises(InstrumentFault) as caught:
         perform(
             instrument, "electrolyte", "flow", {"electrolyte": {"formulation": reference_electrolyte()}, "volume": 1.0}
