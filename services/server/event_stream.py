@@ -50,6 +50,12 @@ def page(lab, after: int, limit: int = PAGE, kinds: list[str] | None = None) -> 
         return [convert.event(e) for e in since(s, after, limit, kinds)]
 
 
+def newest_id(lab) -> int:
+    """The id of the newest event (0 for none)."""
+    with Session(lab.db.read) as s:
+        return last_id(s)
+
+
 class EventHub:
     """One reader of the event table per server process, shared by every stream.
 
@@ -103,13 +109,9 @@ class EventHub:
                 self._task = None
 
     async def _poll(self) -> None:
-        def newest() -> int:
-            with Session(self.lab.db.read) as s:
-                return last_id(s)
-
         try:
             if not self._events and self._newest == 0:
-                self._floor = self._newest = await run_in_threadpool(newest)
+                self._floor = self._newest = await run_in_threadpool(newest_id, self.lab)
         except Exception as exc:  # the table is read from the start instead
             log.warning("event hub: cannot read the newest event id: %s", exc)
         finally:
@@ -182,12 +184,7 @@ async def start_cursor(lab, after: int | None, last_event_id: str | None) -> int
     if after is None and last_event_id and last_event_id.isdigit():
         after = int(last_event_id)
     if after is None:
-
-        def newest() -> int:
-            with Session(lab.db.read) as s:
-                return last_id(s)
-
-        after = await run_in_threadpool(newest)
+        after = await run_in_threadpool(newest_id, lab)
     return after
 
 

@@ -353,12 +353,18 @@ def test_undersized_anode_leaves_most_cells_shorted(finales2, shelf_dir):
     assert all(not c["meta"]["success"] for c in result["batch_output"])
 
 
-def test_gripper_drop_is_a_retryable_fault(finales2, shelf_dir):
-    instrument = robot(shelf_dir)
-    params = assembly_request(finales2, cells=2)
+def assembly_with_its_vial(instrument, finales2, cells: int) -> dict:
+    """Assembly parameters whose electrolyte the robot has just formulated (a vial on its deck)."""
+    params = assembly_request(finales2, cells=cells)
     electrolyte = params["cell"]["battery_chemistry"]["electrolyte"]
     flow = perform(instrument, "electrolyte", "flow", {"electrolyte": {"formulation": electrolyte}, "volume": 1.0})
     params["cell_info"]["electrolyte_info"]["uuid"] = flow["run_info"]["internal_reference"]
+    return params
+
+
+def test_gripper_drop_is_a_retryable_fault(finales2, shelf_dir):
+    instrument = robot(shelf_dir)
+    params = assembly_with_its_vial(instrument, finales2, cells=2)
     instrument.backend.fault_rate = 1.0
     with pytest.raises(InstrumentFault) as caught:
         perform(instrument, "cell_assembly", "autobass_assembly", params)
@@ -373,10 +379,7 @@ def test_gripper_drop_is_a_retryable_fault(finales2, shelf_dir):
 
 def test_a_stopped_robot_assembles_again_once_resumed(finales2, shelf_dir):
     instrument = robot(shelf_dir)
-    params = assembly_request(finales2, cells=2)
-    electrolyte = params["cell"]["battery_chemistry"]["electrolyte"]
-    flow = perform(instrument, "electrolyte", "flow", {"electrolyte": {"formulation": electrolyte}, "volume": 1.0})
-    params["cell_info"]["electrolyte_info"]["uuid"] = flow["run_info"]["internal_reference"]
+    params = assembly_with_its_vial(instrument, finales2, cells=2)
     asyncio.run(instrument.safe_stop())
     with pytest.raises(InstrumentStopped):  # stopped: nothing runs
         perform(instrument, "cell_assembly", "autobass_assembly", params)
