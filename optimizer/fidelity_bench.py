@@ -45,13 +45,9 @@ from typing import Any
 
 import numpy as np
 
+from labweave.optimizer.pools import ExplicitPool, composition_grid
 from labweave.optimizer.space import SearchSpace
-from labweave.optimizer.strategies.multifidelity import (
-    ExplicitPool,
-    MultiFidelitySettings,
-    MultiFidelityStrategy,
-    composition_grid,
-)
+from labweave.optimizer.strategies.multifidelity import MultiFidelitySettings, MultiFidelityStrategy
 from labweave.schemas.campaign import CategoricalParameter, ContinuousParameter, LinearConstraint, Objective
 
 logger = logging.getLogger(__name__)

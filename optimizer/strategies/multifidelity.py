@@ -47,19 +47,19 @@ and a sentence saying why this point and this fidelity.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from scipy.special import erfcx, ndtr
 from threadpoolctl import threadpool_limits
 
 from labweave.optimizer.cokriging import AutoregressiveGP, CoKrigingHyperparameters
 from labweave.optimizer.fidelity import CostBudget, Fidelity, FidelityLadder
+from labweave.optimizer.pools import CandidatePool, CompositionGridPool, pool_points
 from labweave.optimizer.space import SearchSpace
 from labweave.optimizer.strategies.base import Observation, Proposal, Strategy, StrategySettings
 from labweave.schemas.campaign import CategoricalParameter, Objective, OutcomeConstraint
@@ -68,94 +68,6 @@ logger = logging.getLogger(__name__)
 
 #: Encoded points closer than this (max-norm) are the same candidate.
 MATCH_TOLERANCE = 1e-6
-
-
-# --------------------------------------------------------------------- candidate pools
-def composition_grid(
-    components: Sequence[str], divisions: int, min_components: int = 1, max_components: int | None = None
-) -> list[dict[str, float]]:
-    """Every composition of ``components`` with fractions on a grid of ``1 / divisions``.
-
-    Args:
-        components: names of the fractions (elements or parameter names).
-        divisions: fractions are ``k / divisions``, ``k = 0 .. divisions``.
-        min_components: fewest non-zero fractions.
-        max_components: most non-zero fractions (all if ``None``).
-
-    Returns:
-        Compositions ``{name: fraction}`` over all ``components`` (zeros included),
-        fractions summing to one; ordered by number of components, then
-        lexicographically.
-
-    Raises:
-        ValueError: naming ``divisions`` or ``min_components``/``max_components``.
-    """
-    names = list(components)
-    if divisions < 1:
-        raise ValueError(f"divisions: must be at least 1, not {divisions}")
-    top = len(names) if max_components is None else max_components
-    if not 1 <= min_components <= top <= len(names):
-        raise ValueError(
-            f"min_components/max_components: need 1 <= {min_components} <= {top} <= {len(names)} components"
-        )
-    out: list[dict[str, float]] = []
-    for size in range(min_components, min(top, divisions) + 1):
-        for subset in itertools.combinations(range(len(names)), size):
-            # compositions of `divisions` into `size` positive parts (stars and bars)
-            for cuts in itertools.combinations(range(1, divisions), size - 1):
-                parts = [b - a for a, b in zip((0, *cuts), (*cuts, divisions))]
-                point = dict.fromkeys(names, 0.0)
-                for index, part in zip(subset, parts):
-                    point[names[index]] = part / divisions
-                out.append(point)
-    return out
-
-
-class _Pool(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CompositionGridPool(_Pool):
-    """Candidates on a composition grid: fractions that are multiples of ``1 / divisions``.
-
-    Args:
-        components: the fraction parameters (all numeric parameters besides the
-            fidelity if ``None``); every other parameter must be the fidelity.
-        divisions: grid resolution (4: fractions 0, 1/4, ..., 1).
-        min_components: fewest non-zero fractions (2: no pure elements).
-        max_components: most non-zero fractions (3: up to ternaries).
-    """
-
-    kind: Literal["composition_grid"] = "composition_grid"
-    components: list[str] | None = None
-    divisions: int = Field(default=4, ge=1, le=64)
-    min_components: int = Field(default=1, ge=1)
-    max_components: int | None = Field(default=None, ge=1)
-
-
-class ExplicitPool(_Pool):
-    """Candidates listed one by one (parameter dicts, the fidelity parameter left out).
-
-    Args:
-        points: the candidates.
-    """
-
-    kind: Literal["explicit"] = "explicit"
-    points: list[dict[str, Any]] = Field(min_length=1)
-
-
-class SampledPool(_Pool):
-    """Candidates drawn space-filling from the search space (seeded Sobol).
-
-    Args:
-        size: number of candidates.
-    """
-
-    kind: Literal["sample"] = "sample"
-    size: int = Field(default=256, ge=1, le=20000)
-
-
-CandidatePool = Annotated[CompositionGridPool | ExplicitPool | SampledPool, Field(discriminator="kind")]
 
 
 def _default_fidelities() -> list[Fidelity]:
@@ -374,39 +286,8 @@ class MultiFidelityStrategy(Strategy):
         return {**point, self.settings.fidelity_parameter: method or self.ladder.target.method}
 
     def _build_pool(self) -> list[dict[str, Any]]:
-        spec = self.settings.pool
-        name = self.settings.fidelity_parameter
-        others = [p.name for p in self.space.parameters if p.name != name]
-        if isinstance(spec, CompositionGridPool):
-            components = spec.components if spec.components is not None else others
-            unknown = [c for c in components if c not in others]
-            if unknown:
-                raise ValueError(f"pool.components: {unknown} are not numeric parameters of the space")
-            missing = [o for o in others if o not in components]
-            if missing:
-                raise ValueError(f"pool.components: the grid leaves parameters {missing} unset")
-            grid = composition_grid(components, spec.divisions, spec.min_components, spec.max_components)
-            points = []
-            for point in grid:
-                try:
-                    points.append(self._point_without_fidelity(self.space.validate(self._with_fidelity(point))))
-                except ValueError:
-                    continue
-            if not points:
-                raise ValueError("pool: no point of the composition grid fits the search space")
-            if len(points) < len(grid):
-                logger.info("pool: %d of %d grid points fit the space", len(points), len(grid))
-            return points
-        if isinstance(spec, ExplicitPool):
-            points = []
-            for i, point in enumerate(spec.points):
-                try:
-                    points.append(self._point_without_fidelity(self.space.validate(self._with_fidelity(point))))
-                except ValueError as exc:
-                    raise ValueError(f"pool.points[{i}]: {exc}") from None
-            return points
-        sampled = self.space.sample_points(spec.size, seed=self.settings.seed)
-        return [self._point_without_fidelity(p) for p in sampled]
+        return pool_points(self.settings.pool, self.space, self.settings.seed,
+                           fixed={self.settings.fidelity_parameter: self.ladder.target.method})
 
     def _point_without_fidelity(self, point: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in point.items() if k != self.settings.fidelity_parameter}

@@ -13,8 +13,8 @@ twice against the same instruments: with its own strategy and with
 A multi-fidelity campaign (a ``fidelities`` ladder in its strategy's
 settings) is budgeted in cost: the demo budget is that many evaluations at the
 target fidelity, which the strategy may spend on any mix of cheap screens and
-dear confirmations; its baseline evaluates random points at the target
-fidelity only, as many as the budget.
+dear confirmations; its baseline evaluates candidates of the same pool, drawn
+at random, at the target fidelity only, as many as the budget.
 """
 
 from __future__ import annotations
@@ -61,10 +61,8 @@ class DemoRecipe:
         settings: strategy settings for the demo (applied where the strategy knows them).
         request_defaults: request parameters added where the campaign file leaves them out
             (``{method: {field: value}}``), for fields the capability requires.
-        request_overrides: request parameters the demo sets (``{method: {field: value}}``), for
-            shorter experiments.
-        baseline_lower: a lower bound for every continuous parameter of the baseline's space,
-            where the instrument cannot take values near zero that a random draw would give.
+        request_overrides: request parameters the demo sets (``{method: {field: value}}``, nested
+            objects merged field by field), for shorter experiments.
         replicates: measurements of each run's best point after both runs end, for noisy
             instruments; the runs are then compared on the replicates' mean (0: on the best result).
     """
@@ -79,7 +77,6 @@ class DemoRecipe:
     settings: dict[str, Any] = field(default_factory=lambda: dict(FAST_ACQUISITION))
     request_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    baseline_lower: float | None = None
     replicates: int = 0
 
 
@@ -121,10 +118,13 @@ RECIPES: dict[str, DemoRecipe] = {
         tenants=("emt-code", "mlip-code-1", "mlip-code-2"),
         budget=10,  # the cost of ten EMT calculations, spent on CHGNet screens and EMT confirmations
         initial_design=6,
-        # looser relaxations (the same for both methods): a CHGNet relaxation takes seconds here
-        request_overrides={"chgnet": {"fmax": 0.1}, "emt": {"fmax": 0.1}},
-        # A random draw puts every element in; in a 32-site cell each needs at least one atom (1/32).
-        baseline_lower=0.035,
+        # The same calculation for both methods, demo-sized: the ordered 4-atom cubic fcc cell of each
+        # composition (quarters fit it exactly: L1_2 for A3B, L1_0 for AB) instead of a random 32-atom
+        # one, relaxed to 0.1 eV/A. A CHGNet run then takes under a second instead of about ten (mean CPU
+        # over the 168 candidates: 0.6 s against 9.3 s), and CHGNet still tracks EMT where it did
+        # (correlation 0.84 without Al, 0.89 for the 32-atom cells) and misses it with Al.
+        request_overrides={"chgnet": {"fmax": 0.1, "alloy": {"supercell": 1}},
+                           "emt": {"fmax": 0.1, "alloy": {"supercell": 1}}},
     ),
 }
 
@@ -185,14 +185,12 @@ def demo_campaign(key: str, budget: int | None = None, seed: int = 0,
     baseline["name"] = data["name"] + BASELINE_SUFFIX
     baseline["description"] = f"Random-search baseline of {data['name']}."
     baseline["strategy"] = {"name": "random", "settings": {"seed": seed}}
-    if recipe.baseline_lower is not None:
-        for parameter in baseline["space"]["parameters"]:
-            if parameter["kind"] == "continuous":
-                parameter["lower"] = max(parameter["lower"], recipe.baseline_lower)
     ladder = data["strategy"]["settings"].get("fidelities")
     if ladder:
         _target_fidelity_only(baseline, data["strategy"]["settings"].get("fidelity_parameter", "method"),
                               ladder[-1]["method"], budget)
+        if data["strategy"]["settings"].get("pool") is not None:  # the same candidates, drawn at random
+            baseline["strategy"]["settings"]["pool"] = data["strategy"]["settings"]["pool"]
     return DemoCampaign(recipe, _campaign(data), _campaign(baseline))
 
 
@@ -245,7 +243,7 @@ def shrink(spec: CampaignSpec, recipe: DemoRecipe, budget: int, seed: int) -> di
     for method, defaults in recipe.request_defaults.items():
         data["request"]["parameters"][method] = {**defaults, **data["request"]["parameters"].get(method, {})}
     for method, overrides in recipe.request_overrides.items():
-        data["request"]["parameters"][method] = {**data["request"]["parameters"].get(method, {}), **overrides}
+        data["request"]["parameters"][method] = _merged(data["request"]["parameters"].get(method, {}), overrides)
     data["space"]["parameters"] = [p for p in data["space"]["parameters"] if p["name"] not in recipe.fixed]
     data["space"]["constraints"] = [c for c in data["space"]["constraints"]
                                     if not set(c["coefficients"]) & set(recipe.fixed)]
@@ -255,6 +253,17 @@ def shrink(spec: CampaignSpec, recipe: DemoRecipe, budget: int, seed: int) -> di
     settings["seed"] = seed
     data["strategy"]["settings"] = settings
     return data
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied, nested objects merged field by field."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _fix(node: Any, name: str, value: Any) -> Any:

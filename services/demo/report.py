@@ -214,13 +214,14 @@ def _part(part: CampaignReport, demo: DemoCampaign) -> str:
     costs = analysis.costs_of(demo.optimised)
     if costs:
         target = list(costs)[-1]
-        floor = demo.recipe.baseline_lower
+        pooled = demo.baseline.spec.strategy.settings.get("pool") is not None
         lines.append(f"<p>Costs per evaluation: {_e(', '.join(f'{m} {c:g}' for m, c in costs.items()))}; the "
                      f"campaign may spend {analysis.fmt(spec.strategy.settings.get('budget'))}. The best value counts "
-                     f"{_e(target)} results only. The baseline draws random points of the whole search space "
-                     + (f"(each parameter at least {floor:g}) " if floor is not None else "")
-                     + f"&mdash; the random strategy knows no candidate pool &mdash; and evaluates each with "
-                     f"{_e(target)}, {demo.baseline.spec.budget} times, for the same cost.</p>")
+                     f"{_e(target)} results only. The baseline draws "
+                     + ("candidates of the same pool at random, none twice, " if pooled
+                        else "random points of the whole search space ")
+                     + f"and evaluates each with {_e(target)}, {demo.baseline.spec.budget} times, for the same "
+                     "cost.</p>")
     if demo.recipe.replicates:
         counts = f"{part.optimised.replicates} and {part.baseline.replicates}"
         lines.append(f"<p>Single measurements on this instrument scatter (cells built from one electrolyte "

@@ -63,6 +63,24 @@ def test_pld_demo_copy_is_small_fixed_and_paired_with_random_search():
     assert pair.optimised.make_strategy().propose([], [], 2)  # the strategies build and propose
 
 
+def test_materials_demo_computes_small_cells_and_its_baseline_draws_from_the_same_pool():
+    pair = demo_campaign("materials", seed=3)
+    spec, base = pair.optimised.spec, pair.baseline.spec
+    for method in ("chgnet", "emt"):  # merged into the file's template: the composition placeholders stay
+        alloy = spec.request.parameters[method]["alloy"]
+        assert alloy["supercell"] == 1 and alloy["composition"]["Cu"] == "{x_Cu}"
+        assert spec.request.parameters[method]["fmax"] == 0.1
+    assert spec.strategy.settings["budget"] == 10 * 20.0  # ten EMT runs' worth of cost
+    assert base.strategy.name == "random" and base.request.methods == ["emt"] and base.budget == 10
+    assert base.strategy.settings["pool"] == spec.strategy.settings["pool"]
+    candidates = pair.optimised.make_strategy().pool
+    drawn = [p.parameters for p in pair.baseline.make_strategy().propose([], n=10)]
+    assert len({str(p) for p in drawn}) == 10
+    assert all(p in candidates for p in drawn)  # binaries and ternaries on quarters: they fit 4-atom cells
+    request = pair.baseline.build_request(drawn[0])
+    assert request["methods"] == ["emt"] and request["parameters"]["emt"]["alloy"]["supercell"] == 1
+
+
 def test_demo_campaign_refuses_what_cannot_run():
     with pytest.raises(KeyError, match="campaigns: unknown campaign 'nope'"):
         demo_campaign("nope")

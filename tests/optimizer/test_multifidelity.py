@@ -24,13 +24,13 @@ from labweave.optimizer.cokriging import (
     squared_differences,
 )
 from labweave.optimizer.fidelity import CostBudget, Fidelity, FidelityLadder
+from labweave.optimizer.pools import composition_grid
 from labweave.optimizer.space import SearchSpace
 from labweave.optimizer.strategies import get_strategy
 from labweave.optimizer.strategies.multifidelity import (
     FidelityProposal,
     MultiFidelitySettings,
     MultiFidelityStrategy,
-    composition_grid,
     log_expected_improvement,
 )
 from labweave.schemas.campaign import Objective, OutcomeConstraint
