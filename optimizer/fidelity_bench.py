@@ -1,12 +1,15 @@
 """Multi-fidelity materials search, benchmarked on real EMT and CHGNet calculations.
 
-The candidates are random substitutional fcc alloys (32-atom cells) of the
-seven metals EMT is parametrised for, binaries and ternaries on a grid of
-quarter fractions. :func:`compute_alloy_table` computes every candidate's bulk
-properties by both methods through the atomistic drivers and stores them in
-``fcc_alloys_emt_chgnet.json`` beside this module (it takes about an hour on
-one core, and resumes where it stopped); the benchmark and the tests then read
-that table, so a campaign can be replayed in seconds with real numbers.
+The candidates are fcc alloys of the seven metals EMT is parametrised for,
+binaries and ternaries on a grid of quarter fractions, in one of two cells
+(:data:`TABLES`): ``random32``, random substitutional 32-atom cells relaxed to
+0.05 eV/A (the example campaign's; about an hour on one core), and
+``ordered4``, the ordered 4-atom cubic cell of each composition (L1_2 for A3B,
+L1_0 for AB) relaxed to 0.1 eV/A (the demo's; about three minutes).
+:func:`compute_alloy_table` computes every candidate's bulk properties by both
+methods through the atomistic drivers and stores them beside this module (it
+resumes where it stopped); the benchmark and the tests then read the table, so
+a campaign can be replayed in seconds with real numbers.
 
 :func:`run_benchmarks` spends the same cost budget three ways and reports the
 best true (EMT) formation energy found against the cost spent:
@@ -52,8 +55,13 @@ from labweave.schemas.campaign import CategoricalParameter, ContinuousParameter,
 
 logger = logging.getLogger(__name__)
 
-#: The cached calculations.
+#: The cached calculations of the example campaign's cells.
 TABLE_PATH = Path(__file__).resolve().with_name("fcc_alloys_emt_chgnet.json")
+#: The tables: file and the cell each candidate is computed in (supercell, arrangement seed, fmax).
+TABLES: dict[str, tuple[Path, dict[str, Any]]] = {
+    "random32": (TABLE_PATH, {"supercell": 2, "seed": 0, "fmax": 0.05}),
+    "ordered4": (TABLE_PATH.with_name("fcc_alloys_emt_chgnet_ordered.json"), {"supercell": 1, "seed": 0, "fmax": 0.1}),
+}
 #: The metals EMT is parametrised for (Jacobsen, Stoltze & Norskov, Surf. Sci. 366, 394 (1996)).
 ALLOY_ELEMENTS: tuple[str, ...] = ("Ag", "Al", "Au", "Cu", "Ni", "Pd", "Pt")
 #: Methods of the table, cheapest first; the last is the reference ("truth").
@@ -109,7 +117,9 @@ def compute_alloy_table(
     """Compute (or complete) the table of EMT and CHGNet bulk properties of the alloy pool.
 
     Each composition of :func:`composition_grid` with two or more elements is
-    built as a random fcc supercell (same arrangement for both methods),
+    built as an fcc supercell, its sites filled in a seeded random order (the
+    same arrangement for both methods; one conventional cell is an ordered
+    structure),
     relaxed and fitted by each method's driver backend. The file is rewritten
     after every composition, and entries already present are kept, so an
     interrupted run resumes.
@@ -173,14 +183,24 @@ def compute_alloy_table(
     return table
 
 
-def load_alloy_table(path: Path = TABLE_PATH) -> dict[str, Any]:
-    """Read the table written by :func:`compute_alloy_table`.
+def load_alloy_table(which: str | Path = "random32") -> dict[str, Any]:
+    """Read a table written by :func:`compute_alloy_table`.
+
+    Args:
+        which: a name of :data:`TABLES` (``"random32"``, ``"ordered4"``) or a file.
 
     Raises:
+        KeyError: for a name that is not in :data:`TABLES`.
         FileNotFoundError: naming the command that makes it.
     """
+    if isinstance(which, Path):
+        path, how = which, ""
+    elif which in TABLES:
+        path, how = TABLES[which][0], f" --cells {which}"
+    else:
+        raise KeyError(f"table: unknown {which!r}; choose from {', '.join(TABLES)}")
     if not path.exists():
-        raise FileNotFoundError(f"{path.name}: run `python -m labweave.optimizer.fidelity_bench --table` first")
+        raise FileNotFoundError(f"{path.name}: run `python -m labweave.optimizer.fidelity_bench --table{how}` first")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -483,10 +503,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", action="store_true", help="compute or complete the table of calculations")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per strategy and budget")
+    parser.add_argument("--cells", choices=sorted(TABLES), default="random32", help="which table")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.table:
-        compute_alloy_table()
+        path, cell = TABLES[args.cells]
+        compute_alloy_table(path, **cell)
     else:
-        results = run_benchmarks(seeds=range(args.seeds))
+        results = run_benchmarks(seeds=range(args.seeds), table=load_alloy_table(args.cells))
         print(json.dumps({"summary": summarise(results), "rows": results}, indent=1))

@@ -68,10 +68,17 @@ def optimizer(
 def fidelity(
     seeds: int = typer.Option(5, "--seeds", min=1, help="seeds per strategy and budget"),
     budgets: str = typer.Option("100,200,300", "--budgets", help="comma-separated cost budgets (EMT costs 20)"),
+    cells: str = typer.Option("random32", "--cells",
+                              help="the stored calculations: random32 (the example campaign's random 32-atom "
+                                   "cells) or ordered4 (the demo's ordered 4-atom cells)"),
 ) -> None:
     """The multi-fidelity alloy search replayed on stored EMT and CHGNet calculations, against EMT at random
     and screen-then-confirm: mean regret per strategy and budget."""
-    from labweave.optimizer.fidelity_bench import run_benchmarks, summarise
+    from labweave.optimizer.fidelity_bench import TABLES, load_alloy_table, run_benchmarks, summarise
+
+    if cells not in TABLES:
+        typer.secho(f"error: --cells: unknown {cells!r}; choose from {', '.join(TABLES)}", fg="red", err=True)
+        raise typer.Exit(2)
 
     try:
         costs = [float(b) for b in budgets.split(",") if b.strip()]
@@ -81,7 +88,7 @@ def fidelity(
         typer.secho(f"error: --budgets: expected positive numbers separated by commas, not {budgets!r}",
                     fg="red", err=True)
         raise typer.Exit(2)
-    rows = run_benchmarks(seeds=range(seeds), budgets=costs)
+    rows = run_benchmarks(seeds=range(seeds), budgets=costs, table=load_alloy_table(cells))
     _emit(summarise(rows))
 
 

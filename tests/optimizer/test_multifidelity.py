@@ -431,9 +431,11 @@ def test_benchmark_rows_are_json_ready(oracle):
 
 
 @pytest.mark.slow
-def test_table_matches_fresh_driver_calculations():
-    table = bench.load_alloy_table()
+@pytest.mark.parametrize("cells", sorted(bench.TABLES))
+def test_table_matches_fresh_driver_calculations(cells):
+    table = bench.load_alloy_table(cells)
     settings = table["settings"]
+    assert {k: settings[k] for k in bench.TABLES[cells][1]} == bench.TABLES[cells][1]
     from labweave.drivers.atomistic.emt import EmtBackend
     from labweave.drivers.atomistic.mlip import ChgnetBackend
 
@@ -456,3 +458,20 @@ def test_recommendation_is_the_best_target_fidelity_result(oracle):
     lucky_screen = (dict(screened[0][0]), {"formation_energy": -10.0})
     assert strategy.recommend([lucky_screen, *screened[1:], *confirmed]) == best_emt
     assert strategy.recommend(screened) is None
+
+
+def test_the_demos_ordered_cells_keep_the_trap_and_the_search_beats_random():
+    """The demo computes ordered 4-atom cells: CHGNet still tracks EMT without Al and not with it, and
+    the strategy still finds better alloys than EMT at random for the demo's budget (ten EMT runs)."""
+    oracle = bench.AlloyOracle(bench.load_alloy_table("ordered4"))
+    keys = [bench.composition_key(c) for c in oracle.compositions]
+    values = {m: np.array([oracle._values[k][m] for k in keys]) for m in ("chgnet", "emt")}
+    with_al = np.array(["Al" in c for c in oracle.compositions])
+    assert np.corrcoef(values["chgnet"][~with_al], values["emt"][~with_al])[0, 1] > 0.8
+    assert np.corrcoef(values["chgnet"][with_al], values["emt"][with_al])[0, 1] < 0.0
+    seeds = range(3)
+    found = [bench.replay_multifidelity(oracle, 200.0, s)["best_emt"] for s in seeds]
+    drawn = [bench.replay_emt_random(oracle, 200.0, s)["best_emt"] for s in seeds]
+    assert np.mean(found) < np.mean(drawn) - 0.03
+    with pytest.raises(KeyError, match="table: unknown 'cubic'"):
+        bench.load_alloy_table("cubic")
