@@ -40,20 +40,50 @@ def disc_area(size: float | None, default: float) -> float:
 
 
 class WorkflowBackend(Backend):
-    """The workflow's "hardware": the server it posts sub-requests to."""
+    """The workflow's "hardware": the server it posts sub-requests to.
 
-    def __init__(self, client: AsyncLabClient, poll_seconds: float = 1.0):
+    A sub-request's status is read when the server's event stream says it
+    changed, and every ``poll_seconds`` in any case (the stream may drop).
+    """
+
+    def __init__(self, client: AsyncLabClient, poll_seconds: float = 5.0):
         self.client = client
         self.poll_seconds = poll_seconds
         self.tenant_uuid: str | None = None
         self.stopped = asyncio.Event()
+        self._changed: dict[str, asyncio.Event] = {}  # by sub-request uuid, while it is awaited
+        self._listener: asyncio.Task | None = None
 
     async def setup(self) -> None:
         self.tenant_uuid = (await self.client.me())["tenant_uuid"]
         self.stopped.clear()
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name="workflow events")
 
     async def stop(self) -> None:
         self.stopped.set()
+        for changed in self._changed.values():
+            changed.set()
+
+    async def _listen(self) -> None:
+        try:
+            async for event in self.client.stream_events(kinds=["request.status"]):
+                changed = self._changed.get(event.get("subject", ""))
+                if changed is not None:
+                    changed.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the poll still works without the stream
+            log.warning("event stream unavailable (%s); polling every %.1f s", exc, self.poll_seconds)
+
+    async def _until_changed(self, uuid: str) -> None:
+        """Return when the sub-request's status may have changed (an event, a stop, or the poll period)."""
+        changed = self._changed.setdefault(uuid, asyncio.Event())
+        try:
+            await asyncio.wait_for(changed.wait(), self.poll_seconds)
+        except asyncio.TimeoutError:
+            pass
+        changed.clear()
 
     async def ask(self, quantity: str, method: str, parameters: dict, parent: str | None, attempts: int = 3) -> dict:
         """Post a sub-request and wait for its result data."""
@@ -62,18 +92,22 @@ class WorkflowBackend(Backend):
                     "tenant_uuid": self.tenant_uuid}
             created = await self.client.create_request(body, parent_uuid=parent, priority=1)
             uuid = created["uuid"]
+            self._changed.setdefault(uuid, asyncio.Event())  # events from now on count
             log.info("asked %s/%s as %s (parent %s)", quantity, method, uuid, parent)
-            while True:
-                if self.stopped.is_set():
-                    await self.client.cancel(uuid, "the workflow was stopped")
-                    raise InstrumentStopped("the workflow was stopped")
-                status = (await self.client.get_request(uuid))["status"]
-                if status == "resolved":
-                    return (await self.client.result_for_request(uuid))["result"]["data"]
-                if status in ("failed", "retracted"):
-                    log.warning("%s/%s sub-request %s %s (attempt %d)", quantity, method, uuid, status, attempt)
-                    break
-                await asyncio.sleep(self.poll_seconds)
+            try:
+                while True:
+                    if self.stopped.is_set():
+                        await self.client.cancel(uuid, "the workflow was stopped")
+                        raise InstrumentStopped("the workflow was stopped")
+                    status = (await self.client.get_request(uuid))["status"]
+                    if status == "resolved":
+                        return (await self.client.result_for_request(uuid))["result"]["data"]
+                    if status in ("failed", "retracted"):
+                        log.warning("%s/%s sub-request %s %s (attempt %d)", quantity, method, uuid, status, attempt)
+                        break
+                    await self._until_changed(uuid)
+            finally:
+                self._changed.pop(uuid, None)
         raise InstrumentFault(f"{quantity}/{method} failed {attempts} times", retryable=True)
 
 
@@ -94,7 +128,7 @@ class DegradationWorkflow(Instrument):
     )
 
     def __init__(self, client: AsyncLabClient, cells: int = 2, cycles: int = 150, volume_ml: float = 1.0,
-                 poll_seconds: float = 1.0):
+                 poll_seconds: float = 5.0):
         super().__init__(WorkflowBackend(client, poll_seconds))
         self.backend: WorkflowBackend
         self.cells = cells

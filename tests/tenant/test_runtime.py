@@ -145,3 +145,35 @@ def test_emergency_stop_releases_the_running_request(server, tmp_path):
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
 
+
+
+def test_workflow_wakes_on_the_event_stream_not_its_poll(server, tmp_path):
+    """A sub-request resolved by another tenant wakes the waiting workflow at once: its status is read
+    a handful of times, not every poll period (set here far longer than the whole test may take)."""
+    from labweave.services.tenant.workflow import WorkflowBackend
+
+    async def scenario():
+        async with AsyncLabClient(server.url, "alice", "alice") as alice, \
+                AsyncLabClient(server.url, "chamber-a", "chamber-a-pw") as tenant:
+            backend = WorkflowBackend(alice, poll_seconds=600.0)
+            await backend.setup()
+            reads = 0
+            get_request = alice.get_request
+
+            async def counted(uuid):
+                nonlocal reads
+                reads += 1
+                return await get_request(uuid)
+
+            alice.get_request = counted
+            runtime = TenantRuntime(tenant, [build("pld")], state_dir=tmp_path / "state", poll_seconds=0.2)
+            chamber = asyncio.create_task(runtime.run())
+            try:
+                data = await asyncio.wait_for(backend.ask("thin_film", "pld_growth", RECIPE, parent=None), 120)
+            finally:
+                runtime.shutdown()
+                await chamber
+            assert data["growth_mode"] in {"layer_by_layer", "step_flow", "island_3d"}
+            assert reads <= 4  # created, reserved, resolved: one read each (and the first)
+
+    asyncio.run(scenario())
