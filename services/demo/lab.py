@@ -268,7 +268,8 @@ class DemoLab:
             Why each run ended, by campaign name.
         """
         clients = [AsyncLabClient(url, REQUESTER, password) for _ in runs]
-        daemons = [OptimizerDaemon(client, campaign, poll_seconds=2.0)
+        # a daemon wakes on its campaign's events; the poll is the fallback
+        daemons = [OptimizerDaemon(client, campaign, poll_seconds=5.0)
                    for client, (_, _, campaign) in zip(clients, runs)]
         views = [RunView(key, role, campaign) for key, role, campaign in runs]
         ended: dict[str, str] = {}

@@ -32,8 +32,15 @@ def record(
     message: str = "",
     data: dict[str, Any] | None = None,
     now: float | None = None,
+    campaign: str | None = None,
 ) -> None:
-    """Add an event to the transaction of ``session`` (an ORM session or a Core connection)."""
+    """Add an event to the transaction of ``session`` (an ORM session or a Core connection).
+
+    ``campaign`` (a request's campaign label) goes into ``data``, so that a campaign's
+    optimizer can follow its requests on the event stream.
+    """
+    if campaign:
+        data = {"campaign": campaign, **(data or {})}
     values = dict(
         time=now if now is not None else time.time(),
         kind=kind,

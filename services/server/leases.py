@@ -49,7 +49,7 @@ def sweep(db: Database, max_expiries: int, now: float | None = None) -> int:
             record(s, "request.status", row.uuid, "lease-sweeper", from_status=S.RESERVED.value,
                    to_status=new.value, now=now,
                    message=f"lease of tenant {holder} expired ({row.lease_expiries}/{max_expiries})",
-                   data={"tenant_uuid": holder, "lease_expiries": row.lease_expiries})
+                   data={"tenant_uuid": holder, "lease_expiries": row.lease_expiries}, campaign=row.campaign)
         s.commit()
     if rows:
         log.info("lease sweep: %d expired", len(rows))

@@ -217,7 +217,7 @@ class Requests:
         row.updated = now
         s.add(row)
         record(s, "request.status", row.uuid, actor, from_status=old, to_status=new.value, message=message,
-               now=now, data=data)
+               now=now, data=data, campaign=row.campaign)
 
     def transition(self, p: Principal, request_uuid: str, new: S, message: str = "") -> Request:
         """The FINALES2 ``update_status`` route: pending, reserved or retracted."""
@@ -370,7 +370,7 @@ class Requests:
                         continue  # another claimer won this one
                     record(conn, "request.status", cand.uuid, p.username, from_status=S.PENDING.value,
                            to_status=S.RESERVED.value, message=f"claimed by tenant {p.tenant_uuid}", now=now,
-                           data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease})
+                           data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease}, campaign=taken.get("campaign"))
                     return as_row(taken)
         return None
 

@@ -116,7 +116,7 @@ class Results:
             conn.execute(RESOLVE, {"b_id": req.id, "b_now": now})
             record(conn, "request.status", req.uuid, p.username, from_status=req.status,
                    to_status=S.RESOLVED.value, message=f"resolved by result {values['uuid']}", now=now,
-                   data={"result_uuid": values["uuid"], "campaign": req.campaign})
+                   data={"result_uuid": values["uuid"]}, campaign=req.campaign)
             record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=now,
                    data={"request_uuid": req.uuid, "quantity": body.quantity, "method": method})
         return as_row(values), True

@@ -186,6 +186,20 @@ def test_event_page_and_stream(lab):
     assert any(line.startswith("id: ") for line in lines)
 
 
+def test_every_status_change_of_a_campaigns_request_names_the_campaign(lab):
+    """An optimizer daemon wakes on its campaign's events: a claim, a release, a failure name it too."""
+    uuid = create(lab, campaign="films")
+    claim = lab.post("asab", "/api/v1/claims", json={}).json()
+    assert claim["request"]["uuid"] == uuid
+    assert lab.post("asab", f"/api/v1/requests/{uuid}/release", json={"reason": "channel busy"}).status_code == 200
+    lab.post("asab", "/api/v1/claims", json={})
+    assert lab.post("asab", f"/api/v1/requests/{uuid}/fail",
+                    json={"reason": "pump jammed", "retryable": False}).status_code == 200
+    events = [e for e in lab.get("op", "/api/v1/events").json()["items"] if e["subject"] == uuid]
+    assert [e["to_status"] for e in events] == ["pending", "reserved", "pending", "reserved", "failed"]
+    assert all(e["data"]["campaign"] == "films" for e in events)
+
+
 def test_health_and_metrics(lab):
     assert lab.client.get("/healthz").json()["status"] == "ok"
     create(lab)
