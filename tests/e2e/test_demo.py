@@ -19,7 +19,7 @@ from labweave.services.demo import analysis
 from labweave.services.demo.campaigns import (
     BASELINE_SUFFIX,
     RECIPES,
-    THOROUGH_ACQUISITION,
+    FAST_ACQUISITION,
     CampaignUnavailable,
     demo_campaign,
 )
@@ -56,7 +56,7 @@ def test_pld_demo_copy_is_small_fixed_and_paired_with_random_search():
     assert request["parameters"]["pld_growth"]["pulses"] == 200
     assert request["parameters"]["pld_growth"]["substrate"] == "SrTiO3"
     assert spec.strategy.name == "bayesian" and spec.strategy.settings["seed"] == 5
-    assert spec.strategy.settings["num_restarts"] == THOROUGH_ACQUISITION["num_restarts"]  # the demo's search
+    assert spec.strategy.settings["num_restarts"] == FAST_ACQUISITION["num_restarts"]  # the demo's search
     assert spec.strategy.settings["multi_objective"] == "nehvi"  # from the campaign file
     assert base.name == spec.name + BASELINE_SUFFIX and base.strategy.name == "random"
     assert base.strategy.settings["seed"] == 5 and base.space == spec.space and base.request == spec.request
