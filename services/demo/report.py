@@ -200,14 +200,26 @@ def _score_rows(part: CampaignReport, with_cost: bool) -> str:
     return "".join(rows)
 
 
+def _leaves(node: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """``(dotted path, value)`` of every non-object value in a nested dict."""
+    out: list[tuple[str, object]] = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        out += _leaves(value, path + ".") if isinstance(value, dict) else [(path, value)]
+    return out
+
+
 def _part(part: CampaignReport, demo: DemoCampaign) -> str:
     spec = demo.optimised.spec
     with_cost = part.optimised.cost is not None
     fixed = ", ".join(f"{k} = {v}" for k, v in demo.recipe.fixed.items())
+    overrides = ", ".join(f"{method} {path} = {value}" for method, changes in demo.recipe.request_overrides.items()
+                          for path, value in _leaves(changes))
     lines = [f"<h2>{_e(part.title)}</h2>",
              f"<p>{_e(spec.description)} Demo size: {spec.budget} requests per run at most, {spec.initial_design} "
              f"space-filling points first, batches of {spec.batch_size}"
-             + (f"; fixed for the demo: {_e(fixed)}" if fixed else "") + ".</p>",
+             + (f"; fixed for the demo: {_e(fixed)}" if fixed else "")
+             + (f"; request parameters set for the demo: {_e(overrides)}" if overrides else "") + ".</p>",
              "<table><tr><th>run</th><th>strategy</th><th>results</th><th>failed</th>"
              + ("<th>cost</th>" if with_cost else "") + "<th>outcome</th><th>best found at</th></tr>",
              _score_rows(part, with_cost), "</table>"]
