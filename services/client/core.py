@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from .errors import AuthenticationFailed, ConnectionFailed, ServerError, rejected
+from .errors import ConnectionFailed, ServerError, rejected
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import logging
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,12 +214,24 @@ class DemoLab:
             try:
                 password, requester_tenant = await self._requester(operator)
                 runs = await self._unique_names(operator)
-                ended = await self._run_campaigns(operator, url, password, runs)
-                collected = await self._collect(operator, runs, ended)
-                if any(RECIPES[key].replicates for key in collected):
-                    self.board.note("measuring replicates of the point each run recommends")
-                    async with AsyncLabClient(url, REQUESTER, password) as requester:
-                        await replicates.measure(requester, requester_tenant, collected, timeout=STALL_SECONDS)
+                async with AsyncLabClient(url, REQUESTER, password) as requester:
+                    posted: dict[str, replicates.Posted] = {}
+
+                    async def replicate(key: str, role: str, campaign: Campaign, reason: str) -> None:
+                        """As soon as a run of a noisy campaign ends, ask for replicates of its recommended point."""
+                        count = RECIPES[key].replicates
+                        if not count:
+                            return
+                        if not posted:
+                            self.board.note("measuring replicates of the point each run recommends")
+                        run = await self._collect_run(operator, role, campaign, reason)
+                        asked = await replicates.post(requester, requester_tenant, run, count)
+                        if asked is not None:
+                            posted[run.name] = asked
+
+                    ended = await self._run_campaigns(operator, url, password, runs, replicate)
+                    collected = await self._collect(operator, runs, ended)
+                    await replicates.gather(requester, posted, collected, timeout=STALL_SECONDS)
                 return collected
             except LabweaveError as exc:  # the server refused or went away (a campaign's own failure is caught)
                 raise DemoError(f"the lab stopped: {exc}; see the logs in {self.logs}") from exc
@@ -261,8 +273,17 @@ class DemoLab:
         return runs
 
     async def _run_campaigns(self, operator: AsyncLabClient, url: str, password: str,
-                             runs: list[tuple[str, str, Campaign]]) -> dict[str, str]:
+                             runs: list[tuple[str, str, Campaign]],
+                             on_end: Callable[[str, str, Campaign, str], Awaitable[None]]) -> dict[str, str]:
         """Start each campaign's daemons as soon as its instruments are provisioned; run all to the end.
+
+        Args:
+            operator: the operator's client.
+            url: the server.
+            password: the requester's password.
+            runs: ``(key, role, campaign)`` of every run.
+            on_end: awaited with ``(key, role, campaign, why)`` when a run has ended, unless its
+                campaign failed.
 
         Returns:
             Why each run ended, by campaign name.
@@ -275,7 +296,7 @@ class DemoLab:
         ended: dict[str, str] = {}
         tasks: list[asyncio.Task] = []
 
-        async def drive(daemon: OptimizerDaemon, key: str) -> None:
+        async def drive(daemon: OptimizerDaemon, key: str, role: str, campaign: Campaign) -> None:
             try:
                 reason = await daemon.run()
             except LabweaveError as exc:  # this campaign cannot go on; the others can
@@ -288,13 +309,16 @@ class DemoLab:
                         twin.shutdown()
                 return
             ended.setdefault(daemon.name, reason)
+            if key not in self.failures:
+                await on_end(key, role, campaign, ended[daemon.name])
 
         async def launch() -> None:
             for demo in self.campaigns:
                 await self._start_tenants(operator, demo.recipe.tenants)
-                for daemon, (key, _, _) in zip(daemons, runs):
+                for daemon, (key, role, campaign) in zip(daemons, runs):
                     if key == demo.recipe.key:
-                        tasks.append(asyncio.create_task(drive(daemon, key), name=f"daemon {daemon.name}"))
+                        tasks.append(asyncio.create_task(drive(daemon, key, role, campaign),
+                                                         name=f"daemon {daemon.name}"))
 
         launcher = asyncio.create_task(launch(), name="launch")
         watch = asyncio.create_task(self._watch(operator, daemons, views, ended), name="watch")
@@ -359,13 +383,18 @@ class DemoLab:
         for key, role, campaign in runs:
             if key in self.failures:
                 continue
-            name = campaign.spec.name
-            record = await operator.campaign(name)
-            requests = await operator.list_requests(campaign=name)
-            results = await operator.list_results(campaign=name)
-            by_key.setdefault(key, {})[role] = CampaignRun(campaign, role, record, requests, results,
-                                                           ended.get(name, ""))
+            run = await self._collect_run(operator, role, campaign, ended.get(campaign.spec.name, ""))
+            by_key.setdefault(key, {})[role] = run
         return {key: (pair["optimised"], pair["baseline"]) for key, pair in by_key.items()}
+
+    @staticmethod
+    async def _collect_run(operator: AsyncLabClient, role: str, campaign: Campaign, ended: str) -> CampaignRun:
+        """One run as the server holds it: its record, requests and results."""
+        name = campaign.spec.name
+        record = await operator.campaign(name)
+        requests = await operator.list_requests(campaign=name)
+        results = await operator.list_results(campaign=name)
+        return CampaignRun(campaign, role, record, requests, results, ended)
 
 
 async def _raise_first_failure(tasks: list[asyncio.Task], when: str) -> None:

@@ -5,9 +5,10 @@ same electrolyte differ by a few cycles. Where a demo recipe asks for
 replicates, the point each run's strategy recommends (its
 :meth:`~labweave.optimizer.strategies.base.Strategy.recommend`: for random
 search the best single result, for the Bayesian strategy the measured point
-with the best posterior mean) is measured that many times more, after both
-runs have ended, and the runs are compared on the replicates' mean
-(:func:`analysis.score`), as a lab would confirm a winner before believing it.
+with the best posterior mean) is measured that many times more, as soon as
+that run has ended (:func:`post`; the instruments need not wait for the other
+run), and the runs are compared on the replicates' mean (:func:`gather`,
+:func:`analysis.score`), as a lab would confirm a winner before believing it.
 
 The replicates are ordinary requests, labelled with the run's name and
 :data:`REPLICATE_SUFFIX`, so that they neither count as the run's own
@@ -20,13 +21,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import LabweaveError
 
 from . import analysis
-from .campaigns import RECIPES
 
 if TYPE_CHECKING:
     from .lab import CampaignRun
@@ -47,43 +48,53 @@ def recommended_point(run: CampaignRun) -> dict | None:
     return strategy.recommend([(o.parameters, o.values) for o in analysis.observations(run)])
 
 
-async def measure(requester: AsyncLabClient, tenant_uuid: str,
-                  runs: Mapping[str, tuple[CampaignRun, CampaignRun]], *, timeout: float) -> None:
-    """Measure each run's recommended point again where its recipe asks for replicates.
+@dataclass
+class Posted:
+    """Replicate requests of one run: the point measured again and the requests' uuids."""
 
-    Fills ``run.replicated`` and ``run.replicates``.
+    point: dict
+    uuids: list[str]
+
+
+async def post(requester: AsyncLabClient, tenant_uuid: str, run: CampaignRun, count: int) -> Posted | None:
+    """Ask for ``count`` replicates of the point ``run``'s strategy recommends (``None`` if it has none).
 
     Args:
         requester: the optimizer's client (a requester bound to ``tenant_uuid``).
         tenant_uuid: the tenant the requests are made for.
+        run: the ended run, with its requests and results.
+        count: replicates to ask for.
+    """
+    point = await asyncio.to_thread(recommended_point, run)
+    if point is None or count < 1:
+        return None
+    body = run.campaign.build_request(point) | {"tenant_uuid": tenant_uuid}
+    provenance = {"parameters": point, "replicate_of": run.name,
+                  "reason": f"replicate of the point {run.name} recommends"}
+    uuids = []
+    for _ in range(count):
+        created = await requester.create_request(
+            body, priority=run.campaign.spec.request.priority + 1,
+            campaign=run.name + REPLICATE_SUFFIX, provenance=provenance)
+        uuids.append(created["uuid"])
+    log.info("%s: %d replicates of its recommended point %s", run.name, count, point)
+    return Posted(point, uuids)
+
+
+async def gather(requester: AsyncLabClient, posted: Mapping[str, Posted],
+                 runs: Mapping[str, tuple[CampaignRun, CampaignRun]], *, timeout: float) -> None:
+    """Wait for the replicates and read them into the runs (``replicated``, ``replicates``).
+
+    Args:
+        requester: the client that posted them.
+        posted: by run name, what :func:`post` asked for.
         runs: by demo campaign key, the optimised and the baseline run.
         timeout: seconds to wait for all replicates; those still open then are retracted and left out.
     """
-    posted: dict[str, tuple[CampaignRun, list[str]]] = {}
-    for key, pair in runs.items():
-        count = RECIPES[key].replicates
-        if not count:
-            continue
-        for run in pair:
-            point = await asyncio.to_thread(recommended_point, run)
-            if point is None:
-                continue
-            run.replicated = point
-            body = run.campaign.build_request(point) | {"tenant_uuid": tenant_uuid}
-            provenance = {"parameters": point, "replicate_of": run.name,
-                          "reason": f"replicate of the point {run.name} recommends"}
-            uuids = []
-            for _ in range(count):
-                created = await requester.create_request(
-                    body, priority=run.campaign.spec.request.priority + 1,
-                    campaign=run.name + REPLICATE_SUFFIX, provenance=provenance)
-                uuids.append(created["uuid"])
-            posted[run.name] = (run, uuids)
-            log.info("%s: %d replicates of its recommended point %s", run.name, count, point)
     if not posted:
         return
     deadline = time.monotonic() + timeout
-    waiting = {u for _, uuids in posted.values() for u in uuids}
+    waiting = {u for p in posted.values() for u in p.uuids}
     while waiting and time.monotonic() < deadline:
         for uuid in list(waiting):
             if (await requester.request(uuid))["status"] in ENDED:
@@ -96,14 +107,19 @@ async def measure(requester: AsyncLabClient, tenant_uuid: str,
             await requester.cancel(uuid, reason="the demo stopped waiting for replicates")
         except LabweaveError as exc:  # it ended meanwhile, or cannot be retracted any more: leave it
             log.warning("replicate %s not retracted: %s", uuid, exc)
-    for run, uuids in posted.values():
-        for uuid in uuids:
-            result = await requester.result_for_request(uuid)
-            if result is None:
-                run.replicate_failures += 1
+    for pair in runs.values():
+        for run in pair:
+            asked = posted.get(run.name)
+            if asked is None:
                 continue
-            try:
-                run.replicates.append(run.campaign.read_values(result["result"]["data"]))
-            except ValueError as exc:
-                log.warning("replicate %s of %s not usable: %s", uuid, run.name, exc)
-                run.replicate_failures += 1
+            run.replicated = asked.point
+            for uuid in asked.uuids:
+                result = await requester.result_for_request(uuid)
+                if result is None:
+                    run.replicate_failures += 1
+                    continue
+                try:
+                    run.replicates.append(run.campaign.read_values(result["result"]["data"]))
+                except ValueError as exc:
+                    log.warning("replicate %s of %s not usable: %s", uuid, run.name, exc)
+                    run.replicate_failures += 1

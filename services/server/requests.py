@@ -343,7 +343,6 @@ class Requests:
         if not offers:
             return None
         lease = body.lease_seconds or self.policy.lease_seconds
-        c = REQ.c
         skip: list[int] = []
         scanned = 0
         while scanned < CLAIM_SCAN_LIMIT:

@@ -10,7 +10,7 @@ import pytest
 
 from labweave.services.server.process import ServerProcess
 
-from .helpers import REQUESTER_TENANT, flow_request, flow_result, load, open_lab, FINALES2
+from .helpers import flow_request, flow_result, load, open_lab, FINALES2
 
 TENANTS = 16
 THREADS_PER_TENANT = 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Form
 
 from labweave.schemas.core import Request, RequestStatus, Result, ResultStatus
 
