@@ -63,7 +63,7 @@ class DemoRecipe:
             (``{method: {field: value}}``), for fields the capability requires.
         request_overrides: request parameters the demo sets (``{method: {field: value}}``, nested
             objects merged field by field), for shorter experiments.
-        replicates: measurements of each run's best point after both runs end, for noisy
+        replicates: measurements of each run's recommended point once that run ends, for noisy
             instruments; the runs are then compared on the replicates' mean (0: on the best result).
     """
 

@@ -237,8 +237,8 @@ def _part(part: CampaignReport, demo: DemoCampaign) -> str:
     if demo.recipe.replicates:
         counts = f"{part.optimised.replicates} and {part.baseline.replicates}"
         lines.append(f"<p>Single measurements on this instrument scatter (cells built from one electrolyte "
-                     f"differ by a few cycles), so the best single result of a run is partly luck. After both "
-                     f"runs ended, the point each strategy recommends was measured {demo.recipe.replicates} times "
+                     f"differ by a few cycles), so the best single result of a run is partly luck. Once each "
+                     f"run ended, the point its strategy recommends was measured {demo.recipe.replicates} times "
                      f"more ({counts} usable): for random search its best single result, for the Bayesian "
                      f"strategy the measured point with the best posterior mean, which pools neighbouring "
                      f"measurements. The runs are compared on those replicates' mean.</p>"
