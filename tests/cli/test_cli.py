@@ -99,6 +99,16 @@ def test_bench_fidelity_prints_a_row_per_strategy_and_refuses_bad_budgets():
     assert {row["strategy"] for row in rows} == {"multifidelity", "emt_only_model", "emt_random",
                                                 "mlip_screen_confirm"}
     assert all(row["budget"] == 60.0 and row["runs"] == 1 and row["mean_regret"] >= 0 for row in rows)
+    r = run("bench", "fidelity", "--cells", "cubic")
+    assert r.exit_code == 2 and "--cells: unknown 'cubic'; choose from random32, ordered4" in r.output
+    r = run("bench", "fidelity", "--cells", "ordered4", "--seeds", "1", "--budgets", "60")
+    assert r.exit_code == 0, r.output
+    ordered = {row["strategy"]: row for row in
+               (json.loads(line) for line in r.output.splitlines() if line.startswith("{"))}
+    # another table: the same strategies, other numbers (the ordered cells' optimum is Ni3Pt, not CuPt)
+    random32 = {row["strategy"]: row for row in rows}
+    assert set(ordered) == set(random32)
+    assert ordered["emt_random"]["mean_regret"] != random32["emt_random"]["mean_regret"]
 
 
 def test_bench_pld_compares_strategies_on_the_simulated_chamber():
