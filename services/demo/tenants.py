@@ -56,9 +56,7 @@ WORKFLOW_OPTIONS = ("--cells", "3", "--cycles", "40")
 DEMO_TENANTS: dict[str, DemoTenant] = {t.name: t for t in (
     DemoTenant("pld-chamber", "PLD chamber with RHEED", ("pld",)),
     DemoTenant("emt-code", "EMT (reference, stands in for DFT)", ("emt",)),
-    # CHGNet relaxations take seconds each here (EMT's a fraction of one): two processes screen at once.
-    DemoTenant("mlip-code-1", "CHGNet machine-learned potential", ("chgnet",)),
-    DemoTenant("mlip-code-2", "CHGNet machine-learned potential", ("chgnet",)),
+    DemoTenant("mlip-code", "CHGNet machine-learned potential", ("chgnet",)),
     DemoTenant("coin-cell-robot", "electrolyte formulation and coin-cell assembly robot", ("robot",)),
     # Two cyclers and two workflow runners, each its own process: two cells cycle at once, on two cores.
     DemoTenant("cycler-1", "battery cycler 1", ("cycler",)),

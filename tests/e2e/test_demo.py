@@ -71,6 +71,7 @@ def test_materials_demo_computes_small_cells_and_its_baseline_draws_from_the_sam
         assert alloy["supercell"] == 1 and alloy["composition"]["Cu"] == "{x_Cu}"
         assert spec.request.parameters[method]["fmax"] == 0.1
     assert spec.strategy.settings["budget"] == 10 * 20.0  # ten EMT runs' worth of cost
+    assert spec.batch_size == base.batch_size == 1  # each choice sees every result before it
     assert base.strategy.name == "random" and base.request.methods == ["emt"] and base.budget == 10
     assert base.strategy.settings["pool"] == spec.strategy.settings["pool"]
     candidates = pair.optimised.make_strategy().pool
