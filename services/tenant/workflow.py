@@ -21,6 +21,7 @@ from labweave.drivers.base import Backend, Instrument, InstrumentFault, Instrume
 from labweave.drivers.cycler.analysis import degradation_workflow_output
 from labweave.schemas.battery import DegradationEOLInput, DegradationWorkflowOutput
 from labweave.services.client import AsyncLabClient
+from labweave.services.client.errors import LabweaveError
 
 from .context import current_request
 
@@ -73,7 +74,7 @@ class WorkflowBackend(Backend):
                     changed.set()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the poll still works without the stream
+        except LabweaveError as exc:  # the poll still works without the stream
             log.warning("event stream unavailable (%s); polling every %.1f s", exc, self.poll_seconds)
 
     async def _until_changed(self, uuid: str) -> None:
