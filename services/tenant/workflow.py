@@ -44,7 +44,8 @@ class WorkflowBackend(Backend):
     """The workflow's "hardware": the server it posts sub-requests to.
 
     A sub-request's status is read when the server's event stream says it
-    changed, and every ``poll_seconds`` in any case (the stream may drop).
+    changed, and every ``poll_seconds`` in any case (the stream may drop, and
+    it tells only what happens once it is connected).
     """
 
     def __init__(self, client: AsyncLabClient, poll_seconds: float = 5.0):

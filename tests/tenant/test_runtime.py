@@ -155,8 +155,10 @@ def test_workflow_wakes_on_the_event_stream_not_its_poll(server, tmp_path):
     async def scenario():
         async with AsyncLabClient(server.url, "alice", "alice") as alice, \
                 AsyncLabClient(server.url, "chamber-a", "chamber-a-pw") as tenant:
-            backend = WorkflowBackend(alice, poll_seconds=600.0)
+            backend = WorkflowBackend(alice, poll_seconds=0.5)
             await backend.setup()
+            runtime = TenantRuntime(tenant, [build("pld")], state_dir=tmp_path / "state", poll_seconds=0.2)
+            chamber = asyncio.create_task(runtime.run())
             reads = 0
             get_request = alice.get_request
 
@@ -165,11 +167,13 @@ def test_workflow_wakes_on_the_event_stream_not_its_poll(server, tmp_path):
                 reads += 1
                 return await get_request(uuid)
 
-            alice.get_request = counted
-            runtime = TenantRuntime(tenant, [build("pld")], state_dir=tmp_path / "state", poll_seconds=0.2)
-            chamber = asyncio.create_task(runtime.run())
             try:
-                data = await asyncio.wait_for(backend.ask("thin_film", "pld_growth", RECIPE, parent=None), 120)
+                # a first growth, polled, while the event stream connects (events before it are the poll's)
+                await asyncio.wait_for(backend.ask("thin_film", "pld_growth", RECIPE, parent=None), 120)
+                backend.poll_seconds = 600.0
+                alice.get_request = counted
+                data = await asyncio.wait_for(
+                    backend.ask("thin_film", "pld_growth", RECIPE | {"pulses": 80}, parent=None), 120)
             finally:
                 runtime.shutdown()
                 await chamber
