@@ -201,7 +201,7 @@ class Requests:
             conn.execute(INSERT_METHOD, [{"request_id": values["id"], "method": m, "quantity": body.quantity}
                                            for m in body.methods])
             record(conn, "request.status", values["uuid"], p.username, to_status=status.value, now=now,
-                   data={"quantity": body.quantity, "methods": body.methods, "campaign": body.campaign})
+                   data={"quantity": body.quantity, "methods": body.methods}, campaign=body.campaign)
         return as_row(values)
 
     # -- changing status ---------------------------------------------------
