@@ -35,8 +35,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_range(limit: dict, value: Any, path: str) -> list[str]:
-    if not _is_number(value):
-        return [f"{path}: expected a number, got {value!r}"]
+    if not _is_number(value) or not math.isfinite(value):
+        return [f"{path}: expected a finite number, got {value!r}"]
     low = limit.get("min", limit.get("minimum"))
     high = limit.get("max", limit.get("maximum"))
     tol = 1e-9 * max(1.0, abs(value))
@@ -128,6 +128,52 @@ def violations(limit: Any, value: Any, path: str = "parameters") -> list[str]:
     if not _equal(limit, value):
         return [f"{path}: {value!r} is not {limit!r}"]
     return []
+
+
+def malformed(limit: Any, path: str = "limitations") -> list[str]:
+    """What is wrong with the shape of a limitation document; empty when it is well formed.
+
+    The schema of limitations, checked when a tenant publishes them, so that a
+    stored limitation can never make the check of someone's request fail: a
+    range's bounds and step are finite numbers (``min <= max``, ``step > 0``),
+    ``anyOf`` holds a list, and no number anywhere is NaN or infinite.
+
+    Args:
+        limit: a FINALES limitation as :func:`violations` takes it.
+        path: the document's path, used as the prefix of each message.
+
+    Returns:
+        One message per fault, each starting with the path of the field.
+    """
+    if isinstance(limit, bool) or limit is None or isinstance(limit, str | int):
+        return []
+    if isinstance(limit, float):
+        return [] if math.isfinite(limit) else [f"{path}: {limit} is not a finite number"]
+    if isinstance(limit, list):
+        return [e for i, alt in enumerate(limit) for e in malformed(alt, f"{path}[{i}]")]
+    if not isinstance(limit, dict):
+        return [f"{path}: {type(limit).__name__} is not a limitation"]
+    if "anyOf" in limit and len(limit) == 1:
+        if not isinstance(limit["anyOf"], list):
+            return [f"{path}.anyOf: expected a list of alternatives, got {limit['anyOf']!r}"]
+        return malformed(limit["anyOf"], f"{path}.anyOf")
+    if not _is_range(limit):
+        return [e for key, sub in limit.items() for e in malformed(sub, f"{path}.{key}")]
+    errors = []
+    for key, value in limit.items():
+        if value is None:
+            continue
+        if not _is_number(value) or not math.isfinite(value):
+            errors.append(f"{path}.{key}: expected a finite number, got {value!r}")
+    if errors:
+        return errors
+    low = limit.get("min", limit.get("minimum"))
+    high = limit.get("max", limit.get("maximum"))
+    if low is not None and high is not None and low > high:
+        errors.append(f"{path}: the minimum {low} is above the maximum {high}")
+    if limit.get("step") is not None and not limit["step"] > 0:
+        errors.append(f"{path}.step: {limit['step']} is not a positive step")
+    return errors
 
 
 def alternatives_of(limitations: Any) -> list[Any]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from .limitation import malformed
+
 
 class LimitationEntry(BaseModel):
     """The limits of one tenant for one quantity and method.
@@ -18,6 +20,14 @@ class LimitationEntry(BaseModel):
     quantity: str
     method: str
     limitations: Any = Field(default_factory=dict)
+
+    @field_validator("limitations")
+    @classmethod
+    def _well_formed(cls, v: Any) -> Any:
+        errors = malformed(v)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return v
 
 
 class TenantDefinition(BaseModel):

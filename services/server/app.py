@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from .body_guard import BodyGuard, BodyLimits
 from .config import Settings
 from .dashboard import routes as dashboard
 from .errors import ServiceError
@@ -50,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lab = lab
+    app.add_middleware(
+        BodyGuard,
+        limits=BodyLimits(settings.max_body_bytes, settings.max_json_depth, settings.max_json_items),
+    )
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     tenant_offline_seconds: float = Field(default=60.0, gt=0, description="silence after which a tenant shows offline")
     auto_migrate: bool = Field(default=True, description="bring the database schema up to date on start")
     cache_seconds: float = Field(default=2.0, ge=0, description="how long capabilities and tenants are cached")
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, le=1024**3,
+        description="largest request body accepted (413 beyond it, refused before it is read)",
+    )
+    max_json_depth: int = Field(default=32, ge=4, le=1000, description="deepest nesting of a JSON body (422 beyond it)")
+    max_json_items: int = Field(
+        default=100_000, ge=10, description="most entries in one JSON object or array of a body (422 beyond it)"
+    )
     demo_data: bool = Field(default=False, description="load the FINALES2 fixtures and demo users on start")
 
     @field_validator("database_url")

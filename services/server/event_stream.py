@@ -181,8 +181,8 @@ def hub_of(lab) -> EventHub:
 
 async def start_cursor(lab, after: int | None, last_event_id: str | None) -> int:
     """Where a stream starts: ``after``, else ``Last-Event-ID``, else the newest event (from now on)."""
-    if after is None and last_event_id and last_event_id.isdigit():
-        after = int(last_event_id)
+    if after is None and last_event_id and last_event_id.isdigit() and len(last_event_id) <= 18:
+        after = int(last_event_id)  # a longer id cannot be one of ours: the stream starts from now
     if after is None:
         after = await run_in_threadpool(newest_id, lab)
     return after

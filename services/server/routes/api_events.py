@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from .. import event_stream
 from ..deps import CurrentUser, LabDep
+from .params import After, Limit, StreamAfter
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -21,8 +22,8 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 def list_events(
     lab: LabDep,
     p: CurrentUser,
-    after: int = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    after: After = 0,
+    limit: Limit = 200,
     kind: Annotated[list[str] | None, Query()] = None,
 ) -> dict[str, Any]:
     items = event_stream.page(lab, after, limit, kind)
@@ -34,7 +35,7 @@ async def stream_events(
     request: Request,
     lab: LabDep,
     p: CurrentUser,
-    after: int | None = None,
+    after: StreamAfter = None,
     kind: Annotated[list[str] | None, Query()] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:

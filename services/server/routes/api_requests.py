@@ -11,10 +11,9 @@ from labweave.schemas.api import Cancel, ClaimCreate, Failure, Release, RequestC
 from .. import convert
 from ..deps import CurrentOperator, CurrentUser, LabDep
 from ..events import since
+from .params import Cursor, LeaseSeconds, Limit
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
-
-Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 def page(items: list[dict[str, Any]], rows: list, limit: int) -> dict[str, Any]:
@@ -37,7 +36,7 @@ def list_requests(
     owner: str | None = None,
     parent: str | None = None,
     created_by: str | None = None,
-    cursor: int | None = None,
+    cursor: Cursor = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """A page of requests in creation order; ``next_cursor`` fetches the next one."""
@@ -71,7 +70,7 @@ def claim(lab: LabDep, p: CurrentUser, body: ClaimCreate) -> Response | dict[str
 
 
 @router.post("/requests/{request_uuid}/heartbeat")
-def heartbeat(lab: LabDep, p: CurrentUser, request_uuid: str, lease_seconds: float | None = Query(None, gt=0)):
+def heartbeat(lab: LabDep, p: CurrentUser, request_uuid: str, lease_seconds: LeaseSeconds = None):
     return convert.lease(lab.requests.heartbeat(p, request_uuid, lease_seconds))
 
 

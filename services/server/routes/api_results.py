@@ -11,7 +11,8 @@ from labweave.schemas.core import Result
 from .. import convert
 from ..deps import CurrentUser, LabDep
 from ..errors import NotFound
-from .api_requests import Limit, page
+from .api_requests import page
+from .params import Cursor, Limit
 
 router = APIRouter(prefix="/api/v1", tags=["results"])
 
@@ -39,7 +40,7 @@ def list_results(
     method: str | None = None,
     request_uuid: str | None = None,
     campaign: str | None = None,
-    cursor: int | None = None,
+    cursor: Cursor = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     rows = lab.results.list(p, quantity=quantity, method=method, request_uuid=request_uuid, campaign=campaign,
