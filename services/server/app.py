@@ -12,11 +12,14 @@ from contextlib import asynccontextmanager
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import InternalError, OperationalError
 
 from .body_guard import BodyGuard, BodyLimits
 from .config import Settings
+from .db.engine import DatabaseBusy
 from .dashboard import routes as dashboard
 from .errors import ServiceError
+from .storage_faults import classify
 from .lab import Lab
 from .leases import sweep
 from .routes import api_campaigns, api_events, api_registry, api_requests, api_results, finales2, health
@@ -60,6 +63,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InternalError)
+    @app.exception_handler(DatabaseBusy)
+    async def _storage_fault(request: Request, exc: Exception) -> JSONResponse:
+        fault = classify(exc)
+        if fault is None:
+            raise exc
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, fault.detail, exc)
+        return JSONResponse({"detail": f"{fault.detail}; try again later", "fault": fault.kind},
+                            status_code=503, headers={"Retry-After": str(fault.retry_after)})
 
     for module in (finales2, api_requests, api_results, api_registry, api_campaigns, api_events, health, dashboard):
         app.include_router(module.router)

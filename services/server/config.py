@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     max_json_items: int = Field(
         default=100_000, ge=10, description="most entries in one JSON object or array of a body (422 beyond it)"
     )
+    database_busy_seconds: float = Field(
+        default=5.0, gt=0, le=300,
+        description="how long a write waits for a locked database before the request is answered 503",
+    )
     demo_data: bool = Field(default=False, description="load the FINALES2 fixtures and demo users on start")
 
     @field_validator("database_url")

@@ -18,6 +18,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
+class DatabaseBusy(Exception):
+    """A writer waited its whole busy timeout for the database's write lock."""
+
+
 @dataclass
 class Database:
     """The engines of one database: ``write`` for changes, ``read`` for queries."""
@@ -40,10 +44,10 @@ class Database:
             self.read.dispose()
 
 
-def _sqlite_engine(url: str, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, immediate: bool, busy_seconds: float) -> Engine:
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args={"check_same_thread": False, "timeout": busy_seconds},
         pool_size=8,
         max_overflow=24,
         pool_reset_on_return=None,  # every use ends in an explicit commit or rollback
@@ -55,7 +59,7 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -69,17 +73,21 @@ def _sqlite_engine(url: str, immediate: bool) -> Engine:
 
     # Writers of this process queue on a lock rather than in SQLite's busy
     # handler, whose back-off sleeps (up to 100 ms each) would dominate under load.
+    # The queue is bounded by the same busy timeout: while another process holds
+    # the database, every writer gives up after it rather than waiting in line.
     gate = threading.Lock()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        gate.acquire()
+        if not gate.acquire(timeout=busy_seconds):
+            raise DatabaseBusy(f"no write lock within {busy_seconds:g} s")
         conn.info["gate"] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            conn.info.pop("gate", None)
-            gate.release()
+            # a failed BEGIN may already have run the rollback hook, which let go of the gate
+            if conn.info.pop("gate", False):
+                gate.release()
             raise
 
     @event.listens_for(engine, "commit")
@@ -99,12 +107,24 @@ def postgres_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def open_database(url: str) -> Database:
-    """Engines for ``url``; a SQLite file's folder is created if missing."""
+def open_database(url: str, busy_seconds: float = 5.0) -> Database:
+    """Engines for ``url``; a SQLite file's folder is created if missing.
+
+    ``busy_seconds`` bounds how long a writer waits for a locked database
+    before the request is answered 503 (see ``storage_faults``).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, immediate=False))
-    engine = create_engine(postgres_url(url), pool_size=16, max_overflow=16, pool_pre_ping=True)
+        return Database(
+            url, _sqlite_engine(url, True, busy_seconds), _sqlite_engine(url, False, busy_seconds)
+        )
+    # lock_timeout: a row or table lock held elsewhere fails the statement after busy_seconds
+    # instead of hanging the request; connect_timeout likewise for an unreachable server.
+    engine = create_engine(
+        postgres_url(url), pool_size=16, max_overflow=16, pool_pre_ping=True, pool_timeout=busy_seconds,
+        connect_args={"connect_timeout": max(1, int(busy_seconds)),
+                      "options": f"-c lock_timeout={int(busy_seconds * 1000)}"},
+    )
     return Database(url, engine, engine)

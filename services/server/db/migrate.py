@@ -28,6 +28,8 @@ def upgrade(db: Database, revision: str = "head") -> None:
     cfg = alembic_config(db)
     if db.is_postgres:
         with db.write.connect() as conn:
+            # a replica waits however long another one's migration takes (the engine's lock_timeout is for requests)
+            conn.execute(text("SET lock_timeout = 0"))
             conn.execute(text("SELECT pg_advisory_lock(424242)"))
             try:
                 command.upgrade(cfg, revision)

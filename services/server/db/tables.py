@@ -147,3 +147,12 @@ class ServerSecret(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     value: str
+
+
+class ReadinessProbe(SQLModel, table=True):
+    """One row per server replica, rewritten by each readiness check to prove a write works."""
+
+    __tablename__ = "readiness_probe"
+
+    replica: str = Field(primary_key=True, max_length=200)
+    checked: float

@@ -1,30 +1,59 @@
-"""``/healthz`` and Prometheus ``/metrics``."""
+"""Health (liveness, readiness) and Prometheus ``/metrics``.
+
+- ``/healthz/live``: the process answers; touches nothing else, so a busy or
+  broken database never gets a live server restarted.
+- ``/healthz/ready`` (and ``/healthz``, its old name): the server can do its
+  work, proved by a committed write (each replica rewrites its row of
+  ``readiness_probe``); 503 with ``Retry-After`` and the fault otherwise, so a
+  proxy stops sending traffic to a replica whose database is locked, full or
+  read-only.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from ..db.tables import Event, Request, Result, Tenant
+from ..db.tables import Event, ReadinessProbe, Request, Result, Tenant
 from ..deps import LabDep
+from ..storage_faults import classify
 
 router = APIRouter(tags=["health"])
 
+REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
+
+@router.get("/healthz/live")
+def live() -> dict[str, str]:
+    """The process is up (no database involved)."""
+    return {"status": "ok"}
+
+
+@router.get("/healthz/ready")
 @router.get("/healthz")
-def healthz(lab: LabDep) -> JSONResponse:
+def ready(lab: LabDep) -> JSONResponse:
+    """The database takes a write: 200, else 503 naming the fault."""
     try:
-        with Session(lab.db.read) as s:
-            s.exec(text("SELECT 1"))
+        with Session(lab.db.write) as s:
+            row = s.get(ReadinessProbe, REPLICA) or ReadinessProbe(replica=REPLICA, checked=0.0)
+            row.checked = time.time()
+            s.add(row)
+            s.commit()
         return JSONResponse({"status": "ok", "database": lab.db.write.dialect.name})
     except Exception as exc:  # the point of a health check is to report, not raise
-        return JSONResponse({"status": "error", "detail": str(exc)}, status_code=503)
+        fault = classify(exc)
+        detail = fault.detail if fault else f"{type(exc).__name__}: {exc}"
+        retry = fault.retry_after if fault else 10
+        return JSONResponse({"status": "error", "fault": fault.kind if fault else "error", "detail": detail},
+                            status_code=503, headers={"Retry-After": str(retry)})
 
 
 class LabCollector:
