@@ -20,6 +20,21 @@ class User(SQLModel, table=True):
     tenant_uuid: str | None = Field(default=None, max_length=64)
     is_active: bool = True
     created: float
+    #: Raised when the password changes or the user is disabled; a token names the generation it was
+    #: issued in, and one from an older generation is refused.
+    token_generation: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    password_changed: float | None = None
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed (or still running) login, per user name and per client address: what throttling counts."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key_time", "key", "time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200)
+    time: float = Field(index=True)
 
 
 class Tenant(SQLModel, table=True):
