@@ -6,8 +6,9 @@ import typer
 import uvicorn
 
 from labweave.services.server.app import create_app
+from labweave.services.server.config import ConfigError
 
-from .common import settings
+from .common import fail, settings
 
 
 def serve(
@@ -18,7 +19,10 @@ def serve(
 ) -> None:
     """Run the intention server on the database in LABWEAVE_DATABASE_URL."""
     s = settings()
-    app = create_app(s)
+    try:
+        app = create_app(s)
+    except ConfigError as exc:
+        fail(str(exc))
     if demo:
         from labweave.services.server.seed import DEMO_USERS, seed_demo
 

@@ -1,4 +1,9 @@
-"""``labweave user``: accounts for operators, tenants and requesters."""
+"""``labweave user``: accounts for operators, tenants and requesters.
+
+``passwd`` and ``disable`` revoke the user's tokens at once (each token names
+the user's token generation, which both raise); ``enable`` lets the user log
+in again but revives no token.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from labweave.services.server.auth import ROLES, add_user
+from labweave.services.server.auth import ROLES, add_user, set_active, set_password
 from labweave.services.server.errors import ServiceError
 
 from .common import database, fail, settings
@@ -17,11 +22,11 @@ app = typer.Typer(help="User accounts.", no_args_is_help=True)
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="user name"),
-    password: str = typer.Option(..., "--password", help="the user's password"),
+    password: str = typer.Option(..., "--password", help="the user's password (at most 72 bytes)"),
     role: str = typer.Option(..., "--role", help="operator, tenant or requester"),
     tenant: Optional[str] = typer.Option(None, "--tenant", help="UUID of the tenant this user acts for"),
 ) -> None:
-    """Add a user (or reset an existing user's password, role and tenant)."""
+    """Add a user (or reset an existing user's password, role and tenant, revoking its tokens)."""
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     s = settings()
@@ -31,3 +36,39 @@ def add(
     except ServiceError as exc:
         fail(exc.message)
     typer.echo(f"user {user.username} ({user.role}{', tenant ' + user.tenant_uuid if user.tenant_uuid else ''})")
+
+
+@app.command("passwd")
+def passwd(
+    name: str = typer.Argument(..., help="user name"),
+    password: str = typer.Option(..., "--password", prompt="New password", hide_input=True,
+                                 confirmation_prompt=True, help="the new password (asked for if not given)"),
+) -> None:
+    """Change a user's password; the tokens it had stop working."""
+    s = settings()
+    db = database(s)
+    try:
+        user = set_password(db, name, password, s.password_rounds)
+    except ServiceError as exc:
+        fail(exc.message)
+    typer.echo(f"user {user.username}: password changed; its tokens are revoked")
+
+
+@app.command("disable")
+def disable(name: str = typer.Argument(..., help="user name")) -> None:
+    """Disable a user: it cannot log in, and its tokens stop working at once."""
+    try:
+        user = set_active(database(), name, False)
+    except ServiceError as exc:
+        fail(exc.message)
+    typer.echo(f"user {user.username}: disabled; its tokens are revoked")
+
+
+@app.command("enable")
+def enable(name: str = typer.Argument(..., help="user name")) -> None:
+    """Enable a disabled user: it can log in again (tokens from before stay revoked)."""
+    try:
+        user = set_active(database(), name, True)
+    except ServiceError as exc:
+        fail(exc.message)
+    typer.echo(f"user {user.username}: enabled")

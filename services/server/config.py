@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DRIVERS = ("sqlite", "postgresql")
+#: A signing key shorter than this is refused (HS256 wants at least its 32-byte output).
+MIN_KEY_BYTES = 32
+#: The longest lifetime ``LABWEAVE_TOKEN_MINUTES`` may give a token: one day.
+MAX_TOKEN_MINUTES = 24 * 60
+
+
+class ConfigError(RuntimeError):
+    """The server cannot start with these settings; the message says what to change."""
 
 
 class Settings(BaseSettings):
@@ -19,10 +29,33 @@ class Settings(BaseSettings):
         default="sqlite:///labweave.db",
         description="SQLAlchemy URL: sqlite:///FILE (default, in the working directory) or postgresql://...",
     )
-    secret_key: str | None = Field(
-        default=None, description="JWT signing key; by default one is made and kept in the database"
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="JWT signing key (at least 32 bytes), the same on every replica; by default a key file is used",
     )
-    token_minutes: float = Field(default=12 * 60, gt=0, description="lifetime of an access token")
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="file holding the JWT signing key, made (0600) with a new key if missing; by default "
+        "FILE.key beside a SQLite database sqlite:///FILE (PostgreSQL: set this or LABWEAVE_SECRET_KEY)",
+    )
+    token_minutes: float = Field(
+        default=12 * 60, gt=0, le=MAX_TOKEN_MINUTES,
+        description="lifetime of an access token (at most a day); a token living longer is refused",
+    )
+    login_window_seconds: float = Field(
+        default=900.0, gt=0, le=86400, description="the window in which failed logins are counted"
+    )
+    login_failures_per_user: int = Field(
+        default=5, ge=1, description="failed logins of one user name in the window before its logins get 429"
+    )
+    login_failures_per_address: int = Field(
+        default=30, ge=1, description="failed logins from one client address in the window before its logins get 429"
+    )
+    auth_cache_seconds: float = Field(
+        default=0.0, ge=0, le=60,
+        description="how long a user's state is cached per process (0: read on every request); a disabled "
+        "user or changed password reaches the other replicas within this",
+    )
     password_rounds: int = Field(default=12, ge=4, le=16, description="bcrypt cost of password hashes")
     lease_seconds: float = Field(default=300.0, gt=0, description="default lease of a claim")
     max_lease_expiries: int = Field(default=3, ge=1, description="expired leases before a request fails")
@@ -58,3 +91,21 @@ class Settings(BaseSettings):
         if backend == "sqlite" and url.database in (None, "", ":memory:"):
             raise ValueError("SQLite needs a file (sqlite:///labweave.db); an in-memory database would be lost")
         return v
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value().encode()) < MIN_KEY_BYTES:
+            raise ValueError(short_key_message(len(v.get_secret_value().encode())))
+        return v
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "Settings":
+        if self.secret_key is not None and self.secret_key_file is not None:
+            raise ValueError("set LABWEAVE_SECRET_KEY or LABWEAVE_SECRET_KEY_FILE, not both")
+        return self
+
+
+def short_key_message(length: int, source: str = "LABWEAVE_SECRET_KEY") -> str:
+    return (f"{source} is {length} bytes; a signing key needs at least {MIN_KEY_BYTES} "
+            "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')")

@@ -26,7 +26,10 @@ async def get_lab(request: Request) -> Lab:
 LabDep = Annotated[Lab, Depends(get_lab)]
 
 
-async def current_principal(lab: LabDep, token: Annotated[str, Depends(oauth2)]) -> Principal:
+BearerToken = Annotated[str, Depends(oauth2)]
+
+
+async def current_principal(lab: LabDep, token: BearerToken) -> Principal:
     return lab.auth.principal(token)
 
 

@@ -12,6 +12,12 @@ from there. A lab with a dozen tenants and daemons each holding a stream
 then costs one query every :data:`POLL_SECONDS`, not a dozen. A feed whose
 cursor lies before what the hub holds (a client catching up) reads the table
 itself until it is level.
+
+A stream opened with a bearer token ends (its last line a comment saying
+why) when the token expires, and within :data:`TOKEN_RECHECK_SECONDS` when
+it stops being accepted (the user disabled, the password changed): it cannot
+outlive its token. The client logs in again and reconnects from the last id
+it saw.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from . import convert
+from .errors import Unauthorized
 from .events import last_id, since
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,8 @@ WAKE_SECONDS = 1.0
 PAGE = 500
 #: Events the hub keeps in memory for feeds that fall a little behind.
 KEPT = 2000
+#: How often a stream opened with a token asks whether the token is still accepted.
+TOKEN_RECHECK_SECONDS = 5.0
 
 
 def page(lab, after: int, limit: int = PAGE, kinds: list[str] | None = None) -> list[dict[str, Any]]:
@@ -188,22 +197,52 @@ async def start_cursor(lab, after: int | None, last_event_id: str | None) -> int
     return after
 
 
+def token_problem(lab, token: str) -> str | None:
+    """Why ``token`` is no longer accepted (expired, revoked, its user disabled), or None."""
+    try:
+        lab.auth.principal(token)
+    except Unauthorized as exc:
+        return exc.message
+    return None
+
+
+def token_expiry(lab, token: str) -> float:
+    """When ``token`` expires (now, if it is no longer accepted)."""
+    try:
+        return lab.auth.claims(token).expires
+    except Unauthorized:
+        return 0.0
+
+
 async def feed(request: Request, lab, cursor: int, *, greeting: str, kinds: list[str] | None = None,
                named: bool = True, ended_because: Callable[[], str | None] | None = None,
-               recheck_seconds: float = 30.0) -> AsyncIterator[str]:
+               recheck_seconds: float = 30.0, token: str | None = None) -> AsyncIterator[str]:
     """The stream's text, until the client goes away.
 
     ``named`` adds an ``event:`` line with the event's kind (the API's stream;
     the dashboard's script listens to plain messages). ``ended_because`` is
     called every ``recheck_seconds`` and says why the stream must end (an
     expired session), or ``None``; on a reason the stream sends
-    ``session-ended`` and stops.
+    ``session-ended`` and stops. A stream given the bearer ``token`` it was
+    opened with ends (a last comment says why) when the token expires, and
+    within :data:`TOKEN_RECHECK_SECONDS` when the token stops being accepted.
     """
     quiet = 0.0
-    checked = time.monotonic()
+    checked = token_checked = time.monotonic()
+    expires = token_expiry(lab, token) if token is not None else None
     yield greeting
     async with hub_of(lab).subscription() as hub:
         while not await request.is_disconnected():
+            reason = None
+            if expires is not None and time.time() >= expires:
+                reason = "token expired; log in again"
+            elif token is not None and time.monotonic() - token_checked > TOKEN_RECHECK_SECONDS:
+                token_checked = time.monotonic()
+                reason = await run_in_threadpool(token_problem, lab, token)
+            if reason is not None:  # a comment: every client reads the end of the stream, none an event
+                log.info("an event stream ends: %s", reason)
+                yield f": stream ended: {reason}\n\n"
+                return
             if ended_because is not None and time.monotonic() - checked > recheck_seconds:
                 checked = time.monotonic()
                 if ended_because() is not None:
@@ -226,7 +265,8 @@ async def feed(request: Request, lab, cursor: int, *, greeting: str, kinds: list
                 quiet = 0.0
                 continue
             started = time.monotonic()
-            await hub.wait(WAKE_SECONDS)  # woken early by new events; a gone client is noticed within this
+            wake = WAKE_SECONDS if expires is None else max(0.0, min(WAKE_SECONDS, expires - time.time()))
+            await hub.wait(wake)  # woken early by new events; a gone client is noticed within this
             quiet += time.monotonic() - started
             if quiet >= KEEPALIVE_SECONDS:
                 quiet = 0.0

@@ -6,7 +6,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from .auth import Authenticator, load_secret
+from .auth import Authenticator
 from .campaigns import Campaigns
 from .config import Settings
 from .db.engine import Database, open_database
@@ -36,7 +36,7 @@ class Lab:
             upgrade(db)
         registry = Registry(db, settings.cache_seconds)
         policy = Policy(settings.lease_seconds, settings.max_attempts, settings.max_lease_expiries)
-        auth = Authenticator(db, load_secret(db, settings.secret_key), settings.token_minutes)
+        auth = Authenticator.open(db, settings)
         return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth, Campaigns(db))
 
     def close(self) -> None:

@@ -40,7 +40,8 @@ def token(base: str, user: str) -> str:
 @pytest.mark.parametrize("style", ["claims", "finales2"])
 def test_racing_claimers(database_url, tmp_path, style):
     users = prepare(database_url)
-    with ServerProcess(database_url, env={"LABWEAVE_PASSWORD_ROUNDS": "4"}, log_path=tmp_path / "server.log") as server:
+    env = {"LABWEAVE_PASSWORD_ROUNDS": "4", "LABWEAVE_SECRET_KEY": "racing-claimers-signing-key-of-32-bytes"}
+    with ServerProcess(database_url, env=env, log_path=tmp_path / "server.log") as server:
         base = server.url
         requester = {"Authorization": f"Bearer {token(base, 'alice')}"}
         with httpx.Client(base_url=base, headers=requester, timeout=30) as c:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import Unauthorized
+from ..errors import Invalid, Unauthorized
+from ..login_throttle import TooManyAttempts
 from . import session
 from .render import SECURITY_HEADERS, render, static_version
 
@@ -43,11 +44,15 @@ async def login(request: Request, username: Annotated[str, Form(max_length=100)]
                 password: Annotated[str, Form(max_length=200)], next: Annotated[str, Form()] = "") -> Response:
     """Check the password (bcrypt, off the event loop) and keep the token in the session cookie."""
     target = session.safe_next(next)
+    address = request.client.host if request.client else None
     try:
-        token = await run_in_threadpool(request.app.state.lab.auth.login, username, password)
-    except Unauthorized as exc:
+        token = await run_in_threadpool(request.app.state.lab.auth.login, username, password, address)
+    except (Unauthorized, Invalid, TooManyAttempts) as exc:
         log.info("dashboard login refused for %r", username)
-        return _form(request, target, error=exc.message, username=username, status_code=401)
+        response = _form(request, target, error=exc.message, username=username, status_code=exc.status_code)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     log.info("dashboard login: %s", username)
     response = RedirectResponse(target, status_code=303)
     session.set_session(response, request, token)

@@ -10,12 +10,16 @@ engine with ordinary deferred transactions, so they never wait for writers
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseBusy(Exception):
@@ -107,8 +111,20 @@ def postgres_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file ``path`` readable by its owner only (0600; SQLite gives its ``-wal`` and
+    ``-shm`` files the same mode); an existing file readable by others is reported, not changed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("the database %s can be read by other users (mode %04o): chmod 600 %s", path, mode, path)
+
+
 def open_database(url: str, busy_seconds: float = 5.0) -> Database:
-    """Engines for ``url``; a SQLite file's folder is created if missing.
+    """Engines for ``url``; a SQLite file (and its folder) is created if missing, readable by its owner only.
 
     ``busy_seconds`` bounds how long a writer waits for a locked database
     before the request is answered 503 (see ``storage_faults``).
@@ -116,7 +132,7 @@ def open_database(url: str, busy_seconds: float = 5.0) -> Database:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database))
         return Database(
             url, _sqlite_engine(url, True, busy_seconds), _sqlite_engine(url, False, busy_seconds)
         )

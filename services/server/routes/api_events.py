@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from .. import event_stream
-from ..deps import CurrentUser, LabDep
+from ..deps import BearerToken, CurrentUser, LabDep
 from .params import After, Limit, StreamAfter
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -35,11 +35,13 @@ async def stream_events(
     request: Request,
     lab: LabDep,
     p: CurrentUser,
+    token: BearerToken,
     after: StreamAfter = None,
     kind: Annotated[list[str] | None, Query()] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Server-sent events from ``after`` (default: from now on)."""
+    """Server-sent events from ``after`` (default: from now on), until the token expires."""
     cursor = await event_stream.start_cursor(lab, after, last_event_id)
-    body = event_stream.feed(request, lab, cursor, greeting=": labweave event stream\n\n", kinds=kind)
+    body = event_stream.feed(request, lab, cursor, greeting=": labweave event stream\n\n", kinds=kind,
+                             token=token)
     return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, HTTPException
+from fastapi import Request as HTTPRequest
 
 from labweave.schemas.core import Request, RequestStatus, Result, ResultStatus
 
 from .. import convert
 from ..deps import CurrentUser, LabDep
+from ..login_throttle import TooManyAttempts
 from ..templates import template
 
 router = APIRouter(tags=["FINALES2"])
@@ -23,6 +25,7 @@ router = APIRouter(tags=["FINALES2"])
 @router.post("/user_management/authenticate")
 @router.post("/user_management/authenticate/", include_in_schema=False)
 def authenticate(
+    http: HTTPRequest,
     lab: LabDep,
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
@@ -31,8 +34,12 @@ def authenticate(
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
 ) -> dict[str, str]:
-    """OAuth2 password login; the token is reused until it expires."""
-    return {"access_token": lab.auth.login(username, password), "token_type": "bearer"}
+    """OAuth2 password login; the token is reused until it expires. Too many failures: 429 with Retry-After."""
+    try:
+        token = lab.auth.login(username, password, http.client.host if http.client else None)
+    except TooManyAttempts as exc:
+        raise HTTPException(429, exc.message, headers={"Retry-After": str(exc.retry_after)}) from None
+    return {"access_token": token, "token_type": "bearer"}
 
 
 @router.post("/requests/")
