@@ -54,21 +54,21 @@ def passwd(
     typer.echo(f"user {user.username}: password changed; its tokens are revoked")
 
 
+def _switch(name: str, active: bool) -> None:
+    try:
+        user = set_active(database(), name, active)
+    except ServiceError as exc:
+        fail(exc.message)
+    typer.echo(f"user {user.username}: enabled" if active else f"user {user.username}: disabled; its tokens are revoked")
+
+
 @app.command("disable")
 def disable(name: str = typer.Argument(..., help="user name")) -> None:
     """Disable a user: it cannot log in, and its tokens stop working at once."""
-    try:
-        user = set_active(database(), name, False)
-    except ServiceError as exc:
-        fail(exc.message)
-    typer.echo(f"user {user.username}: disabled; its tokens are revoked")
+    _switch(name, False)
 
 
 @app.command("enable")
 def enable(name: str = typer.Argument(..., help="user name")) -> None:
     """Enable a disabled user: it can log in again (tokens from before stay revoked)."""
-    try:
-        user = set_active(database(), name, True)
-    except ServiceError as exc:
-        fail(exc.message)
-    typer.echo(f"user {user.username}: enabled")
+    _switch(name, True)

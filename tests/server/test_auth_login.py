@@ -32,6 +32,8 @@ def test_failed_logins_of_one_user_get_429_with_retry_after(sqlite_url):
     assert r.status_code == 429, r.text
     assert 1 <= int(r.headers["Retry-After"]) <= 60
     assert "too many failed logins" in r.json()["detail"]
+    page = lab.client.post("/dashboard/login", data={"username": "alice", "password": "alice"})
+    assert page.status_code == 429 and "too many failed logins" in page.text and page.headers["Retry-After"]
     assert log_in(lab.client, "op", "op").status_code == 200  # other users are not held up
 
 
