@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from labweave.services.cli.main import app
 from labweave.services.server.config import Settings
 
-from ..conftest import FINALES2
+from ..conftest import shared_path
 
 runner = CliRunner()
 
@@ -28,13 +28,14 @@ def run(*args):
 
 def test_db_capability_tenant_and_user(env):
     assert run("db", "upgrade").exit_code == 0
-    r = run("capability", "add", str(FINALES2 / "serialized_quantities"))
+    r = run("capability", "add", str(shared_path("finales2", "serialized_quantities")))
     assert r.exit_code == 0 and "capability electrolyte/flow" in r.output
-    r = run("tenant", "add", str(FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json"))
+    asab = shared_path("finales2", "examples", "tenants", "conductivity", "ASAB.json")
+    r = run("tenant", "add", str(asab))
     assert r.exit_code == 0
     tenant_uuid, name = r.output.split()[0], r.output.split(maxsplit=1)[1].strip()
     assert name == "ASAB_tenant"
-    r = run("tenant", "add", str(FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json"),
+    r = run("tenant", "add", str(asab),
             "--uuid", "7337771802bd49d7ae8437d6bff2bfc2")
     assert r.exit_code == 0 and r.output.startswith("7337771802bd49d7ae8437d6bff2bfc2")
     r = run("user", "add", "asab", "--password", "pw12", "--role", "tenant", "--tenant", tenant_uuid)
