@@ -14,7 +14,9 @@ is less sensitive than wall time to other work on a shared machine):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -152,4 +154,8 @@ def run(which: Iterable[str] = tuple(INSTRUMENTS)) -> list[dict[str, Any]]:
     if unknown or not chosen:
         raise ValueError(f"--which: unknown {', '.join(map(repr, unknown)) or '(none given)'}; "
                          f"choose from {', '.join(INSTRUMENTS)}")
-    return [record for name in chosen for record in INSTRUMENTS[name]()]
+    records = []
+    for name in chosen:
+        with contextlib.redirect_stdout(sys.stderr):  # libraries' own chatter (CHGNet's banner) stays off the figures
+            records.extend(INSTRUMENTS[name]())
+    return records
