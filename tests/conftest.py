@@ -12,13 +12,59 @@ import pytest
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 REPO = Path(__file__).resolve().parents[1]
+#: Data the tests read beside the clone: FINALES2's files (``finales2/``) and ``data/octet82.csv``.
 SHARED = REPO.parent / "shared"
-FINALES2 = SHARED / "finales2"
 PG_ADMIN_URL = os.environ.get("LABWEAVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def load(path: Path):
     return json.loads(path.read_text())
+
+
+# ------------------------------------------------------------------ data of ../shared
+# A test that reads ../shared must fail, naming what is missing, when it is not there: never
+# skip, and never pass by comparing or looping over nothing.
+def _missing(path: Path, what: str) -> str:
+    return (f"test data missing: {what} {path} (the tests read FINALES2's files and octet82.csv "
+            f"from shared/ beside the clone)")
+
+
+def shared_path(*parts: str) -> Path:
+    """A file or folder of ../shared; fails the calling test (or fixture) naming it when absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(_missing(path, "no"), pytrace=False)
+    return path
+
+
+def shared_files(*parts: str, pattern: str = "*.json") -> list[Path]:
+    """The files matching ``pattern`` under a folder of ../shared, sorted; fails the calling test when none."""
+    folder = shared_path(*parts)
+    files = sorted(folder.rglob(pattern))
+    if not files:
+        pytest.fail(_missing(folder, f"no {pattern} under"), pytrace=False)
+    return files
+
+
+def shared_params(*parts: str, pattern: str = "*.json") -> list:
+    """Like :func:`shared_files`, for ``parametrize`` at collection: when there are no files, a single
+    parameter whose test fails naming the folder, so that the parametrisation is never empty."""
+    folder = SHARED.joinpath(*parts)
+    files = sorted(folder.rglob(pattern)) if folder.is_dir() else []
+    if files:
+        return files
+    return [pytest.param(folder, id="missing-data", marks=pytest.mark.missing_data(str(folder), pattern))]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "missing_data(folder, pattern): the parametrisation found no data files")
+
+
+def pytest_runtest_setup(item):
+    marker = item.get_closest_marker("missing_data")
+    if marker is not None:
+        folder, pattern = marker.args
+        pytest.fail(_missing(Path(folder), f"no {pattern} under"), pytrace=False)
 
 
 def _pg_available() -> bool:

@@ -14,8 +14,8 @@ Modules:
     l0: exhaustive least squares over screened subsets.
     model: :class:`SissoModel` and :class:`SissoRegressor` (with k-fold choice of dimension).
     ensemble: :class:`SissoEnsemble`, a calibrated surrogate for sequential learning.
-    octet: the octet82 benchmark data.
-    bench: the octet82 benchmark against SISSO++.
+
+The octet82 study against SISSO++ lives in a clone's ``benchmarks/`` (``python -m benchmarks.sisso_octet``).
 """
 
 from labweave.optimizer.sisso.ensemble import EnsembleSettings, SissoEnsemble

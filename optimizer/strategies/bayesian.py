@@ -67,7 +67,7 @@ class BayesianSettings(StrategySettings):
     """Settings of the Bayesian strategy.
 
     The defaults, with ``noiseless = True`` for exact evaluations, are the
-    configuration benchmarked by :mod:`labweave.optimizer.bench`.
+    configuration of the optimizer study (``python -m benchmarks.optimizer`` in a clone).
 
     Args:
         initial_design: Sobol points before the GP takes over (BayBE starts after one).

@@ -1,10 +1,26 @@
-"""``labweave bench``: benchmarks that print one JSON line per figure."""
+"""``labweave bench``: the operator's benchmarks (server, drivers), one JSON line per figure.
+
+The studies (strategies compared on problems, stored calculations and the demo's
+campaigns) are not part of the product: they live in a clone's ``benchmarks/``
+folder and run there with ``python -m benchmarks.NAME``. Asking for one here
+says so, naming the command.
+"""
 
 from __future__ import annotations
 
+import shlex
+
 import typer
 
-app = typer.Typer(help="Benchmarks (one JSON line per figure).", no_args_is_help=True)
+app = typer.Typer(help="The operator's benchmarks: the server and the drivers (one JSON line per figure).",
+                  no_args_is_help=True)
+
+#: Study subcommands that moved out of the product, and the command that runs each from a clone.
+MOVED_STUDIES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("python -m benchmarks.optimizer", "python -m benchmarks.sisso_octet"),
+    "fidelity": ("python -m benchmarks.fidelity",),
+    "pld": ("python -m benchmarks.pld",),
+}
 
 
 @app.command("server")
@@ -21,92 +37,39 @@ def server(
     run(url=url, pending=pending, seconds=seconds, user=user, password=password)
 
 
-def _emit(rows) -> None:
-    import json
-
-    for row in rows:
-        typer.echo(json.dumps(row))
-
-
 @app.command("drivers")
 def drivers(
     which: str = typer.Option("cycler,pld,atomistic", "--which", help="comma-separated: cycler, pld, atomistic"),
 ) -> None:
     """Time the simulated instruments: a 100-cycle cycling run, a 200-pulse growth, EMT/CHGNet relaxations."""
-    import importlib
+    import json
 
-    modules = {"cycler": "labweave.drivers.cycler.bench", "pld": "labweave.drivers.pld.bench",
-               "atomistic": "labweave.drivers.atomistic.bench"}
-    for name in which.split(","):
-        if name.strip() not in modules:
-            typer.secho(f"error: --which: unknown {name!r}; choose from {', '.join(modules)}", fg="red", err=True)
-            raise typer.Exit(2)
-        _emit(importlib.import_module(modules[name.strip()]).run_benchmarks())
+    from labweave.services.bench.drivers import INSTRUMENTS, run
 
-
-@app.command("optimizer")
-def optimizer(
-    seeds: int = typer.Option(10, "--seeds", min=1, help="seeds per problem and strategy"),
-    sisso: bool = typer.Option(True, "--sisso/--no-sisso", help="also reproduce SISSO on octet82"),
-    octet: str = typer.Option(None, "--octet", help="path of octet82.csv (default: ../shared/data/)"),
-) -> None:
-    """BO against Hartmann6 and Branin (vs random), a 100x6 proposal timing, SISSO on octet82."""
-    from labweave.optimizer.bench import render_table, run_benchmarks
-
-    rows = run_benchmarks(seeds=seeds)
-    _emit(rows)
-    if sisso:
-        from labweave.optimizer.sisso.bench import run_benchmarks as sisso_benchmarks
-
-        _emit(sisso_benchmarks(octet, max_dimension=2))
-    from rich.console import Console
-
-    Console().print(render_table([r for r in rows if "problem" in r and "median_best" in r]))
-
-
-@app.command("fidelity")
-def fidelity(
-    seeds: int = typer.Option(5, "--seeds", min=1, help="seeds per strategy and budget"),
-    budgets: str = typer.Option("100,200,300", "--budgets", help="comma-separated cost budgets (EMT costs 20)"),
-    cells: str = typer.Option("random32", "--cells",
-                              help="the stored calculations: random32 (the example campaign's random 32-atom "
-                                   "cells) or ordered4 (the demo's ordered 4-atom cells)"),
-) -> None:
-    """The multi-fidelity alloy search replayed on stored EMT and CHGNet calculations, against EMT at random
-    and screen-then-confirm: mean regret per strategy and budget."""
-    from labweave.optimizer.fidelity_bench import TABLES, load_alloy_table, run_benchmarks, summarise
-
-    if cells not in TABLES:
-        typer.secho(f"error: --cells: unknown {cells!r}; choose from {', '.join(TABLES)}", fg="red", err=True)
+    chosen = [name.strip() for name in which.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in INSTRUMENTS]
+    if unknown or not chosen:
+        typer.secho(f"error: --which: unknown {', '.join(map(repr, unknown)) or '(none given)'}; "
+                    f"choose from {', '.join(INSTRUMENTS)}", fg="red", err=True)
         raise typer.Exit(2)
+    for row in run(chosen):
+        typer.echo(json.dumps(row))
 
-    try:
-        costs = [float(b) for b in budgets.split(",") if b.strip()]
-    except ValueError:
-        costs = []
-    if not costs or any(c <= 0 for c in costs):
-        typer.secho(f"error: --budgets: expected positive numbers separated by commas, not {budgets!r}",
+
+def _moved(name: str, commands: tuple[str, ...]) -> None:
+    """A hidden subcommand for a study that moved: it names the command that runs it now."""
+
+    @app.command(name, hidden=True, add_help_option=False,
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def moved(ctx: typer.Context) -> None:
+        given = " ".join(shlex.quote(arg) for arg in ctx.args)
+        runs = [f"{command} {given}".rstrip() if i == 0 else command for i, command in enumerate(commands)]
+        typer.secho(f"error: `labweave bench {name}` is a study: it moved out of the installed package into the "
+                    f"benchmarks/ folder of a labweave clone. From the clone's root, run "
+                    f"{' and '.join(f'`{r}`' for r in runs)} (the README's Benchmarks section lists them).",
                     fg="red", err=True)
         raise typer.Exit(2)
-    rows = run_benchmarks(seeds=range(seeds), budgets=costs, table=load_alloy_table(cells))
-    _emit(summarise(rows))
 
 
-@app.command("pld")
-def pld(
-    variants: str = typer.Option("random,parego+fast,nehvi+thorough", "--variants",
-                                 help="comma-separated: random, parego+fast, parego+thorough, nehvi+fast, "
-                                      "nehvi+thorough"),
-    seeds: int = typer.Option(5, "--seeds", min=1, help="seeds per variant"),
-    budget: int = typer.Option(20, "--budget", min=2, help="growths per run"),
-) -> None:
-    """The demo's PLD campaign replayed in process against the simulated chamber: hypervolume per strategy."""
-    from labweave.services.bench.pld_campaign import VARIANTS, run_benchmarks
-
-    chosen = [v.strip() for v in variants.split(",") if v.strip()]
-    unknown = [v for v in chosen if v not in VARIANTS]
-    if not chosen or unknown:
-        typer.secho(f"error: --variants: unknown {', '.join(unknown) or '(none given)'}; choose from "
-                    f"{', '.join(VARIANTS)}", fg="red", err=True)
-        raise typer.Exit(2)
-    _emit(run_benchmarks(chosen, seeds=seeds, budget=budget))
+for _name, _commands in MOVED_STUDIES.items():
+    _moved(_name, _commands)

@@ -91,7 +91,7 @@ RECIPES: dict[str, DemoRecipe] = {
         budget=20,
         initial_design=4,
         fixed={"pulses": 200, "substrate": "SrTiO3"},
-        # A growth takes under a second: proposals set the pace. `labweave bench pld --seeds 4` (20 growths):
+        # A growth takes under a second: proposals set the pace. `python -m benchmarks.pld --seeds 4` (20 growths):
         # qLogNEHVI with the fast search 9.74-10.12 (mean 9.86) at 2.3 s a proposal, with the thorough one
         # 9.71-10.19 (mean 9.95) at 4.2 s, random 8.59-9.43 (mean 9.06). The fast search keeps nearly all
         # of the gain over random for half the time.
@@ -122,7 +122,7 @@ RECIPES: dict[str, DemoRecipe] = {
         budget=10,  # the cost of ten EMT calculations, spent on CHGNet screens and EMT confirmations
         initial_design=6,
         # One request at a time: each choice sees every result before it. Replayed on the demo's cells
-        # (`labweave bench fidelity --cells ordered4` data, cost 200, seeds 0-11) the strategy found the best
+        # (`python -m benchmarks.fidelity --cells ordered4` data, cost 200, seeds 0-11) the strategy found the best
         # alloy but one (regret 0.009 eV/atom) in 10 of 12 runs one at a time and in 7 of 12 two at a time
         # (mean regret 0.027 against 0.046; EMT at random 0.063); on the 32-atom cells 9 and 7 of 12. The
         # screens take under a second each, so the campaign still ends before the electrolyte's.

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from labweave.services.cli.main import app
 from labweave.services.server.config import Settings
 
-from ..conftest import FINALES2
+from ..conftest import shared_path
 
 runner = CliRunner()
 
@@ -28,13 +28,14 @@ def run(*args):
 
 def test_db_capability_tenant_and_user(env):
     assert run("db", "upgrade").exit_code == 0
-    r = run("capability", "add", str(FINALES2 / "serialized_quantities"))
+    r = run("capability", "add", str(shared_path("finales2", "serialized_quantities")))
     assert r.exit_code == 0 and "capability electrolyte/flow" in r.output
-    r = run("tenant", "add", str(FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json"))
+    asab = shared_path("finales2", "examples", "tenants", "conductivity", "ASAB.json")
+    r = run("tenant", "add", str(asab))
     assert r.exit_code == 0
     tenant_uuid, name = r.output.split()[0], r.output.split(maxsplit=1)[1].strip()
     assert name == "ASAB_tenant"
-    r = run("tenant", "add", str(FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json"),
+    r = run("tenant", "add", str(asab),
             "--uuid", "7337771802bd49d7ae8437d6bff2bfc2")
     assert r.exit_code == 0 and r.output.startswith("7337771802bd49d7ae8437d6bff2bfc2")
     r = run("user", "add", "asab", "--password", "pw12", "--role", "tenant", "--tenant", tenant_uuid)
@@ -90,34 +91,36 @@ def test_unreachable_database_is_reported(monkeypatch):
     assert r.exit_code == 2 and "cannot open the database" in r.output
 
 
-def test_bench_fidelity_prints_a_row_per_strategy_and_refuses_bad_budgets():
-    r = run("bench", "fidelity", "--budgets", "20,abc")
-    assert r.exit_code == 2 and "--budgets: expected positive numbers" in r.output
-    r = run("bench", "fidelity", "--seeds", "1", "--budgets", "60")
-    assert r.exit_code == 0, r.output
-    rows = [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
-    assert {row["strategy"] for row in rows} == {"multifidelity", "emt_only_model", "emt_random",
-                                                "mlip_screen_confirm"}
-    assert all(row["budget"] == 60.0 and row["runs"] == 1 and row["mean_regret"] >= 0 for row in rows)
-    r = run("bench", "fidelity", "--cells", "cubic")
-    assert r.exit_code == 2 and "--cells: unknown 'cubic'; choose from random32, ordered4" in r.output
-    r = run("bench", "fidelity", "--cells", "ordered4", "--seeds", "1", "--budgets", "60")
-    assert r.exit_code == 0, r.output
-    ordered = {row["strategy"]: row for row in
-               (json.loads(line) for line in r.output.splitlines() if line.startswith("{"))}
-    # another table: the same strategies, other numbers (the ordered cells' optimum is Ni3Pt, not CuPt)
-    random32 = {row["strategy"]: row for row in rows}
-    assert set(ordered) == set(random32)
-    assert ordered["emt_random"]["mean_regret"] != random32["emt_random"]["mean_regret"]
+@pytest.mark.parametrize("study, args, commands", [
+    ("optimizer", ["--seeds", "3"], ["python -m benchmarks.optimizer --seeds 3", "python -m benchmarks.sisso_octet"]),
+    ("fidelity", ["--cells", "ordered4"], ["python -m benchmarks.fidelity --cells ordered4"]),
+    ("pld", [], ["python -m benchmarks.pld"]),
+])
+def test_bench_names_the_command_of_a_study_that_moved_to_benchmarks(study, args, commands):
+    r = run("bench", study, *args)
+    assert r.exit_code == 2
+    message = " ".join(r.output.split())
+    assert f"`labweave bench {study}` is a study" in message and "benchmarks/ folder of a labweave clone" in message
+    for command in commands:
+        assert f"`{command}`" in message
+    listed = run("bench", "--help").output
+    assert "server" in listed and "drivers" in listed and study not in listed
 
 
-def test_bench_pld_compares_strategies_on_the_simulated_chamber():
-    r = run("bench", "pld", "--variants", "random,bogus")
-    assert r.exit_code == 2 and "--variants: unknown bogus" in r.output
-    r = run("bench", "pld", "--variants", "random,nehvi+fast", "--seeds", "1", "--budget", "5")
+def test_bench_drivers_refuses_an_unknown_instrument():
+    r = run("bench", "drivers", "--which", "pld,laser")
+    assert r.exit_code == 2 and "--which: unknown 'laser'; choose from cycler, pld, atomistic" in r.output
+
+
+@pytest.mark.slow
+def test_bench_drivers_times_the_cycler_and_the_pld_chamber():
+    r = run("bench", "drivers", "--which", "cycler,pld")
     assert r.exit_code == 0, r.output
-    rows = {row["variant"]: row for row in map(json.loads, (line for line in r.output.splitlines() if line.startswith("{")))}
-    assert set(rows) == {"random", "nehvi+fast"}
-    for row in rows.values():
-        assert row["budget"] == 5 and len(row["hypervolumes"]) == 1 and row["mean_hypervolume"] >= 0
-    assert rows["nehvi+fast"]["seconds_per_proposal"] > rows["random"]["seconds_per_proposal"]
+    figures = {row["benchmark"]: row for row in map(json.loads, r.output.splitlines())}
+    assert set(figures) == {"cycler_100_cycles", "pld_200_pulses"}
+    cycler = figures["cycler_100_cycles"]
+    assert cycler["cycles"] == 100 and cycler["seconds"] > 0
+    assert 0.7 < cycler["retention"] < 0.95
+    growth = figures["pld_200_pulses"]
+    assert growth["seconds"] > 0 and growth["cpu_seconds"] > 0
+    assert growth["thickness_unit_cells"] > 0 and growth["rheed_oscillations"] > 0 and growth["trace_points"] > 0

@@ -9,7 +9,7 @@ from starlette.datastructures import QueryParams
 
 from labweave.services.server.dashboard import campaign_view, text, views
 from labweave.services.server.errors import Invalid
-from tests.conftest import FINALES2
+from tests.conftest import shared_path
 
 
 def test_best_so_far_follows_the_direction():
@@ -79,7 +79,7 @@ def test_queue_filter_reads_the_query_string_and_names_a_bad_status():
 
 
 def test_limitations_read_as_text():
-    asab = json.loads((FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json").read_text())
+    asab = json.loads(shared_path("finales2", "examples", "tenants", "conductivity", "ASAB.json").read_text())
     conductivity = asab["limitations"][0]["limitations"]
     assert text.limits(conductivity) == (
         "formulation: {C1COC(=O)O1 0–0.542 molPerMol; [Li+].F[P-](F)(F)(F)(F)F 0–0.153 molPerMol; "

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+from tests.conftest import shared_path
 
-FINALES2_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "finales2"
+os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
 
 
 class Finales2Fixtures:
@@ -35,9 +35,7 @@ class Finales2Fixtures:
 
 @pytest.fixture(scope="session")
 def finales2() -> Finales2Fixtures:
-    if not FINALES2_DIR.is_dir():
-        pytest.skip(f"FINALES2 fixtures not found at {FINALES2_DIR}")
-    return Finales2Fixtures(FINALES2_DIR)
+    return Finales2Fixtures(shared_path("finales2"))
 
 
 @pytest.fixture

@@ -380,16 +380,6 @@ def test_degradation_workflow_result_validates_against_finales2(trend_runs, fina
     assert len(reference["capacity_trajectory"]) == len(reference["capacity_trajectory_uncertainty"]) == CYCLES
 
 
-@pytest.mark.slow
-def test_benchmark_reports_a_100_cycle_timing():
-    from labweave.drivers.cycler.bench import run_benchmarks
-
-    figures = run_benchmarks()
-    figure = next(f for f in figures if f["benchmark"] == "cycler_100_cycles")
-    assert figure["cycles"] == 100 and figure["seconds"] > 0
-    assert 0.7 < figure["retention"] < 0.95
-
-
 def test_a_robot_made_cell_moves_to_the_cycler_through_the_shelf(finales2, shelf_dir):
     from labweave.drivers.coin_cell_robot.frontend import CoinCellRobot
     from labweave.drivers.coin_cell_robot.sim import SimulatedRobotBackend

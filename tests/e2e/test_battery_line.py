@@ -19,7 +19,7 @@ from labweave.services.server.process import ServerProcess
 from labweave.services.tenant.catalog import build, workflow
 from labweave.services.tenant.provision import provision_tenant
 
-from ..conftest import FINALES2
+from ..conftest import shared_path
 from ..server.helpers import REQUESTER_TENANT, open_lab
 
 
@@ -92,7 +92,8 @@ def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
                 p.send_signal(signal.SIGTERM)
             for p in procs:
                 p.wait(60)
-    capability = json.loads((FINALES2 / "serialized_quantities" / "degradationEOL" / "degradation_workflow.json").read_text())
+    capability = json.loads(shared_path("finales2", "serialized_quantities", "degradationEOL",
+                                        "degradation_workflow.json").read_text())
     jsonschema.validate(result["data"], capability["json_schema_result_output"])
     quantities = sorted(c["request"]["quantity"] for c in children)
     assert quantities == ["capacity", "capacity", "cell_assembly", "electrolyte"]

@@ -1,10 +1,9 @@
-"""SISSO: unit algebra, feature space, screening, l0, models, ensemble, octet82 benchmark."""
+"""SISSO: unit algebra, feature space, screening, l0, models, ensemble (octet82: tests/benchmarks)."""
 
 from __future__ import annotations
 
 import itertools
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,23 +21,7 @@ from labweave.optimizer.sisso import (
     parse_unit,
     screen,
 )
-from labweave.optimizer.sisso.bench import OCTET82_REFERENCE, OCTET82_SETTINGS, run_benchmarks
-from labweave.optimizer.sisso.octet import load_octet82
 from labweave.optimizer.sisso.units import DIMENSIONLESS
-
-OCTET82 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "octet82.csv"
-
-
-@pytest.fixture(scope="module")
-def octet():
-    if not OCTET82.is_file():
-        pytest.skip(f"octet82.csv not found at {OCTET82}")
-    return load_octet82(OCTET82)
-
-
-def _three_sig(x: float) -> str:
-    return f"{x:.3g}"
-
 
 def _walk(feature: Feature):
     yield feature
@@ -291,42 +274,3 @@ def test_ensemble_formulas_and_persistence():
     np.testing.assert_allclose(rebuilt.predict(X)[1], ensemble.predict(X)[1])
     with pytest.raises(RuntimeError, match="fit"):
         SissoEnsemble().predict(X)
-
-
-# ------------------------------------------------------------------- octet82
-def _reference_keys(dimension: int, units: dict[str, str]) -> set[str]:
-    return {Feature.from_postfix(text, units).canonical for text in OCTET82_REFERENCE[dimension][1]}
-
-
-def test_octet82_reproduces_sisso_plus_plus(octet):
-    reg = SissoRegressor(OCTET82_SETTINGS).fit(
-        octet.X, octet.y, octet.feature_names, octet.units, target_name="dE", target_unit="eV"
-    )
-    assert len(reg.models_) == 4
-    for dimension, model in enumerate(reg.models_, start=1):
-        reference_rmse = OCTET82_REFERENCE[dimension][0]
-        assert _three_sig(model.rmse) == _three_sig(reference_rmse), (dimension, model.rmse)
-        assert model.rmse == pytest.approx(reference_rmse, rel=2e-5)
-        assert {f.canonical for f in model.features} == _reference_keys(dimension, octet.units)
-    assert reg.models_[0].features[0].expr == "((E_HOMO_B / r_p_A) / (r_sigma + r_p_B))"
-    assert str(reg.models_[0].features[0].unit) == "AA^-2 * eV"
-
-
-def test_octet82_first_two_dimensions_with_a_single_residual(octet):
-    settings = SissoSettings(max_rung=2, n_sis_select=10, n_residual=1, max_dimension=2)
-    reg = SissoRegressor(settings).fit(octet.X, octet.y, octet.feature_names, octet.units)
-    for dimension in (1, 2):
-        model = reg.models_[dimension - 1]
-        assert _three_sig(model.rmse) == _three_sig(OCTET82_REFERENCE[dimension][0])
-        assert {f.canonical for f in model.features} == _reference_keys(dimension, octet.units)
-
-
-def test_bench_reports_one_row_per_dimension(octet):
-    rows = run_benchmarks(OCTET82, max_dimension=1)
-    assert len(rows) == 1
-    row = rows[0]
-    assert {"problem", "strategy", "dimension", "rmse", "descriptor", "seconds"} <= set(row)
-    assert (row["problem"], row["strategy"], row["dimension"]) == ("octet82", "sisso", 1)
-    assert row["descriptor"] == "((E_HOMO_B / r_p_A) / (r_sigma + r_p_B))"
-    assert _three_sig(row["rmse"]) == "0.126"
-    assert row["seconds"] > 0  # the time itself is a benchmark figure, not a test

@@ -15,7 +15,7 @@ from labweave.services.server.app import create_app
 from labweave.services.server.auth import add_user
 from labweave.services.server.config import Settings
 
-from ..conftest import FINALES2, load
+from ..conftest import load, shared_files, shared_path
 
 REQUESTER_TENANT = "e699dab7-ba5e-4ad6-8126-522ca33b99a0"  # the tenant_uuid of FINALES2's example requests
 
@@ -66,7 +66,7 @@ class Lab:
 
 
 def capability_files() -> list[Path]:
-    return sorted((FINALES2 / "serialized_quantities").rglob("*.json"))
+    return shared_files("finales2", "serialized_quantities")
 
 
 def _seed(url: str, tenants: bool) -> None:
@@ -79,7 +79,7 @@ def _seed(url: str, tenants: bool) -> None:
     requesters = TenantDefinition(name="requesters", limitations=[], contact_person="test", tenant_uuid=REQUESTER_TENANT)
     lab.registry.add_tenant(requesters, "test")
     if tenants:
-        for path in sorted((FINALES2 / "examples" / "tenants").rglob("*.json")):
+        for path in shared_files("finales2", "examples", "tenants"):
             lab.registry.add_tenant(TenantDefinition.model_validate(load(path)), "test")
     add_user(lab.db, "op", "op", "operator", None, 4)
     add_user(lab.db, "alice", "alice", "requester", REQUESTER_TENANT, 4)
@@ -149,18 +149,18 @@ def open_lab(url: str, tenants: bool = True, **settings) -> Lab:
 
 def flow_request() -> dict:
     """FINALES2's example electrolyte/flow request: within the ASAB tenant's limits."""
-    return load(FINALES2 / "examples" / "requests" / "electrolyte" / "flow.json")
+    return load(shared_path("finales2", "examples", "requests", "electrolyte", "flow.json"))
 
 
 def flow_result(request_uuid: str, tenant_uuid: str) -> dict:
-    body = load(FINALES2 / "examples" / "results" / "electrolyte" / "flow.json")
+    body = load(shared_path("finales2", "examples", "results", "electrolyte", "flow.json"))
     body.update(request_uuid=request_uuid, tenant_uuid=tenant_uuid)
     return body
 
 
 def two_flow_tenants(lab: Lab) -> None:
     """Users ``asab`` (the ASAB tenant) and ``asab2`` (a twin with the same limits)."""
-    asab = load(FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json")
+    asab = load(shared_path("finales2", "examples", "tenants", "conductivity", "ASAB.json"))
     lab.add_tenant(asab | {"name": "ASAB twin"})
     lab.add_user("asab", "tenant", "ASAB_tenant")
     lab.add_user("asab2", "tenant", "ASAB twin")

@@ -10,7 +10,8 @@ import pytest
 
 from labweave.services.server.process import ServerProcess
 
-from .helpers import flow_request, flow_result, load, open_lab, FINALES2
+from ..conftest import shared_path
+from .helpers import flow_request, flow_result, load, open_lab
 
 TENANTS = 16
 THREADS_PER_TENANT = 2
@@ -20,7 +21,7 @@ REQUESTS = 150
 def prepare(url: str) -> dict[str, str]:
     """Register 16 twin tenants with a user each; returns user -> tenant uuid."""
     lab = open_lab(url, tenants=False)
-    asab = load(FINALES2 / "examples" / "tenants" / "conductivity" / "ASAB.json")
+    asab = load(shared_path("finales2", "examples", "tenants", "conductivity", "ASAB.json"))
     users = {}
     for i in range(TENANTS):
         uuid = lab.add_tenant(asab | {"name": f"ASAB {i}"})

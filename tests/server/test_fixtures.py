@@ -6,11 +6,11 @@ import pytest
 
 from labweave.services.server.errors import Invalid
 
-from ..conftest import FINALES2, load
+from ..conftest import load, shared_files, shared_params
 from .helpers import open_lab
 
-REQUESTS = sorted((FINALES2 / "examples" / "requests").rglob("*.json"))
-RESULTS = sorted((FINALES2 / "examples" / "results").rglob("*.json"))
+REQUESTS = shared_params("finales2", "examples", "requests")
+RESULTS = shared_params("finales2", "examples", "results")
 
 # Each example request refused, and the limit that rightly forbids it (a tenant file's or an
 # examples/limitations file's). Every other example request must be accepted.
@@ -43,11 +43,11 @@ def lab(sqlite_url):
     """SQLite only: loading the files and checking limits does not depend on the database
     (the PostgreSQL behaviour of every route is covered by the route and behaviour tests)."""
     lab = open_lab(sqlite_url)
-    for path in REQUESTS:  # the requesting tenants the examples name
+    for path in shared_files("finales2", "examples", "requests"):  # the requesting tenants the examples name
         uuid = load(path)["tenant_uuid"]
         if uuid not in lab.tenants.values():
             lab.add_tenant({"name": f"requester {uuid[:8]}", "limitations": []}, uuid)
-    for path in sorted((FINALES2 / "examples" / "limitations").rglob("*.json")):
+    for path in shared_files("finales2", "examples", "limitations"):
         entries = load(path)
         lab.add_tenant({"name": f"limits of {key(path)}", "limitations": entries if isinstance(entries, list) else [entries]})
     return lab
@@ -55,14 +55,14 @@ def lab(sqlite_url):
 
 def test_every_capability_and_tenant_file_loads(lab):
     caps = lab.get("op", "/capabilities/", params={"currently_available": False}).json()
-    files = sorted((FINALES2 / "serialized_quantities").rglob("*.json"))
+    files = shared_files("finales2", "serialized_quantities")
     assert {(c["quantity"], c["method"]) for c in caps} == {(load(p)["quantity"], load(p)["method"]) for p in files}
     for path in files:
         stored = next(c for c in caps if c["method"] == load(path)["method"] and c["quantity"] == load(path)["quantity"])
         assert stored["json_schema_specifications"] == load(path)["json_schema_specifications"]
         assert stored["json_schema_result_output"] == load(path)["json_schema_result_output"]
     names = {t["name"] for t in lab.get("op", "/tenants/").json()}
-    for path in (FINALES2 / "examples" / "tenants").rglob("*.json"):
+    for path in shared_files("finales2", "examples", "tenants"):
         assert load(path)["name"] in names
 
 
@@ -83,7 +83,7 @@ def test_refused_requests_are_accepted_once_the_limiting_tenant_is_gone(lab):
     for name, uuid in list(lab.tenants.items()):
         if not name.startswith("requester") and name != "requesters":
             lab.post("op", f"/api/v1/tenants/{uuid}/deactivate")
-    for path in REQUESTS:
+    for path in shared_files("finales2", "examples", "requests"):
         assert lab.post("op", "/requests/", json=load(path)).status_code == 200, key(path)
 
 

@@ -1,4 +1,4 @@
-"""Multi-fidelity materials search, benchmarked on real EMT and CHGNet calculations.
+"""Study: multi-fidelity materials search on real EMT and CHGNet calculations (``python -m benchmarks.fidelity``).
 
 The candidates are fcc alloys of the seven metals EMT is parametrised for,
 binaries and ternaries on a grid of quarter fractions, in one of two cells
@@ -7,8 +7,8 @@ binaries and ternaries on a grid of quarter fractions, in one of two cells
 ``ordered4``, the ordered 4-atom cubic cell of each composition (L1_2 for A3B,
 L1_0 for AB) relaxed to 0.1 eV/A (the demo's; about three minutes).
 :func:`compute_alloy_table` computes every candidate's bulk properties by both
-methods through the atomistic drivers and stores them beside this module (it
-resumes where it stopped); the benchmark and the tests then read the table, so
+methods through the atomistic drivers and stores them in ``benchmarks/data/``
+(it resumes where it stopped); the study and the tests then read the table, so
 a campaign can be replayed in seconds with real numbers.
 
 :func:`run_benchmarks` spends the same cost budget three ways and reports the
@@ -25,12 +25,12 @@ and, as an ablation, ``emt_only_model``: the same strategy given the EMT
 fidelity only (Bayesian optimisation over the pool without the MLIP, two
 design points).
 
-This module (like the tests) may import the drivers; the strategies may not.
+This study (like the tests) may import the drivers; the strategies may not.
 
-Usage::
+Usage, from the root of a clone::
 
-    python -m labweave.optimizer.fidelity_bench            # benchmark, JSON rows
-    python -m labweave.optimizer.fidelity_bench --table    # (re)compute the table
+    python -m benchmarks.fidelity --cells ordered4    # one JSON line per strategy and budget
+    python -m benchmarks.fidelity --table             # (re)compute the random32 table
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import statistics
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,12 +56,14 @@ from labweave.schemas.campaign import CategoricalParameter, ContinuousParameter,
 
 logger = logging.getLogger(__name__)
 
+#: The studies' stored tables (data of the clone, never of the installed package).
+DATA_DIR = Path(__file__).resolve().parent / "data"
 #: The cached calculations of the example campaign's cells.
-TABLE_PATH = Path(__file__).resolve().with_name("fcc_alloys_emt_chgnet.json")
+TABLE_PATH = DATA_DIR / "fcc_alloys_emt_chgnet.json"
 #: The tables: file and the cell each candidate is computed in (supercell, arrangement seed, fmax).
 TABLES: dict[str, tuple[Path, dict[str, Any]]] = {
     "random32": (TABLE_PATH, {"supercell": 2, "seed": 0, "fmax": 0.05}),
-    "ordered4": (TABLE_PATH.with_name("fcc_alloys_emt_chgnet_ordered.json"), {"supercell": 1, "seed": 0, "fmax": 0.1}),
+    "ordered4": (DATA_DIR / "fcc_alloys_emt_chgnet_ordered.json", {"supercell": 1, "seed": 0, "fmax": 0.1}),
 }
 #: The metals EMT is parametrised for (Jacobsen, Stoltze & Norskov, Surf. Sci. 366, 394 (1996)).
 ALLOY_ELEMENTS: tuple[str, ...] = ("Ag", "Al", "Au", "Cu", "Ni", "Pd", "Pt")
@@ -200,7 +203,7 @@ def load_alloy_table(which: str | Path = "random32") -> dict[str, Any]:
     else:
         raise KeyError(f"table: unknown {which!r}; choose from {', '.join(TABLES)}")
     if not path.exists():
-        raise FileNotFoundError(f"{path.name}: run `python -m labweave.optimizer.fidelity_bench --table{how}` first")
+        raise FileNotFoundError(f"{path}: run `python -m benchmarks.fidelity --table{how}` first")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -499,16 +502,54 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", action="store_true", help="compute or complete the table of calculations")
+def _budgets(text: str) -> list[float]:
+    """Cost budgets from ``"100,200"``; ``ValueError`` unless all are positive numbers."""
+    try:
+        costs = [float(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        costs = []
+    if not costs or any(not math.isfinite(c) or c <= 0 for c in costs):
+        raise ValueError(f"--budgets: expected positive numbers separated by commas, not {text!r}")
+    return costs
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Command-line entry point: one JSON line per (strategy, budget), or (re)compute a table.
+
+    Args:
+        argv: command-line arguments (``sys.argv[1:]`` if ``None``).
+
+    Returns:
+        The summary rows (none with ``--table``).
+    """
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fidelity", description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", default="random32",
+                        help="the stored calculations: random32 (the example campaign's random 32-atom cells) "
+                             "or ordered4 (the demo's ordered 4-atom cells)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per strategy and budget")
-    parser.add_argument("--cells", choices=sorted(TABLES), default="random32", help="which table")
-    args = parser.parse_args()
+    parser.add_argument("--budgets", default="100,200,300", help="comma-separated cost budgets (EMT costs 20)")
+    parser.add_argument("--rows", action="store_true", help="also print every run's row")
+    parser.add_argument("--table", action="store_true", help="compute or complete the table of calculations")
+    args = parser.parse_args(argv)
+    if args.cells not in TABLES:
+        parser.error(f"--cells: unknown {args.cells!r}; choose from {', '.join(TABLES)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds: at least 1, not {args.seeds}")
+    try:
+        budgets = _budgets(args.budgets)
+    except ValueError as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.table:
         path, cell = TABLES[args.cells]
         compute_alloy_table(path, **cell)
-    else:
-        results = run_benchmarks(seeds=range(args.seeds), table=load_alloy_table(args.cells))
-        print(json.dumps({"summary": summarise(results), "rows": results}, indent=1))
+        return []
+    rows = run_benchmarks(seeds=range(args.seeds), budgets=budgets, table=load_alloy_table(args.cells))
+    summary = summarise(rows)
+    for row in (rows if args.rows else []) + summary:
+        sys.stdout.write(json.dumps(row) + "\n")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The octet binary compounds benchmark (82 AB compounds, rocksalt vs zincblende).
+"""The octet82 data set of the SISSO study: 82 AB compounds, rocksalt vs zincblende.
 
 The target ``dE`` is the DFT energy difference between the rocksalt and the
 zincblende structure of each compound (eV); the primary features are atomic
@@ -49,6 +49,8 @@ OCTET82_UNITS: dict[str, str] = {
 }
 
 _NOT_FEATURES = ("Material", "Class", "dE")
+#: The clone this study runs from (its parent holds ``shared/``).
+CLONE = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,8 @@ def find_octet82(path: str | os.PathLike | None = None) -> Path:
     """Locate ``octet82.csv``.
 
     Args:
-        path: an explicit file path; if ``None``, look for
-            ``shared/data/octet82.csv`` under the current directory and its parent.
+        path: an explicit file path; if ``None``, look for ``shared/data/octet82.csv``
+            beside the clone (``../shared``), then under the current directory and its parent.
 
     Returns:
         The path of the file.
@@ -89,7 +91,8 @@ def find_octet82(path: str | os.PathLike | None = None) -> Path:
             raise FileNotFoundError(f"octet82 path: no file at {candidate}")
         return candidate
     here = Path.cwd()
-    searched = [base / "shared" / "data" / "octet82.csv" for base in (here, here.parent)]
+    bases = dict.fromkeys((CLONE.parent, here, here.parent))
+    searched = [base / "shared" / "data" / "octet82.csv" for base in bases]
     for candidate in searched:
         if candidate.is_file():
             return candidate

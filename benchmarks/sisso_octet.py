@@ -1,12 +1,13 @@
-"""Benchmark: SISSO on the octet82 data set against the SISSO++ reference.
+"""Study: SISSO on the octet82 data set against the SISSO++ reference (``python -m benchmarks.sisso_octet``).
 
 Settings are those of the SISSO++ tutorial (Purcell et al., J. Chem. Phys.
 159, 114110 (2023)): ``max_rung`` 2, ``n_sis_select`` 10, ``n_residual`` 10,
 operators ``+ - |-| * /`` and the usual unary set, unit-aware. The reference
 training RMSEs (eV) are those printed by SISSO++ for dimensions 1-4.
 
-Run ``python -m labweave.optimizer.sisso.bench [path/to/octet82.csv]``; the
-results are written to standard output as JSON.
+Run ``python -m benchmarks.sisso_octet [path/to/octet82.csv]`` from the root of
+a clone (by default the file is ``../shared/data/octet82.csv``); each dimension's
+model is written to standard output as one JSON line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from typing import Any
 
 from labweave.optimizer.sisso.model import SissoRegressor, SissoSettings
-from labweave.optimizer.sisso.octet import load_octet82
+from benchmarks.octet82 import load_octet82
 
 __all__ = ["OCTET82_SETTINGS", "OCTET82_REFERENCE", "run_benchmarks", "main"]
 
@@ -56,8 +57,8 @@ def run_benchmarks(csv_path: str | os.PathLike | None = None, max_dimension: int
     """Fit SISSO to octet82 and report each dimension's model.
 
     Args:
-        csv_path: path of ``octet82.csv``; by default ``shared/data/octet82.csv``
-            under the current directory or its parent.
+        csv_path: path of ``octet82.csv``; by default found as
+            :func:`benchmarks.octet82.find_octet82` does.
         max_dimension: the largest descriptor dimension (1-4 have references).
 
     Returns:
@@ -103,7 +104,7 @@ def run_benchmarks(csv_path: str | os.PathLike | None = None, max_dimension: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: run the benchmark and print JSON.
+    """Command-line entry point: run the study and print one JSON line per dimension.
 
     Args:
         argv: arguments (default ``sys.argv[1:]``).
@@ -111,15 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit status.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sisso_octet", description=__doc__.splitlines()[0])
     parser.add_argument("csv_path", nargs="?", default=None, help="path of octet82.csv")
-    parser.add_argument("--max-dimension", type=int, default=4)
+    parser.add_argument("--max-dimension", type=int, default=4, help="the largest descriptor dimension")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    results = run_benchmarks(args.csv_path, args.max_dimension)
-    json.dump(results, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    if args.max_dimension < 1:
+        parser.error(f"--max-dimension: at least 1, not {args.max_dimension}")
+    try:
+        results = run_benchmarks(args.csv_path, args.max_dimension)
+    except FileNotFoundError as error:
+        parser.error(str(error))
+    for row in results:
+        sys.stdout.write(json.dumps(row) + "\n")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``labweave bench pld``: strategies against the simulated PLD chamber, in process.
+"""Study: strategies against the simulated PLD chamber, in process (``python -m benchmarks.pld``).
 
 The demo's PLD campaign (two objectives: roughness down, RHEED oscillations
 up) is run as the optimizer daemon would run it, one proposal and one growth
@@ -11,12 +11,19 @@ Figures (one JSON line per variant): the hypervolume after the budget (the
 reference point is the objectives' thresholds) for each seed, its mean and
 the mean seconds per proposal. Each seed gets its own chamber seed, the same
 for every variant.
+
+Usage, from the root of a clone::
+
+    python -m benchmarks.pld --variants random,nehvi+fast --seeds 4 --budget 20
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -88,3 +95,36 @@ def run_benchmarks(variants: Sequence[str] = ("random", "parego+fast", "nehvi+th
                      "hypervolumes": volumes, "mean_hypervolume": round(statistics.fmean(volumes), 4),
                      "seconds_per_proposal": round(statistics.fmean(seconds), 3)})
     return rows
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Command-line entry point: one JSON line per variant.
+
+    Args:
+        argv: command-line arguments (``sys.argv[1:]`` if ``None``).
+
+    Returns:
+        The rows.
+    """
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.pld", description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="random,parego+fast,nehvi+thorough",
+                        help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per variant")
+    parser.add_argument("--budget", type=int, default=20, help="growths per run (at least 2)")
+    args = parser.parse_args(argv)
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if not chosen or unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(VARIANTS)}")
+    if args.seeds < 1:
+        parser.error(f"--seeds: at least 1, not {args.seeds}")
+    if args.budget < 2:
+        parser.error(f"--budget: at least 2 growths, not {args.budget}")
+    rows = run_benchmarks(chosen, seeds=args.seeds, budget=args.budget)
+    for row in rows:
+        sys.stdout.write(json.dumps(row) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""Benchmark the strategies on problems with known optima.
+"""Study: the strategies on problems with known optima (``python -m benchmarks.optimizer``).
 
 Runs each strategy sequentially (one proposal per evaluation, noiseless
 evaluations) from several seeds, and reports the median and interquartile range
@@ -11,25 +11,27 @@ shared: with ``workers > 1`` the seconds per proposal are inflated by
 contention, so :func:`run_benchmarks` can re-time a single seed alone
 (``quiet_timing``) and reports both figures.
 
-Usage::
+Usage, from the root of a clone (one JSON line per figure, then a table on standard error)::
 
-    python -m labweave.optimizer.bench --seeds 10 --workers 2
+    python -m benchmarks.optimizer --seeds 10 --workers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from labweave.optimizer.problems import Hartmann6, get_problem
+from benchmarks.problems import PROBLEMS, Hartmann6, get_problem
 from labweave.optimizer.strategies import get_strategy
 
 logger = logging.getLogger(__name__)
@@ -234,7 +236,7 @@ def render_table(rows: Iterable[Mapping[str, Any]], title: str = "labweave optim
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """Command-line entry point: run the benchmark and print the table.
+    """Command-line entry point: run the study, print one JSON line per row and the table.
 
     Args:
         argv: command-line arguments (``sys.argv[1:]`` if ``None``).
@@ -242,30 +244,39 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     Returns:
         The rows.
     """
-    parser = argparse.ArgumentParser(prog="python -m labweave.optimizer.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.optimizer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per problem and strategy")
     parser.add_argument("--problems", nargs="+", default=["hartmann6", "branin"])
-    parser.add_argument("--evaluations", nargs="+", type=int, default=[20, 50])
+    parser.add_argument("--evaluations", nargs="+", type=int, default=[20, 50],
+                        help="evaluation counts at which the best value is reported")
     parser.add_argument("--strategies", nargs="+", default=["bayesian", "random"])
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes for the seeds")
+    parser.add_argument("--no-proposal-timing", action="store_true",
+                        help="skip the timing of one BO proposal with 100 observations in 6-D")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds: at least 1, not {args.seeds}")
+    if min(args.evaluations) < 1:
+        parser.error(f"--evaluations: positive counts, not {args.evaluations}")
+    unknown = [name for name in args.problems if name not in PROBLEMS]
+    if unknown:
+        parser.error(f"--problems: unknown {', '.join(unknown)}; choose from {', '.join(PROBLEMS)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    torch.set_default_dtype(torch.float64)
     rows = run_benchmarks(
         seeds=args.seeds,
         problems=args.problems,
         evaluations=args.evaluations,
         strategies=args.strategies,
         workers=args.workers,
+        proposal_100x6=not args.no_proposal_timing,
     )
+    for row in rows:
+        sys.stdout.write(json.dumps(row) + "\n")
     from rich.console import Console
 
-    Console().print(render_table(rows))
+    Console(stderr=True).print(render_table(rows))
     if args.json:
-        import json
-        from pathlib import Path
-
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return rows
 
