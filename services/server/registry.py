@@ -21,11 +21,11 @@ from sqlmodel import Session, select
 
 from labweave.schemas.capability import Capability as CapabilityFile
 from labweave.schemas.limitation import alternatives_of, violations
-from labweave.schemas.tenant import TenantDefinition
+from labweave.schemas.tenant import LimitationEntry, TenantDefinition
 
 from .db.engine import Database
 from .db.tables import Capability, Tenant
-from .errors import Invalid, NotFound
+from .errors import Forbidden, Invalid, NotFound
 from .events import record
 
 
@@ -90,8 +90,10 @@ class Catalogue:
     """A snapshot of capabilities and active tenants' limitations."""
 
     capabilities: dict[tuple[str, str], CapabilityView] = field(default_factory=dict)
-    # (quantity, method) -> {tenant uuid: [alternative limitations]}
+    # (quantity, method) -> {tenant uuid: [alternative limitations]}: what each tenant publishes
     offers: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
+    # (quantity, method) -> {tenant uuid: [alternatives]}: what an operator granted it (the envelope)
+    envelopes: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
     tenants: dict[str, Tenant] = field(default_factory=dict)
 
     def capability(self, quantity: str, method: str) -> CapabilityView:
@@ -117,17 +119,33 @@ class Catalogue:
         alternatives = self.offers.get((quantity, method), {}).get(tenant_uuid)
         if alternatives is None:
             return None
-        best: list[str] | None = None
-        for alt in alternatives:
-            found = violations(alt, params, f"parameters.{method}")
-            if not found:
-                return []
-            if best is None or len(found) < len(best):
-                best = found
-        return best or []
+        found = _closest(alternatives, params, method)
+        if found:
+            return found
+        # within what the tenant publishes: also within what the operator granted it?
+        envelope = self.envelopes.get((quantity, method), {}).get(tenant_uuid)
+        if envelope is None:
+            return []
+        return [f"{e} (outside what an operator granted this tenant)" for e in _closest(envelope, params, method)]
 
     def can_serve(self, tenant_uuid: str, quantity: str, methods: list[str], parameters: dict) -> bool:
         return any(self.limit_violations(tenant_uuid, quantity, m, parameters.get(m, {})) == [] for m in methods)
+
+
+def _closest(alternatives: list[Any], params: dict, method: str) -> list[str]:
+    """No violations if one alternative admits ``params``, else the closest alternative's."""
+    best: list[str] | None = None
+    for alt in alternatives:
+        found = violations(alt, params, f"parameters.{method}")
+        if not found:
+            return []
+        if best is None or len(found) < len(best):
+            best = found
+    return best or []
+
+
+def _pairs(entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(e["quantity"], e["method"]) for e in entries}
 
 
 class Registry:
@@ -173,11 +191,21 @@ class Registry:
                 cat.tenants[t.uuid] = t
                 if not t.is_active:
                     continue
+                granted = t.granted if t.granted is not None else t.limitations
+                allowed = _pairs(granted)
                 for entry in t.limitations:
                     key = (entry["quantity"], entry["method"])
+                    if key not in allowed:  # never stored so; kept out should an old row hold it
+                        continue
                     cat.offers.setdefault(key, {}).setdefault(t.uuid, []).extend(
                         alternatives_of(entry.get("limitations", {}))
                     )
+                if t.granted is not None:
+                    for entry in t.granted:
+                        key = (entry["quantity"], entry["method"])
+                        cat.envelopes.setdefault(key, {}).setdefault(t.uuid, []).extend(
+                            alternatives_of(entry.get("limitations", {}))
+                        )
         return cat
 
     # -- registration ---------------------------------------------------
@@ -214,7 +242,13 @@ class Registry:
         return row
 
     def add_tenant(self, tenant: TenantDefinition, actor: str) -> Tenant:
-        """Register a tenant from a FINALES2 tenant file; its quantities and methods must be known."""
+        """Register a tenant from a FINALES2 tenant file; its quantities and methods must be known.
+
+        An operator's word: the file's limitations become both what the tenant
+        offers and the envelope it may later narrow (:meth:`publish_limitations`).
+        A new tenant starts active; re-registering one leaves whether it is
+        active as an operator last set it.
+        """
         cat = self.catalogue() if self._catalogue is None else self._load()
         for i, entry in enumerate(tenant.limitations):
             if (entry.quantity, entry.method) not in cat.capabilities:
@@ -230,9 +264,41 @@ class Registry:
             row.name = tenant.name
             row.contact_person = tenant.contact_person
             row.limitations = [e.model_dump() for e in tenant.limitations]
-            row.is_active = True
+            row.granted = row.limitations
             s.add(row)
             record(s, "tenant.registered" if created else "tenant.updated", uuid, actor, message=tenant.name)
+            s.commit()
+            s.refresh(row)
+        self.invalidate()
+        return row
+
+    def publish_limitations(self, tenant_uuid: str, entries: list[LimitationEntry], actor: str) -> Tenant:
+        """A tenant publishes what it can do now: a narrowing of what an operator granted it.
+
+        Its quantities and methods must all be granted ones (a tenant cannot
+        offer itself a capability); its ranges may be anything, since a request
+        must fit both these limits and the granted ones to reach it. Whether the
+        tenant is active stays as an operator set it.
+
+        Raises:
+            NotFound: no such tenant.
+            Forbidden: an entry names a quantity and method not granted to it.
+        """
+        with Session(self.db.write) as s:
+            row = s.get(Tenant, tenant_uuid)
+            if row is None:
+                raise NotFound(f"tenant {tenant_uuid} is not registered")
+            granted = _pairs(row.granted if row.granted is not None else row.limitations)
+            refused = [f"limitations[{i}]: {e.quantity}/{e.method}" for i, e in enumerate(entries)
+                       if (e.quantity, e.method) not in granted]
+            if refused:
+                raise Forbidden(
+                    "a tenant may narrow the limits an operator granted it, not offer more: "
+                    + "; ".join(refused) + " not granted to this tenant"
+                )
+            row.limitations = [e.model_dump() for e in entries]
+            s.add(row)
+            record(s, "tenant.limitations_published", tenant_uuid, actor, message=row.name)
             s.commit()
             s.refresh(row)
         self.invalidate()

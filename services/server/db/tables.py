@@ -41,7 +41,11 @@ class Tenant(SQLModel, table=True):
     uuid: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
     contact_person: str = ""
+    #: what the tenant publishes it can do now (its runtime's limits); always within ``granted``
     limitations: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: what an operator registered it to offer: the envelope its own limitations cannot leave
+    #: (None for tenants registered before there was one: their limitations are their envelope)
+    granted: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     is_active: bool = True
     stop_requested: bool = False
     created: float

@@ -59,9 +59,11 @@ def get_tenant(lab: LabDep, p: CurrentUser, tenant_uuid: str) -> dict[str, Any]:
 
 @router.put("/tenants/{tenant_uuid}/limitations")
 def set_limitations(lab: LabDep, p: CurrentUser, tenant_uuid: str, body: list[LimitationEntry]) -> dict[str, Any]:
-    """A tenant publishes its own limitations (or an operator sets them)."""
+    """A tenant publishes its own limitations within what it was granted (or an operator grants them)."""
     if not p.is_operator and p.tenant_uuid != tenant_uuid:
         raise Forbidden("a tenant user may change only its own tenant's limitations")
+    if not p.is_operator:  # a tenant narrows what it was granted; it never widens it nor turns itself on
+        return tenant_public(lab, lab.registry.publish_limitations(tenant_uuid, body, p.username))
     t = lab.registry.catalogue().tenants.get(tenant_uuid)
     if t is None:
         raise NotFound(f"tenant {tenant_uuid} not found")
