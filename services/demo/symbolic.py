@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labweave.optimizer.analytics import Observation
 from labweave.optimizer.sisso.model import SissoRegressor, SissoSettings
 from labweave.optimizer.sisso.units import parse_unit
 from labweave.schemas.campaign import CategoricalParameter, Objective, SearchSpaceSpec
-
-from .analysis import Observation
 
 log = logging.getLogger(__name__)
 
