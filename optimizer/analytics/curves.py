@@ -108,7 +108,9 @@ def hypervolume_so_far(terms: CampaignTerms, observations: Sequence[Observation]
     by = by or terms.unit
     objectives = terms.objectives
     ref = dict(reference or reference_point(objectives, observations))
-    xs, ys, points, volume, counted = _xs(observations, by), [], [], 0.0, []
+    xs, points, counted = _xs(observations, by), [], []
+    ys: list[float | None] = []
+    volume = 0.0
     first = objectives[0].name
     for x, o in zip(xs, observations):
         if first in o.values:

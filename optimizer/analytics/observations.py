@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from labweave.schemas.api import RequestDetail
-from labweave.schemas.campaign import read_quantity, satisfies
+from labweave.schemas.campaign import Objective, OutcomeConstraint, read_quantity, satisfies
 from labweave.schemas.core import RequestStatus, ResultInfo, ResultStatus
 
 from .terms import CampaignTerms
@@ -78,7 +78,8 @@ def read_values(terms: CampaignTerms, data: Mapping[str, Any]) -> tuple[dict[str
         ``(values, problems)``: the values read, and by name why the others could not be.
     """
     values, problems = {}, {}
-    for item in (*terms.objectives, *terms.outcome_constraints):
+    items: list[Objective | OutcomeConstraint] = [*terms.objectives, *terms.outcome_constraints]
+    for item in items:
         try:
             values[item.name] = read_quantity(data, item)
         except ValueError as exc:

@@ -24,8 +24,9 @@ from pydantic import BaseModel, ValidationError
 from labweave.optimizer.fidelity import Fidelity, FidelityLadder
 from labweave.schemas.campaign import CampaignSpec, Objective, OutcomeConstraint
 
-EXPERIMENTS, COST = "experiments", "cost"
 Unit = Literal["experiments", "cost"]
+EXPERIMENTS: Unit = "experiments"
+COST: Unit = "cost"
 
 M = TypeVar("M", bound=BaseModel)
 

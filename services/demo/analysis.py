@@ -117,6 +117,7 @@ def score(run: CampaignRun, terms: CampaignTerms | None = None,
     cost = sum(o.cost for o in obs) if terms.ladder is not None else None
     failed = sum(1 for r in run.requests if r.status == "failed")
     hv = front = None
+    value: float | None
     if len(objectives) > 1:
         hv = analytics.hypervolume(obs, objectives, reference or analytics.reference_point(objectives, obs))
         front = len(analytics.pareto_front(obs, objectives))

@@ -197,6 +197,7 @@ def predictions_figure(path: Path, title: str, label: str, predictions: Mapping[
         ax.set_xlim(low - pad, high + pad)
         ax.set_ylim(low - pad, high + pad)
         stats = analytics.calibration(preds)
+        assert stats is not None  # a panel per objective with predictions
         ax.set_title(f"{objective}: RMSE {stats.rmse:.3g}, {100 * stats.within_2_sigma:.0f}% of "
                      f"{stats.n} within 2σ", fontsize=9)
         ax.set_xlabel(f"measured {objective}")

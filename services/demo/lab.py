@@ -103,6 +103,11 @@ class DemoLab:
         log.info("server on %s", self.server.url)
         return self.server.url
 
+    def _server(self) -> ServerProcess:
+        if self.server is None:
+            raise DemoError("the server is not running (start_server first)")
+        return self.server
+
     def close(self) -> None:
         """Stop the tenants (they finish or release what they hold), then the server."""
         for proc in self.processes:
@@ -121,9 +126,7 @@ class DemoLab:
         Raises:
             DemoError: if the operator cannot log in, a tenant process dies or the lab stalls.
         """
-        if self.server is None:
-            raise DemoError("the server is not running (start_server first)")
-        url = self.server.url
+        url = self._server().url
         async with AsyncLabClient(url, *OPERATOR) as operator:
             try:
                 await operator.login()
@@ -175,7 +178,7 @@ class DemoLab:
             self.tenant_names[creds.tenant_uuid] = name
             seed = self.options.seed * 1000 + 10 * len(self.processes)
             self.processes.append(lab_tenants.TenantProcess(
-                tenant, self.server.url, creds, self.lab_dir, seed, self.logs / f"tenant-{name}.log").start())
+                tenant, self._server().url, creds, self.lab_dir, seed, self.logs / f"tenant-{name}.log").start())
 
     async def _unique_names(self, operator: AsyncLabClient) -> list[tuple[str, str, Campaign]]:
         """``(key, role, campaign)`` for every run, renamed where the database already holds the name."""
@@ -264,7 +267,8 @@ class DemoLab:
                 if code is not None:
                     raise DemoError(f"tenant {proc.tenant.name} exited with code {code}; "
                                     f"its log ({proc.log_path}) ends with:\n{proc.log_tail()}")
-            if self.server.proc.poll() is not None:
+            server = self._server().proc
+            if server is None or server.poll() is not None:
                 raise DemoError(f"the server exited; see {self.logs / 'server.log'}")
             await self._watch_once(operator, views, ended)
             for daemon, view, (_, _, campaign) in zip(daemons, views, runs):
@@ -322,8 +326,9 @@ async def _raise_first_failure(tasks: list[asyncio.Task], when: str) -> None:
     """Wait for ``tasks`` (``asyncio.FIRST_COMPLETED`` or ``FIRST_EXCEPTION``); re-raise the first failure."""
     done, _ = await asyncio.wait(tasks, return_when=when)
     for task in done:
-        if task.exception() is not None:
-            raise task.exception()
+        failure = task.exception()
+        if failure is not None:
+            raise failure
 
 
 async def _stop(operator: AsyncLabClient, daemon: OptimizerDaemon, campaign: Campaign) -> None:

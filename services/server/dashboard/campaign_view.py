@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from labweave.optimizer import analytics
 from labweave.optimizer.analytics import CampaignTerms, Observation, Progress
@@ -45,10 +45,10 @@ class Records:
 def records(lab, name: str) -> Records:
     """The campaign's requests and (the newest :data:`MAX_OBSERVATIONS`) results that are not deleted."""
     with Session(lab.db.read) as s:
-        requests = s.exec(select(Request).where(Request.campaign == name).order_by(Request.id)).all()
-        results = s.exec(select(Result).join(Request, Request.uuid == Result.request_uuid)
+        requests = s.exec(select(Request).where(Request.campaign == name).order_by(col(Request.id))).all()
+        results = s.exec(select(Result).join(Request, col(Request.uuid) == col(Result.request_uuid))
                          .where(Request.campaign == name, Result.status != ResultStatus.DELETED.value)
-                         .order_by(Result.id.desc()).limit(MAX_OBSERVATIONS)).all()
+                         .order_by(col(Result.id).desc()).limit(MAX_OBSERVATIONS)).all()
     return Records([RequestDetail.model_validate(convert.request_detail(r)) for r in requests],
                    [ResultInfo.model_validate(convert.result_info(r)) for r in reversed(results)])
 
