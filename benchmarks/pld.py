@@ -28,9 +28,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from labweave.optimizer import analytics
 from labweave.optimizer.campaign import Campaign
 from labweave.schemas.campaign import CampaignSpec
-from labweave.services.demo import analysis
 from labweave.services.demo.campaigns import FAST_ACQUISITION, THOROUGH_ACQUISITION, demo_campaign
 
 #: Variants: the random baseline, and the Bayesian strategy with either multi-objective method and
@@ -74,10 +74,10 @@ async def replay(campaign: Campaign, budget: int, chamber_seed: int) -> tuple[fl
         method = request["methods"][0]
         result = await chamber.perform(request["quantity"], method, request["parameters"][method])
         observations.append((proposal.parameters, campaign.read_values(result)))
-    seen = [analysis.Observation(n, values, point, "pld_growth", campaign.feasible(values))
+    objectives = campaign.spec.objectives
+    seen = [analytics.Observation(n, values, point, "pld_growth", campaign.feasible(values))
             for n, (point, values) in enumerate(observations, start=1)]
-    reference = analysis.reference_point(campaign, seen)
-    return analysis.hypervolume(seen, campaign, reference), proposing / budget
+    return analytics.hypervolume(seen, objectives, analytics.reference_point(objectives, seen)), proposing / budget
 
 
 def run_benchmarks(variants: Sequence[str] = ("random", "parego+fast", "nehvi+thorough"),

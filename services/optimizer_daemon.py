@@ -12,37 +12,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from labweave.optimizer import analytics
+from labweave.optimizer.analytics import CampaignTerms, Observation, Progress
 from labweave.optimizer.campaign import Campaign
+from labweave.optimizer.strategies import Observation as Point
+from labweave.schemas.api import RequestDetail
+from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import LabweaveError, NotFound
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = ("pending", "reserved", "proposed")
-
 
 @dataclass
 class Turn:
-    """What one look at the server found."""
+    """What one look at the server found: the campaign's requests, its observations, its progress."""
 
-    requests: list[dict]
-    results: dict[str, dict]
-    observations: list[tuple[dict, dict]] = field(default_factory=list)
-    observed: list[dict] = field(default_factory=list)  # the resolved requests behind the observations
-
-    @property
-    def in_flight(self) -> list[dict]:
-        return [r for r in self.requests if r["status"] in IN_FLIGHT]
+    requests: list[RequestDetail]
+    observations: list[Observation]
+    progress: Progress
 
     @property
-    def spent(self) -> int:
-        """Requests that count against the budget: resolved or still running (failed ones do not)."""
-        return len(self.observations) + len(self.in_flight)
+    def in_flight(self) -> list[RequestDetail]:
+        return [r for r in self.requests if r.status in analytics.IN_FLIGHT]
+
+    @property
+    def points(self) -> list[Point]:
+        """What the strategy learns from: ``(parameters, values)`` of each complete observation."""
+        return [(o.parameters, o.values) for o in self.observations if o.complete and o.parameters]
 
 
 class OptimizerDaemon:
@@ -58,6 +59,7 @@ class OptimizerDaemon:
         self.client = client
         self.campaign = campaign
         self.name = campaign.spec.name
+        self.terms = CampaignTerms.of(campaign.spec)
         self.strategy = campaign.make_strategy()
         self.poll_seconds = poll_seconds
         self.tenant_uuid: str | None = None
@@ -79,7 +81,7 @@ class OptimizerDaemon:
         spec = self.campaign.spec.model_dump(mode="json")
         try:
             record = await self.client.campaign(self.name)
-            if record["status"] in ("finished", "stopped"):
+            if record["status"] in analytics.ENDED:
                 return f"campaign {self.name} is {record['status']}"
             await self.client.put_campaign(self.name, spec)
         except NotFound:
@@ -88,20 +90,19 @@ class OptimizerDaemon:
         try:
             while not self._stop:
                 status = (await self.client.campaign(self.name))["status"]
-                if status in ("finished", "stopped"):
+                if status in analytics.ENDED:
                     return f"campaign {status} by an operator"
-                turn = await self._look()
-                reason = self.campaign.stop_reason(turn.observations, turn.spent)
+                turn = await self._look(status)
+                reason = self.campaign.stop_reason(turn.points, turn.progress.requests)
                 if reason and not turn.in_flight:
-                    await self._write_state(turn, [], finished=reason)
-                    await self.client.put_campaign(self.name, spec, "finished")
-                    log.info("campaign %s finished: %s", self.name, reason)
-                    return reason
+                    return await self._finish(turn, spec, reason)
                 proposals = []
                 if status == "running" and not reason:
-                    wanted = self.campaign.proposals_wanted(turn.spent, len(turn.in_flight))
+                    wanted = self.campaign.proposals_wanted(turn.progress.requests, len(turn.in_flight))
                     if wanted:
                         proposals = await self._propose(turn, wanted)
+                        if not proposals and not turn.in_flight:
+                            return await self._finish(turn, spec, exhausted(turn.progress))
                 await self._write_state(turn, proposals)
                 self._wake.clear()
                 try:
@@ -123,27 +124,26 @@ class OptimizerDaemon:
         except LabweaveError as exc:
             log.warning("event stream unavailable (%s); polling", exc)
 
-    async def _look(self) -> Turn:
-        requests = await self.client.list_requests(campaign=self.name)
-        results = {r["result"]["request_uuid"]: r for r in await self.client.list_results(campaign=self.name)}
-        turn = Turn(requests, results)
-        for req in requests:
-            if req["status"] != "resolved" or req["uuid"] not in results:
-                continue
-            point = req["provenance"].get("parameters")
-            try:
-                values = self.campaign.read_values(results[req["uuid"]]["result"]["data"])
-            except ValueError as exc:
-                log.warning("result of %s not usable: %s", req["uuid"], exc)
-                continue
-            turn.observations.append((point, values))
-            turn.observed.append(req)
-        return turn
+    async def _look(self, status: str) -> Turn:
+        requests = [RequestDetail.model_validate(r) for r in await self.client.list_requests(campaign=self.name)]
+        results = [ResultInfo.model_validate(r) for r in await self.client.list_results(campaign=self.name)]
+        observations = analytics.observations(self.terms, requests, results)
+        for o in observations:
+            if o.problems:
+                log.warning("result of %s not usable: %s", o.request_uuid, "; ".join(o.problems.values()))
+        return Turn(requests, observations, analytics.progress(self.terms, status, requests))
+
+    async def _finish(self, turn: Turn, spec: dict, reason: str) -> str:
+        """Publish the last state and mark the campaign finished; returns why it ended."""
+        await self._write_state(turn, [], finished=reason)
+        await self.client.put_campaign(self.name, spec, "finished")
+        log.info("campaign %s finished: %s", self.name, reason)
+        return reason
 
     async def _propose(self, turn: Turn, n: int) -> list[dict]:
-        pending = [r["provenance"]["parameters"] for r in turn.in_flight if "parameters" in r["provenance"]]
+        pending = [r.provenance["parameters"] for r in turn.in_flight if "parameters" in r.provenance]
         started = time.perf_counter()
-        proposals = await asyncio.to_thread(self.strategy.propose, turn.observations, pending, n)
+        proposals = await asyncio.to_thread(self.strategy.propose, turn.points, pending, n)
         seconds = (time.perf_counter() - started) / max(1, len(proposals))
         made = []
         template = self.campaign.spec.request
@@ -162,7 +162,7 @@ class OptimizerDaemon:
         return made
 
     async def _write_state(self, turn: Turn, proposals: list[dict], finished: str | None = None) -> None:
-        state = summarise(self.campaign, turn, proposals)
+        state = summarise(self.campaign, self.terms, turn, proposals)
         if finished:
             state["finished"] = finished
         formulas = getattr(self.strategy, "formulas", None)
@@ -174,43 +174,42 @@ class OptimizerDaemon:
         await self.client.put_campaign_state(self.name, state)
 
 
-def summarise(campaign: Campaign, turn: Turn, proposals: list[dict]) -> dict[str, Any]:
-    """The campaign's state for people: best so far, history, predictions, what comes next."""
+def exhausted(progress: Progress) -> str:
+    """Why a campaign ends whose strategy proposes nothing more with nothing in flight."""
+    budget = "within its cost budget" if progress.unit == analytics.COST else "within its budget"
+    return f"its strategy has nothing more to propose {budget} ({progress.describe()} spent)"
+
+
+def summarise(campaign: Campaign, terms: CampaignTerms, turn: Turn, proposals: list[dict]) -> dict[str, Any]:
+    """The campaign's state for people: best so far, history, predictions, progress, what comes next."""
     objectives = campaign.spec.objectives
     first = objectives[0]
-    sign = 1 if first.direction == "maximize" else -1
-    history, best, best_point = [], None, None
-    target = campaign.target_fidelity()
-    at = f" at {target[1]}" if target else ""
-    for n, ((point, values), req) in enumerate(zip(turn.observations, turn.observed), start=1):
-        value = values[first.name]
-        counts = campaign.at_target(point)  # with a fidelity ladder, only target-fidelity results count
-        if counts and campaign.feasible(values) and (best is None or sign * value > sign * best):
-            best, best_point = value, point
-        history.append({"n": n, "value": value, "best": best, "request_uuid": req["uuid"],
-                        "fidelity": req["provenance"].get("fidelity"), "counts": counts})
-    predictions = []
-    for (point, values), req in zip(turn.observations, turn.observed):
-        mean = req["provenance"].get("predicted_mean", {}).get(first.name)
-        std = req["provenance"].get("predicted_std", {}).get(first.name)
-        if mean is not None and std is not None and math.isfinite(mean):
-            predictions.append({"request_uuid": req["uuid"], "mean": mean, "std": std,
-                                "measured": values[first.name]})
+    obs = turn.observations
+    curve = analytics.best_so_far(terms, obs, by=analytics.EXPERIMENTS)
+    history = [{"n": o.n, "value": o.values[first.name], "best": best, "request_uuid": o.request_uuid,
+                "fidelity": o.provenance.get("fidelity"), "counts": o.counts}
+               for o, best in zip(obs, curve.y) if first.name in o.values]
+    top = analytics.best(obs, first)
+    predictions = [{"request_uuid": p.request_uuid, "mean": p.mean, "std": p.std, "measured": p.measured}
+                   for p in analytics.predictions(terms, obs).get(first.name, [])]
+    at = f" at {terms.target}" if terms.target else ""
+    best_value = top.values[first.name] if top else None
     state: dict[str, Any] = {
         "objective": first.name,
         "direction": first.direction,
-        "n_observations": len(turn.observations),
+        "n_observations": len(obs),
         "in_flight": len(turn.in_flight),
-        "failed": sum(1 for r in turn.requests if r["status"] == "failed"),
+        "failed": sum(1 for r in turn.requests if r.status == "failed"),
         "budget": campaign.spec.budget,
-        "best": {"value": best, "parameters": best_point},
+        "progress": asdict(turn.progress),
+        "best": {"value": best_value, "parameters": top.parameters if top else None},
         "history": history,
         "predictions": predictions,
-        "next": proposals or [r["provenance"] for r in turn.in_flight],
+        "next": proposals or [r.provenance for r in turn.in_flight],
         "model_version": proposals[-1]["model_version"] if proposals else None,
-        "summary": f"{len(turn.observations)}/{campaign.spec.budget} results, best {first.name}{at} {best}",
+        "summary": f"{turn.progress.describe()}, best {first.name}{at} {best_value}",
     }
     if len(objectives) > 1:
         state["objectives"] = [o.name for o in objectives]
-        state["points"] = [{o.name: values[o.name] for o in objectives} for _, values in turn.observations]
+        state["points"] = [{o.name: x.values[o.name] for o in objectives} for x in obs if x.complete]
     return state

@@ -25,6 +25,9 @@ def demo(
     out: Path = typer.Option(Path("labweave-report"), "--out", help="folder of the report, logs and lab state"),
     keep_serving: bool = typer.Option(False, "--keep-serving",
                                       help="leave the lab running at the end for the dashboard (Ctrl-C stops it)"),
+    replicates: Optional[int] = typer.Option(None, "--replicates", min=0,
+                                             help="measurements of each run's recommended point on a noisy "
+                                                  "instrument (default: each campaign's; 0: none)"),
 ) -> None:
     """Start the server, the simulated tenants and the optimizer; run closed-loop campaigns against
     random-search baselines; write an HTML report with figures."""
@@ -44,7 +47,7 @@ def demo(
         from .common import settings
 
         settings(database_url=database_url)  # a readable error for a malformed URL
-    options = DemoOptions(keys, budget, seed, database_url, out, keep_serving)
+    options = DemoOptions(keys, budget, seed, database_url, out, keep_serving, replicates)
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     _log_to_file(out / "logs" / "demo.log")

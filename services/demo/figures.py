@@ -1,7 +1,10 @@
-"""The report's figures, drawn with matplotlib (Agg) and saved as PNG files.
+"""The report's figures, drawn with matplotlib and saved as PNG files.
 
 Each function draws one figure for one demo campaign and returns the path it
-wrote; the campaign and its random baseline always share the axes.
+wrote; the campaign and its random baseline always share the axes. Figures
+are drawn on matplotlib's Agg canvas directly (a :class:`~matplotlib.figure.Figure`
+with a :class:`~matplotlib.backends.backend_agg.FigureCanvasAgg`), so nothing
+here chooses or changes pyplot's backend.
 """
 
 from __future__ import annotations
@@ -10,15 +13,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from labweave.optimizer import analytics
+from labweave.optimizer.analytics import Observation, Prediction
+from labweave.optimizer.campaign import Campaign
 
-from labweave.optimizer.campaign import Campaign  # noqa: E402
-
-from .analysis import Observation, Prediction, Trace, calibration, pareto_front  # noqa: E402
+from .analysis import Trace
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +33,16 @@ MARKERS = ("x", "o", "^", "s")
 DPI = 130
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _figure(width: float, height: float) -> Figure:
+    """A figure on an Agg canvas of its own."""
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
     log.info("wrote %s", path)
     return path
 
@@ -50,24 +59,26 @@ def progress_figure(path: Path, title: str, optimised: Trace, baseline: Trace) -
     Returns:
         ``path``.
     """
-    fig, ax = plt.subplots(figsize=(6.6, 4.2))
-    scatter = not optimised.y_label.startswith("hypervolume")
-    methods = sorted({p[2] for t in (optimised, baseline) for p in t.points})
+    fig = _figure(6.6, 4.2)
+    ax = fig.subplots()
+    first = optimised.curve
+    scatter = not first.y_label.startswith("hypervolume")
+    methods = sorted({p[2] for t in (optimised, baseline) for p in t.curve.points})
     marker_of = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(methods)} if len(methods) > 1 else {}
     for trace, colour, name in ((optimised, OPTIMISED, optimised.label), (baseline, BASELINE, "random baseline")):
         for method in methods if scatter else ():
-            chosen = [p for p in trace.points if p[2] == method]
+            chosen = [p for p in trace.curve.points if p[2] == method]
             if chosen:
                 ax.scatter([p[0] for p in chosen], [p[1] for p in chosen], s=18, color=colour, alpha=0.4,
                            marker=marker_of.get(method, "o"), linewidths=0.8 if marker_of else 0)
-        xs = [x for x, y in zip(trace.x, trace.y) if y is not None]
-        ys = [y for y in trace.y if y is not None]
+        steps = trace.curve.steps()
+        xs, ys = [x for x, _ in steps], [y for _, y in steps]
         if xs:
             ax.step(xs, ys, where="post", color=colour, linewidth=2.2, label=name)
             ax.plot(xs[-1:], ys[-1:], "o", color=colour)
-    ax.set_xlabel(optimised.x_label)
-    ax.set_ylabel(optimised.y_label)
-    if optimised.x_label == "experiments":
+    ax.set_xlabel(first.x_label)
+    ax.set_ylabel(first.y_label)
+    if first.x_label == "experiments":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for method, marker in marker_of.items():  # one legend entry per method's marker
         ax.scatter([], [], s=18, color="grey", marker=marker, label=f"{method} results")
@@ -99,12 +110,13 @@ def pareto_figure(path: Path, campaign: Campaign, optimised: Sequence[Observatio
         xs_all.append(reference[a.name])
         ys_all.append(reference[b.name])
     limits = (_worst(xs_all, a.direction), _worst(ys_all, b.direction))
-    fig, ax = plt.subplots(figsize=(6.6, 4.6))
+    fig = _figure(6.6, 4.6)
+    ax = fig.subplots()
     runs = ((optimised, OPTIMISED, campaign.spec.strategy.name), (baseline, BASELINE, "random baseline"))
     for obs, colour, name in runs:
         ax.scatter([o.values[a.name] for o in obs], [o.values[b.name] for o in obs], s=26, color=colour, alpha=0.45,
                    linewidths=0, label=f"{name}: results")
-        front = pareto_front(obs, campaign)
+        front = analytics.pareto_front(obs, campaign.spec.objectives)
         if front:
             xs, ys = _front_steps(front, a.name, b.name, a.direction, limits)
             ax.plot(xs, ys, color=colour, linewidth=2.0, label=f"{name}: Pareto front")
@@ -165,7 +177,8 @@ def predictions_figure(path: Path, title: str, label: str, predictions: Mapping[
         ``path``.
     """
     names = list(predictions)
-    fig, axes = plt.subplots(1, len(names), figsize=(5.4 * len(names), 5.0), squeeze=False)
+    fig = _figure(5.4 * len(names), 5.0)
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, objective in zip(axes[0], names):
         preds = predictions[objective]
         methods = sorted({p.method for p in preds})
@@ -183,9 +196,10 @@ def predictions_figure(path: Path, title: str, label: str, predictions: Mapping[
                 label="prediction = measurement")
         ax.set_xlim(low - pad, high + pad)
         ax.set_ylim(low - pad, high + pad)
-        stats = calibration(preds)
-        ax.set_title(f"{objective}: RMSE {stats['rmse']:.3g}, {100 * stats['within_2_sigma']:.0f}% of "
-                     f"{int(stats['n'])} within 2σ", fontsize=9)
+        stats = analytics.calibration(preds)
+        assert stats is not None  # a panel per objective with predictions
+        ax.set_title(f"{objective}: RMSE {stats.rmse:.3g}, {100 * stats.within_2_sigma:.0f}% of "
+                     f"{stats.n} within 2σ", fontsize=9)
         ax.set_xlabel(f"measured {objective}")
         ax.set_ylabel(f"predicted {objective} before the experiment")
         ax.grid(alpha=0.3)

@@ -15,11 +15,11 @@ import secrets
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from labweave.optimizer.campaign import Campaign
+from labweave.schemas.api import RequestDetail
+from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import AuthenticationFailed, LabweaveError, NotFound
 from labweave.services.optimizer_daemon import OptimizerDaemon
@@ -32,6 +32,7 @@ from . import replicates
 from . import tenants as lab_tenants
 from .campaigns import RECIPES, DemoCampaign, select
 from .progress import RunView, StatusBoard
+from .runs import CampaignRun, DemoOptions, DemoResult
 
 log = logging.getLogger(__name__)
 
@@ -45,93 +46,10 @@ MAX_FAILURES_PER_BUDGET = 1
 WATCH_SECONDS = 2.0
 #: Seconds without any new result in any campaign after which the demo gives up.
 STALL_SECONDS = 600.0
-#: Seconds a running campaign may sit with nothing in flight and nothing proposed before its daemon
-#: is stopped: its strategy has nothing left to propose (e.g. a cost budget is spent).
-EXHAUSTED_SECONDS = 15.0
 
 
 class DemoError(Exception):
     """The demo cannot start or cannot go on (the message says why and where to look)."""
-
-
-@dataclass
-class DemoOptions:
-    """What ``labweave demo`` was asked for.
-
-    Args:
-        campaigns: campaign keys (``electrolyte``, ``pld``, ``materials``).
-        budget: experiments per run (default: each campaign's demo budget).
-        seed: seed of the strategies and the simulated instruments.
-        database_url: the database (default: a fresh SQLite file in ``out``).
-        out: the report's folder (also holds the logs and the simulated lab's state).
-        keep_serving: leave the lab running at the end, until interrupted.
-    """
-
-    campaigns: tuple[str, ...] = tuple(RECIPES)
-    budget: int | None = None
-    seed: int = 0
-    database_url: str | None = None
-    out: Path = Path("labweave-report")
-    keep_serving: bool = False
-
-
-@dataclass
-class CampaignRun:
-    """One campaign run as the server holds it at the end.
-
-    Args:
-        campaign: the campaign (as run, with its final name).
-        role: ``"optimised"`` or ``"baseline"``.
-        record: the server's campaign record (spec, status, state).
-        requests: the campaign's requests.
-        results: the results of its requests.
-        ended: why the daemon stopped.
-        replicated: the point its strategy recommended and that was measured again (see
-            :mod:`.replicates`), where its recipe asks for replicates.
-        replicates: values read from those replicate measurements.
-        replicate_failures: replicates that gave no usable result.
-    """
-
-    campaign: Campaign
-    role: str
-    record: dict
-    requests: list[dict]
-    results: list[dict]
-    ended: str
-    replicated: dict[str, Any] | None = None
-    replicates: list[dict[str, float]] = field(default_factory=list)
-    replicate_failures: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.campaign.spec.name
-
-    @property
-    def state(self) -> dict:
-        return self.record.get("state") or {}
-
-
-@dataclass
-class DemoResult:
-    """Everything a run of the demo produced.
-
-    Args:
-        options: what was asked for.
-        campaigns: the demo campaigns that ran.
-        runs: by demo campaign key, the optimised run and the baseline run.
-        left_out: one sentence per campaign that could not run here.
-        seconds: wall time of the lab (server start to the last result).
-        server_url: where the server listened.
-        database_url: the database used.
-    """
-
-    options: DemoOptions
-    campaigns: list[DemoCampaign]
-    runs: dict[str, tuple[CampaignRun, CampaignRun]] = field(default_factory=dict)
-    left_out: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    server_url: str = ""
-    database_url: str = ""
 
 
 def fresh_sqlite(out: Path) -> str:
@@ -173,6 +91,7 @@ class DemoLab:
         self.processes: list[lab_tenants.TenantProcess] = []
         self.tenant_names: dict[str, str] = {}
         self.failures: dict[str, str] = {}  # by campaign key: why it could not finish
+        self._requests: dict[str, tuple[tuple, list[RequestDetail]]] = {}  # by run: its counts, its requests
 
     # -- lifetime ------------------------------------------------------------
     def start_server(self, database_url: str) -> str:
@@ -183,6 +102,11 @@ class DemoLab:
         self.server = ServerProcess(database_url, log_path=self.logs / "server.log").start()
         log.info("server on %s", self.server.url)
         return self.server.url
+
+    def _server(self) -> ServerProcess:
+        if self.server is None:
+            raise DemoError("the server is not running (start_server first)")
+        return self.server
 
     def close(self) -> None:
         """Stop the tenants (they finish or release what they hold), then the server."""
@@ -202,9 +126,7 @@ class DemoLab:
         Raises:
             DemoError: if the operator cannot log in, a tenant process dies or the lab stalls.
         """
-        if self.server is None:
-            raise DemoError("the server is not running (start_server first)")
-        url = self.server.url
+        url = self._server().url
         async with AsyncLabClient(url, *OPERATOR) as operator:
             try:
                 await operator.login()
@@ -219,7 +141,7 @@ class DemoLab:
 
                     async def replicate(key: str, role: str, campaign: Campaign, reason: str) -> None:
                         """As soon as a run of a noisy campaign ends, ask for replicates of its recommended point."""
-                        count = RECIPES[key].replicates
+                        count = self.options.replicates_of(RECIPES[key])
                         if not count:
                             return
                         if not posted:
@@ -256,7 +178,7 @@ class DemoLab:
             self.tenant_names[creds.tenant_uuid] = name
             seed = self.options.seed * 1000 + 10 * len(self.processes)
             self.processes.append(lab_tenants.TenantProcess(
-                tenant, self.server.url, creds, self.lab_dir, seed, self.logs / f"tenant-{name}.log").start())
+                tenant, self._server().url, creds, self.lab_dir, seed, self.logs / f"tenant-{name}.log").start())
 
     async def _unique_names(self, operator: AsyncLabClient) -> list[tuple[str, str, Campaign]]:
         """``(key, role, campaign)`` for every run, renamed where the database already holds the name."""
@@ -303,10 +225,10 @@ class DemoLab:
                 log.error("campaign %s failed: %s", daemon.name, exc)
                 self.failures[key] = f"{key}: campaign {daemon.name} failed: {exc}"
                 ended[daemon.name] = "failed"
-                for twin, (twin_key, _, _) in zip(daemons, runs):
+                for twin, (twin_key, _, twin_campaign) in zip(daemons, runs):
                     if twin_key == key and twin.name not in ended:
                         ended[twin.name] = "stopped: its twin failed"
-                        twin.shutdown()
+                        await _stop(operator, twin, twin_campaign)
                 return
             ended.setdefault(daemon.name, reason)
             if key not in self.failures:
@@ -321,7 +243,7 @@ class DemoLab:
                                                          name=f"daemon {daemon.name}"))
 
         launcher = asyncio.create_task(launch(), name="launch")
-        watch = asyncio.create_task(self._watch(operator, daemons, views, ended), name="watch")
+        watch = asyncio.create_task(self._watch(operator, daemons, runs, views, ended), name="watch")
         try:
             with self.board.live(views):
                 await _raise_first_failure([launcher, watch], asyncio.FIRST_COMPLETED)  # all launched
@@ -335,31 +257,25 @@ class DemoLab:
                 await client.close()
         return ended
 
-    async def _watch(self, operator: AsyncLabClient, daemons: list[OptimizerDaemon], views: list[RunView],
-                     ended: dict[str, str]) -> None:
+    async def _watch(self, operator: AsyncLabClient, daemons: list[OptimizerDaemon],
+                     runs: list[tuple[str, str, Campaign]], views: list[RunView], ended: dict[str, str]) -> None:
         """Refresh the board; stop runs that only fail; give up if a tenant dies or nothing moves."""
-        last_change, seen = time.monotonic(), -1
+        last_change, seen = time.monotonic(), -1.0
         while len(ended) < len(daemons):
             for proc in self.processes:
                 code = proc.exited()
                 if code is not None:
                     raise DemoError(f"tenant {proc.tenant.name} exited with code {code}; "
                                     f"its log ({proc.log_path}) ends with:\n{proc.log_tail()}")
-            if self.server.proc.poll() is not None:
+            server = self._server().proc
+            if server is None or server.poll() is not None:
                 raise DemoError(f"the server exited; see {self.logs / 'server.log'}")
             await self._watch_once(operator, views, ended)
-            now = time.monotonic()
-            for daemon, view in zip(daemons, views):
-                if daemon.name in ended:
-                    continue
-                if view.failed > MAX_FAILURES_PER_BUDGET * view.budget:
+            for daemon, view, (_, _, campaign) in zip(daemons, views, runs):
+                if daemon.name not in ended and view.failed > MAX_FAILURES_PER_BUDGET * view.budget:
                     log.error("%s: %d requests failed; giving up on it", daemon.name, view.failed)
                     ended[daemon.name] = f"given up after {view.failed} failed requests"
-                    daemon.shutdown()
-                elif view.idle_since is not None and now - view.idle_since > EXHAUSTED_SECONDS:
-                    log.info("%s: nothing in flight and nothing proposed; its strategy is done", daemon.name)
-                    ended[daemon.name] = "the strategy had nothing more to propose"
-                    daemon.shutdown()
+                    await _stop(operator, daemon, campaign)
             total = sum(v.done for v in views)
             if total != seen:
                 last_change, seen = time.monotonic(), total
@@ -373,9 +289,18 @@ class DemoLab:
                 record = await operator.campaign(view.name)
             except NotFound:  # its daemon has not written it yet
                 continue
-            view.update(record, ended.get(view.name))
-        reserved = await operator.list_requests(status="reserved")
+            view.update(record, await self._campaign_requests(operator, view.name, record), ended.get(view.name))
+        reserved = [RequestDetail.model_validate(r) for r in await operator.list_requests(status="reserved")]
         self.board.show(views, reserved, self.tenant_names)
+
+    async def _campaign_requests(self, operator: AsyncLabClient, name: str, record: dict) -> list[RequestDetail]:
+        """The campaign's requests, read again only when its counts by status have changed."""
+        counts = tuple(sorted((record.get("counts") or {}).items()))
+        cached = self._requests.get(name)
+        if cached is None or cached[0] != counts:
+            found = [RequestDetail.model_validate(r) for r in await operator.list_requests(campaign=name)]
+            self._requests[name] = cached = (counts, found)
+        return cached[1]
 
     async def _collect(self, operator: AsyncLabClient, runs: list[tuple[str, str, Campaign]],
                        ended: dict[str, str]) -> dict[str, tuple[CampaignRun, CampaignRun]]:
@@ -392,8 +317,8 @@ class DemoLab:
         """One run as the server holds it: its record, requests and results."""
         name = campaign.spec.name
         record = await operator.campaign(name)
-        requests = await operator.list_requests(campaign=name)
-        results = await operator.list_results(campaign=name)
+        requests = [RequestDetail.model_validate(r) for r in await operator.list_requests(campaign=name)]
+        results = [ResultInfo.model_validate(r) for r in await operator.list_results(campaign=name)]
         return CampaignRun(campaign, role, record, requests, results, ended)
 
 
@@ -401,8 +326,15 @@ async def _raise_first_failure(tasks: list[asyncio.Task], when: str) -> None:
     """Wait for ``tasks`` (``asyncio.FIRST_COMPLETED`` or ``FIRST_EXCEPTION``); re-raise the first failure."""
     done, _ = await asyncio.wait(tasks, return_when=when)
     for task in done:
-        if task.exception() is not None:
-            raise task.exception()
+        failure = task.exception()
+        if failure is not None:
+            raise failure
+
+
+async def _stop(operator: AsyncLabClient, daemon: OptimizerDaemon, campaign: Campaign) -> None:
+    """Stop a run: its campaign marked stopped on the server (the dashboard shows why it ended), its daemon shut."""
+    await operator.put_campaign(campaign.spec.name, campaign.spec.model_dump(mode="json"), "stopped")
+    daemon.shutdown()
 
 
 async def _exists(client: AsyncLabClient, name: str) -> bool:

@@ -18,9 +18,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from labweave.optimizer import analytics
+from labweave.optimizer.analytics import CampaignTerms, Progress
 from labweave.optimizer.campaign import Campaign
+from labweave.schemas.api import RequestDetail
+from labweave.schemas.core import RequestStatus
 
-from .analysis import costs_of, fidelity_cost, fmt
+from .analysis import fmt
 
 
 @dataclass
@@ -32,25 +36,24 @@ class RunView:
         role: ``"optimised"`` or ``"baseline"``.
         campaign: the campaign.
 
-    The other fields come from the campaign's state on the server (:meth:`update`); ``idle_since``
-    is when the run was last seen running with nothing in flight and nothing proposed.
+    The other fields come from the server (:meth:`update`): the campaign's record (its status,
+    and the best value its daemon publishes) and its requests, whose progress is counted in the
+    budget's own unit by :func:`labweave.optimizer.analytics.progress`.
     """
 
     key: str
     role: str
     campaign: Campaign
-    done: int = 0
+    progress: Progress | None = None
     in_flight: int = 0
     failed: int = 0
-    spent: float = 0.0
     best: float | None = None
     status: str = "starting"
     ended: str | None = None
-    idle_since: float | None = None
-    costs: dict[str, float] = field(default_factory=dict)
+    terms: CampaignTerms = field(init=False)
 
     def __post_init__(self) -> None:
-        self.costs = costs_of(self.campaign)
+        self.terms = CampaignTerms.of(self.campaign.spec)
 
     @property
     def name(self) -> str:
@@ -62,32 +65,29 @@ class RunView:
         return self.campaign.spec.budget
 
     @property
-    def total(self) -> float:
-        """The bar's full length: the cost budget where the strategy has one, else the request budget."""
-        cost_budget = self.campaign.spec.strategy.settings.get("budget") if self.costs else None
-        return float(cost_budget) if cost_budget else float(self.budget)
+    def done(self) -> float:
+        """Spent on results so far, in the budget's unit."""
+        return self.progress.done if self.progress else 0.0
 
-    @property
-    def completed(self) -> float:
-        return self.spent if self.costs and self.campaign.spec.strategy.settings.get("budget") else float(self.done)
-
-    def update(self, record: dict, ended: str | None) -> None:
-        """Take the server's campaign record (its state is written by the daemon each turn)."""
+    def update(self, record: dict, requests: Sequence[RequestDetail], ended: str | None) -> None:
+        """Take the server's campaign record and the campaign's requests."""
         state = record.get("state") or {}
         self.status = record.get("status", self.status)
-        self.done = int(state.get("n_observations", 0))
-        self.in_flight = int(state.get("in_flight", 0))
-        self.failed = int(state.get("failed", 0))
-        self.best = (state.get("best") or {}).get("value")
-        self.spent = sum(fidelity_cost(self.campaign, h.get("fidelity")) for h in state.get("history", []))
+        self.progress = analytics.progress(self.terms, self.status, requests)
+        self.in_flight = sum(1 for r in requests if r.status in analytics.IN_FLIGHT)
+        self.failed = sum(1 for r in requests if r.status == RequestStatus.FAILED)
+        best = state.get("best")
+        self.best = best.get("value") if isinstance(best, dict) else None
         self.ended = ended
-        idle = self.status == "running" and self.done and not self.in_flight and not state.get("next")
-        self.idle_since = (self.idle_since or time.monotonic()) if idle else None
+
+    def count(self) -> str:
+        """Progress as text: ``3 / 6 experiments``, ``42 / 200 cost``."""
+        return self.progress.describe() if self.progress else "starting"
 
     def line(self) -> str:
         """The run in one line of plain text."""
         objective = self.campaign.spec.objectives[0].name
-        return (f"{self.name} ({self.campaign.spec.strategy.name}): {self.done}/{self.budget} results, "
+        return (f"{self.name} ({self.campaign.spec.strategy.name}): {self.count()}, "
                 f"{self.in_flight} in flight, best {objective} {fmt(self.best)}")
 
 
@@ -102,7 +102,7 @@ class StatusBoard:
         self.console = console
         self.started = time.monotonic()
         self._live: Live | None = None
-        self._printed: dict[str, int] = {}
+        self._printed: dict[str, float] = {}
 
     def note(self, text: str) -> None:
         """A line above the board."""
@@ -127,7 +127,7 @@ class StatusBoard:
             finally:
                 self._live = None
 
-    def show(self, views: Sequence[RunView], reserved: Sequence[dict], tenant_names: dict[str, str]) -> None:
+    def show(self, views: Sequence[RunView], reserved: Sequence[RequestDetail], tenant_names: dict[str, str]) -> None:
         """Redraw with the runs' latest state and the requests the instruments hold."""
         if self._live is not None:
             self._live.update(self._render(views, reserved, tenant_names))
@@ -141,7 +141,8 @@ class StatusBoard:
         seconds = int(time.monotonic() - self.started)
         return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
-    def _render(self, views: Sequence[RunView], reserved: Sequence[dict], tenant_names: dict[str, str]) -> Group:
+    def _render(self, views: Sequence[RunView], reserved: Sequence[RequestDetail],
+                tenant_names: dict[str, str]) -> Group:
         runs = Table(title=f"campaigns ({self._elapsed()})", title_justify="left", box=box.SIMPLE_HEAD,
                      padding=(0, 1))
         runs.add_column("campaign", no_wrap=True)
@@ -152,27 +153,25 @@ class StatusBoard:
         runs.add_column("best", justify="right", no_wrap=True)
         runs.add_column("status")
         for v in views:
-            total = v.total
-            count = f"{v.completed:g}/{total:g} cost" if v.costs and total != v.budget else f"{v.done}/{v.budget}"
+            total = (v.progress.total if v.progress else None) or 0.0
             objective = v.campaign.spec.objectives[0].name
             status = _short(v.ended) if v.ended else v.status
             if v.failed:
                 status += f", {v.failed} failed"
             runs.add_row(v.name, v.campaign.spec.strategy.name,
-                         ProgressBar(total=max(total, 1e-9), completed=min(v.completed, total), width=16),
-                         count, str(v.in_flight), f"{objective} {fmt(v.best)}" if v.best is not None else "",
+                         ProgressBar(total=max(total, 1e-9), completed=min(v.done, total), width=16),
+                         v.count(), str(v.in_flight), f"{objective} {fmt(v.best)}" if v.best is not None else "",
                          status)
         instruments = Table(title="instruments", title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
         instruments.add_column("tenant", no_wrap=True)
         instruments.add_column("working on")
         busy: dict[str, list[str]] = {name: [] for name in tenant_names.values()}
         for r in reserved:
-            tenant = tenant_names.get(r.get("owner_tenant_uuid") or "", None)
+            tenant = tenant_names.get(r.owner_tenant_uuid or "", None)
             if tenant is None:
                 continue
-            body = r["request"]
-            what = f"{body['quantity']}/{','.join(body['methods'])}"
-            origin = r.get("campaign") or ("sub-request" if r.get("parent_uuid") else "")
+            what = f"{r.request.quantity}/{','.join(r.request.methods)}"
+            origin = r.campaign or ("sub-request" if r.parent_uuid else "")
             busy[tenant].append(f"{what} ({origin})" if origin else what)
         for tenant, work in busy.items():
             instruments.add_row(tenant, Text("; ".join(work)) if work else Text("idle", style="dim"))

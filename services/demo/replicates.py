@@ -8,7 +8,7 @@ search the best single result, for the Bayesian strategy the measured point
 with the best posterior mean) is measured that many times more, as soon as
 that run has ended (:func:`post`; the instruments need not wait for the other
 run), and the runs are compared on the replicates' mean (:func:`gather`,
-:func:`analysis.score`), as a lab would confirm a winner before believing it.
+:func:`.analysis.score`), as a lab would confirm a winner before believing it.
 
 The replicates are ordinary requests, labelled with the run's name and
 :data:`REPLICATE_SUFFIX`, so that they neither count as the run's own
@@ -22,22 +22,20 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from labweave.schemas.api import RequestDetail
+from labweave.schemas.core import RequestStatus, ResultInfo
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import LabweaveError
 
-from . import analysis
-
-if TYPE_CHECKING:
-    from .lab import CampaignRun
+from .runs import CampaignRun
 
 log = logging.getLogger(__name__)
 
 #: Suffix of the campaign label on a run's replicate requests.
 REPLICATE_SUFFIX = "-replicates"
 #: Statuses a replicate request ends in.
-ENDED = ("resolved", "failed", "retracted")
+ENDED = (RequestStatus.RESOLVED, RequestStatus.FAILED, RequestStatus.RETRACTED)
 #: How often the replicates' progress is read.
 POLL_SECONDS = 2.0
 
@@ -45,7 +43,7 @@ POLL_SECONDS = 2.0
 def recommended_point(run: CampaignRun) -> dict | None:
     """The point the run's strategy recommends from its results, ``None`` if it has none."""
     strategy = run.campaign.make_strategy()
-    return strategy.recommend([(o.parameters, o.values) for o in analysis.observations(run)])
+    return strategy.recommend([(o.parameters, o.values) for o in run.observations() if o.complete])
 
 
 @dataclass
@@ -97,7 +95,7 @@ async def gather(requester: AsyncLabClient, posted: Mapping[str, Posted],
     waiting = {u for p in posted.values() for u in p.uuids}
     while waiting and time.monotonic() < deadline:
         for uuid in list(waiting):
-            if (await requester.request(uuid))["status"] in ENDED:
+            if RequestDetail.model_validate(await requester.request(uuid)).status in ENDED:
                 waiting.discard(uuid)
         if waiting:
             await asyncio.sleep(POLL_SECONDS)
@@ -114,12 +112,12 @@ async def gather(requester: AsyncLabClient, posted: Mapping[str, Posted],
                 continue
             run.replicated = asked.point
             for uuid in asked.uuids:
-                result = await requester.result_for_request(uuid)
-                if result is None:
+                found = await requester.result_for_request(uuid)
+                if found is None:
                     run.replicate_failures += 1
                     continue
                 try:
-                    run.replicates.append(run.campaign.read_values(result["result"]["data"]))
+                    run.replicates.append(run.campaign.read_values(ResultInfo.model_validate(found).result.data))
                 except ValueError as exc:
                     log.warning("replicate %s of %s not usable: %s", uuid, run.name, exc)
                     run.replicate_failures += 1

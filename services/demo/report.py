@@ -14,15 +14,14 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from labweave.optimizer import analytics
 from labweave.optimizer.campaign import Campaign
 
 from . import analysis, figures, symbolic
-
-if TYPE_CHECKING:
-    from .campaigns import DemoCampaign
-    from .lab import CampaignRun, DemoResult
+from .campaigns import DemoCampaign
+from .runs import CampaignRun, DemoResult
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ class CampaignReport:
     optimised: analysis.Score
     baseline: analysis.Score
     reference: dict[str, float] | None
-    calibration: dict[str, dict[str, float]]
+    calibration: dict[str, analytics.Calibration]
     formulas: list[str]
     strategy_formulas: list[str]
     figures: list[Path] = field(default_factory=list)
@@ -79,18 +78,20 @@ def analyse(demo: DemoCampaign, optimised: CampaignRun, baseline: CampaignRun, o
         The campaign's part of the report.
     """
     key, campaign = demo.recipe.key, optimised.campaign
-    a, b, reference = analysis.compare(optimised, baseline)
-    costs = analysis.costs_of(campaign) or None
-    preds = analysis.predictions(optimised)
-    calibration = {name: analysis.calibration(p) for name, p in preds.items()}
-    part = CampaignReport(key, demo.recipe.title, a, b, reference, calibration,
-                          _sisso(campaign, optimised, baseline), analysis.strategy_formulas(optimised))
+    compared = analysis.compare(optimised, baseline)
+    own, theirs = compared.terms
+    reference = compared.reference
+    preds = analytics.predictions(own, optimised.observations(own))
+    calibration = {name: c for name, p in preds.items() if (c := analytics.calibration(p)) is not None}
+    part = CampaignReport(key, demo.recipe.title, compared.optimised, compared.baseline, reference, calibration,
+                          _sisso(campaign, optimised, baseline),
+                          analytics.formula_lines(optimised.state.get("formulas")))
     part.figures.append(figures.progress_figure(
         out / f"{key}-progress.png", f"{campaign.spec.name}: {campaign.spec.strategy.name} against random search",
-        analysis.trace(optimised, reference, costs), analysis.trace(baseline, reference, costs)))
+        analysis.trace(optimised, own, reference), analysis.trace(baseline, theirs, reference)))
     if reference is not None:
         part.figures.append(figures.pareto_figure(out / f"{key}-pareto.png", campaign,
-                                                  analysis.observations(optimised), analysis.observations(baseline),
+                                                  optimised.observations(own), baseline.observations(theirs),
                                                   reference))
     if preds:
         part.figures.append(figures.predictions_figure(
@@ -101,7 +102,7 @@ def analyse(demo: DemoCampaign, optimised: CampaignRun, baseline: CampaignRun, o
 
 def _sisso(campaign: Campaign, optimised: CampaignRun, baseline: CampaignRun) -> list[str]:
     """SISSO formulas over both runs' results, one set per method where several methods measured."""
-    obs = analysis.observations(optimised) + analysis.observations(baseline)
+    obs = optimised.observations() + baseline.observations()
     methods = sorted({o.method for o in obs})
     lines = []
     for method in methods:
@@ -141,7 +142,8 @@ def _summary(result: DemoResult, parts: list[CampaignReport]) -> dict[str, Any]:
         "database_url": result.database_url,
         "left_out": result.left_out,
         "campaigns": {p.key: {"title": p.title, "optimised": asdict(p.optimised), "baseline": asdict(p.baseline),
-                              "winner": p.winner, "reference": p.reference, "calibration": p.calibration,
+                              "winner": p.winner, "reference": p.reference,
+                              "calibration": {name: asdict(c) for name, c in p.calibration.items()},
                               "formulas": p.formulas, "strategy_formulas": p.strategy_formulas,
                               "figures": [f.name for f in p.figures]}
                       for p in parts},
@@ -209,7 +211,7 @@ def _leaves(node: dict, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
-def _part(part: CampaignReport, demo: DemoCampaign) -> str:
+def _part(part: CampaignReport, demo: DemoCampaign, replicates: int) -> str:
     spec = demo.optimised.spec
     with_cost = part.optimised.cost is not None
     fixed = ", ".join(f"{k} = {v}" for k, v in demo.recipe.fixed.items())
@@ -223,30 +225,32 @@ def _part(part: CampaignReport, demo: DemoCampaign) -> str:
              "<table><tr><th>run</th><th>strategy</th><th>results</th><th>failed</th>"
              + ("<th>cost</th>" if with_cost else "") + "<th>outcome</th><th>best found at</th></tr>",
              _score_rows(part, with_cost), "</table>"]
-    costs = analysis.costs_of(demo.optimised)
-    if costs:
-        target = list(costs)[-1]
+    terms = analytics.CampaignTerms.of(spec)
+    ladder = terms.ladder
+    if ladder is not None:
+        costs = {f.method: f.cost for f in ladder.fidelities}
+        target = ladder.target.method
         pooled = demo.baseline.spec.strategy.settings.get("pool") is not None
         lines.append(f"<p>Costs per evaluation: {_e(', '.join(f'{m} {c:g}' for m, c in costs.items()))}; the "
-                     f"campaign may spend {analysis.fmt(spec.strategy.settings.get('budget'))}. The best value counts "
+                     f"campaign may spend {analysis.fmt(terms.cost_budget)}. The best value counts "
                      f"{_e(target)} results only. The baseline draws "
                      + ("candidates of the same pool at random, none twice, " if pooled
                         else "random points of the whole search space ")
                      + f"and evaluates each with {_e(target)}, {demo.baseline.spec.budget} times, for the same "
                      "cost.</p>")
-    if demo.recipe.replicates:
+    if replicates:
         counts = f"{part.optimised.replicates} and {part.baseline.replicates}"
         lines.append(f"<p>Single measurements on this instrument scatter (cells built from one electrolyte "
                      f"differ by a few cycles), so the best single result of a run is partly luck. Once each "
-                     f"run ended, the point its strategy recommends was measured {demo.recipe.replicates} times "
+                     f"run ended, the point its strategy recommends was measured {replicates} times "
                      f"more ({counts} usable): for random search its best single result, for the Bayesian "
                      f"strategy the measured point with the best posterior mean, which pools neighbouring "
                      f"measurements. The runs are compared on those replicates' mean.</p>"
                      + "".join(f"<p>{_e(run.name)} recommended {_e(analysis.fmt_point(run.replicated_parameters))}.</p>"
                                for run in (part.optimised, part.baseline) if run.replicated_parameters))
     for objective, c in part.calibration.items():
-        lines.append(f"<p>The model's predictions of {_e(objective)} for {int(c['n'])} experiments: RMSE "
-                     f"{analysis.fmt(c['rmse'])}, {100 * c['within_2_sigma']:.0f}% of the measurements within two "
+        lines.append(f"<p>The model's predictions of {_e(objective)} for {c.n} experiments: RMSE "
+                     f"{analysis.fmt(c.rmse)}, {100 * c.within_2_sigma:.0f}% of the measurements within two "
                      "standard deviations (about 95% for calibrated uncertainties).</p>")
     if part.formulas:
         lines.append("<p>Formulas found by symbolic regression (SISSO) over the results of both runs, "
@@ -276,7 +280,7 @@ def _html(result: DemoResult, parts: list[CampaignReport]) -> str:
         left_out,
         "<table><tr><th>campaign</th><th>strategy</th><th>random baseline</th><th>better</th></tr>"
         + overview + "</table>",
-        *(_part(p, demos[p.key]) for p in parts),
+        *(_part(p, demos[p.key], result.options.replicates_of(demos[p.key].recipe)) for p in parts),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>labweave demo report</title>"
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labweave.optimizer.analytics import Observation
 from labweave.optimizer.sisso.model import SissoRegressor, SissoSettings
 from labweave.optimizer.sisso.units import parse_unit
 from labweave.schemas.campaign import CategoricalParameter, Objective, SearchSpaceSpec
-
-from .analysis import Observation
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +90,11 @@ def fit_formulas(space: SearchSpaceSpec, objectives: Sequence[Objective], observ
         except ValueError as exc:  # e.g. too few distinct values for a feature space
             log.warning("no SISSO formula for %s: %s", objective.name, exc)
             continue
-        model = fitted.models_[fitted.dimension_ - 1]
+        model = fitted.best_model_
+        chosen = model.dimension - 1
         cv = None
-        if fitted.cv_rmse_ is not None and math.isfinite(fitted.cv_rmse_[fitted.dimension_ - 1]):
-            cv = float(fitted.cv_rmse_[fitted.dimension_ - 1])
+        if fitted.cv_rmse_ is not None and math.isfinite(fitted.cv_rmse_[chosen]):
+            cv = float(fitted.cv_rmse_[chosen])
         formulas.append(Formula(objective.name, model.formula(digits=4), float(model.rmse), cv, len(rows)))
     return formulas
 

@@ -29,18 +29,10 @@ CAMPAIGN_SPEC = {
     "requires_approval": True,
 }
 
+#: What the optimizer daemon publishes that only the model knows (the page computes the rest from the results).
 CAMPAIGN_STATE = {
     "summary": "GP fitted on 4 results; qLogNEI proposes 2 formulations",
     "model_version": "gp-7",
-    "n_observations": 4,
-    "best": {"value": 3.1, "parameters": {"volume": 3.1, "ec_fraction": 0.3}},
-    "history": [{"n": 1, "value": 2.0, "best": 2.0}, {"n": 2, "value": 2.6, "best": 2.6},
-                {"n": 3, "value": 2.2, "best": 2.6}, {"n": 4, "value": 3.1, "best": 3.1}],
-    "predictions": [{"request_uuid": "r1", "mean": 2.1, "std": 0.2, "measured": 2.0},
-                    {"request_uuid": "r2", "mean": 2.4, "std": 0.3, "measured": 2.6},
-                    {"request_uuid": "r3", "mean": 2.5, "std": 0.25, "measured": 2.2},
-                    {"request_uuid": "r4", "mean": 2.9, "std": 0.4, "measured": 3.1},
-                    {"request_uuid": "r5", "mean": 3.3, "std": 0.5, "measured": None}],
     "next": [{"parameters": {"volume": 3.4, "ec_fraction": 0.25}, "acquisition_value": 0.82,
               "predicted_mean": {"volume": 3.3}, "predicted_std": {"volume": 0.5}, "model_version": "gp-7",
               "strategy": "bayesian", "reason": "highest expected improvement", "fidelity": None},

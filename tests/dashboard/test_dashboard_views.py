@@ -1,4 +1,5 @@
-"""What the dashboard computes for its pages: best so far, Pareto fronts, filters, readable limits."""
+"""What the dashboard computes for its pages: filters, readable limits (a campaign's analytics are
+labweave.optimizer.analytics', tested with it)."""
 
 from __future__ import annotations
 
@@ -7,65 +8,9 @@ import json
 import pytest
 from starlette.datastructures import QueryParams
 
-from labweave.services.server.dashboard import campaign_view, text, views
+from labweave.services.server.dashboard import text, views
 from labweave.services.server.errors import Invalid
 from tests.conftest import shared_path
-
-
-def test_best_so_far_follows_the_direction():
-    values = [2.0, 2.6, 2.2, 3.1, 1.0]
-    assert campaign_view.best_so_far(values, "maximize") == [2.0, 2.6, 2.6, 3.1, 3.1]
-    assert campaign_view.best_so_far(values, "minimize") == [2.0, 2.0, 2.0, 2.0, 1.0]
-    with pytest.raises(ValueError, match="direction"):
-        campaign_view.best_so_far(values, "up")
-
-
-def test_pareto_mask_keeps_the_non_dominated_points():
-    # capacity (maximize) and cost (minimize)
-    points = [(1.0, 1.0), (2.0, 2.0), (2.0, 3.0), (0.5, 1.0), (3.0, 2.5), (3.0, 2.5)]
-    assert campaign_view.pareto_mask(points, ["maximize", "minimize"]) == [True, True, False, False, True, True]
-    assert campaign_view.pareto_mask(points, ["maximize", "maximize"]) == [False, False, True, False, True, True]
-    with pytest.raises(ValueError, match=r"points\[1\]"):
-        campaign_view.pareto_mask([(1.0, 2.0), (1.0,)], ["maximize", "maximize"])
-    with pytest.raises(ValueError, match=r"directions\[1\]"):
-        campaign_view.pareto_mask(points, ["maximize", "best"])
-
-
-def test_prediction_check_reports_rmse_and_two_sigma_coverage():
-    from labweave.services.server.dashboard.charts import ErrorPoint
-
-    check = campaign_view.prediction_check([ErrorPoint(1.0, 1.3, 0.2), ErrorPoint(2.0, 2.0, 0.1),
-                                            ErrorPoint(3.0, 3.4, 0.1)])
-    assert check.n == 3
-    assert check.rmse == pytest.approx(((0.09 + 0.0 + 0.16) / 3) ** 0.5)
-    assert check.coverage == pytest.approx(2 / 3)  # 0.3 ≤ 0.4 and 0 ≤ 0.2 are inside; 0.4 > 0.2 is not
-    assert campaign_view.prediction_check([]) is None
-
-
-def test_history_falls_back_to_results_and_skips_malformed_state():
-    objectives = campaign_view.objectives_of({"objectives": [{"name": "eol", "path": "x", "direction": "minimize"},
-                                                             "nonsense"]})
-    assert objectives == [campaign_view.Objective("eol", "x", "minimize")]
-    obs = [campaign_view.Observation(1, "a", {"eol": 5.0}), campaign_view.Observation(2, "b", {}),
-           campaign_view.Observation(3, "c", {"eol": 3.0})]
-    values, bests = campaign_view.history_points({}, obs, objectives)
-    assert values == [(1.0, 5.0), (3.0, 3.0)] and bests == [(1.0, 5.0), (3.0, 3.0)]
-    state = {"history": [{"n": 1, "value": 2.0}, "junk", {"n": 2, "value": "NaN"}, {"n": 3, "value": 1.0}]}
-    values, bests = campaign_view.history_points(state, obs, objectives)
-    assert values == [(1.0, 2.0), (3.0, 1.0)] and bests == [(1.0, 2.0), (3.0, 1.0)]
-
-
-def test_pareto_points_prefer_the_daemons_and_fall_back_to_results():
-    a = campaign_view.Objective("capacity", "c", "maximize")
-    b = campaign_view.Objective("cost", "k", "minimize")
-    obs = [campaign_view.Observation(1, "r1", {"capacity": 1.0, "cost": 2.0}),
-           campaign_view.Observation(2, "r2", {"capacity": 3.0})]
-    points, labels = campaign_view.pareto_points({}, obs, a, b)
-    assert points == [(1.0, 2.0)] and labels == ["experiment 1 (request r1)"]
-    state = {"points": [{"capacity": 2.0, "cost": 1.0}, "junk", {"capacity": 4.0, "cost": None},
-                        {"capacity": 5.0, "cost": 3.0}]}
-    points, labels = campaign_view.pareto_points(state, obs, a, b)
-    assert points == [(2.0, 1.0), (5.0, 3.0)] and labels == ["experiment 1", "experiment 4"]
 
 
 def test_queue_filter_reads_the_query_string_and_names_a_bad_status():

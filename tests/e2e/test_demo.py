@@ -9,10 +9,10 @@ import re
 import sqlite3
 import subprocess
 import sys
-from types import SimpleNamespace
-
+from pathlib import Path
 import pytest
 
+from labweave.optimizer import analytics
 from labweave.optimizer.campaign import Campaign
 from labweave.schemas.campaign import CampaignSpec
 from labweave.services.demo import analysis
@@ -23,7 +23,11 @@ from labweave.services.demo.campaigns import (
     CampaignUnavailable,
     demo_campaign,
 )
+from labweave.services.demo.runs import CampaignRun
 from labweave.services.demo.tenants import DEMO_TENANTS, unavailable
+from tests.campaign_records import request, run
+
+DEMO_PACKAGE = Path(__file__).resolve().parents[2] / "services" / "demo"
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -38,8 +42,11 @@ def two_objective_campaign() -> Campaign:
     }))
 
 
-def obs(n, roughness, oscillations, feasible=True):
-    return analysis.Observation(n, {"roughness": roughness, "oscillations": oscillations}, {}, "pld_growth", feasible)
+def campaign_run(campaign: Campaign, measured: list[tuple[str, dict, dict]], **extra) -> CampaignRun:
+    """A finished run of ``campaign``: one resolved request per ``(method, result data, provenance)``."""
+    requests, results = run(measured)
+    return CampaignRun(campaign, "optimised", {"status": "finished", "state": {}}, requests, results, "done",
+                       **extra)
 
 
 # ---------------------------------------------------------------- demo-sized campaigns
@@ -95,41 +102,24 @@ def test_demo_campaign_refuses_what_cannot_run():
 
 
 # ---------------------------------------------------------------- the report's arithmetic
-def test_pareto_front_and_hypervolume_of_two_objectives():
-    campaign = two_objective_campaign()
-    points = [obs(1, 0.5, 2), obs(2, 0.2, 1), obs(3, 0.6, 1), obs(4, 0.1, 5, feasible=False), obs(5, 0.2, 1)]
-    front = analysis.pareto_front(points, campaign)
-    assert [(o.values["roughness"], o.values["oscillations"]) for o in front] == [(0.2, 1), (0.5, 2)]
-    reference = analysis.reference_point(campaign, points)
-    assert reference == {"roughness": 1.0, "oscillations": 0.0}
-    # dominated area: (1 - 0.2) * 1 + (1 - 0.5) * (2 - 1)
-    assert analysis.hypervolume(points, campaign, reference) == pytest.approx(0.8 + 0.5)
-    assert analysis.hypervolume([obs(1, 1.5, 3)], campaign, reference) == 0.0  # outside the reference box
-
-
-def test_traces_and_scores_read_runs_in_the_daemons_order():
+def test_traces_and_scores_read_runs_through_the_analytics():
     campaign = two_objective_campaign()
     values = [(0.5, 2), (0.2, 1), (0.9, 0)]
-    run = SimpleNamespace(
-        campaign=campaign, name="film",
-        state={"history": [{"request_uuid": f"r{i}"} for i in range(3)]},
-        requests=[{"uuid": f"r{i}", "status": "resolved", "provenance": {"parameters": {"x": i / 3}}} for i in range(3)]
-        + [{"uuid": "bad", "status": "failed", "provenance": {}}],
-        results=[{"result": {"request_uuid": f"r{i}", "method": ["pld_growth"], "data": {"r": r, "o": o}}}
-                 for i, (r, o) in enumerate(values)],
-    )
-    trace = analysis.trace(run)
-    assert trace.x == [1, 2, 3] and trace.y == pytest.approx([1.0, 1.3, 1.3])
-    score = analysis.score(run)
+    film = campaign_run(campaign, [("pld_growth", {"r": r, "o": o}, {"parameters": {"x": i / 3}})
+                                   for i, (r, o) in enumerate(values)])
+    film.requests.append(request("bad", status="failed", second=9))
+    trace = analysis.trace(film)
+    assert trace.label == "bayesian" and trace.curve.x == [1, 2, 3]
+    assert trace.curve.y == pytest.approx([1.0, 1.3, 1.3])  # (1 - 0.5) * 2, then (0.5 - 0.2) * 1 more
+    score = analysis.score(film)
     assert score.experiments == 3 and score.failed == 1 and score.front == 2
     assert score.hypervolume == pytest.approx(1.3) and score.best == 0.2 and score.best_parameters == {"x": 1 / 3}
-    run.requests[2]["provenance"] |= {"predicted_mean": {"roughness": 0.75}, "predicted_std": {"roughness": 0.1}}
-    (prediction,) = analysis.predictions(run)["roughness"]  # oscillations were not predicted
-    assert prediction.measured == 0.9 and prediction.z == pytest.approx(1.5)
-    assert analysis.calibration([prediction])["within_2_sigma"] == 1.0
+    compared = analysis.compare(film, film)
+    assert compared.reference == {"roughness": 1.0, "oscillations": 0.0}
+    assert compared.optimised.hypervolume == compared.baseline.hypervolume == pytest.approx(1.3)
 
 
-def single_objective_run(name: str, lives: list[float], replicates: list[float]):
+def single_objective_run(name: str, lives: list[float], replicates: list[float]) -> CampaignRun:
     campaign = Campaign(CampaignSpec.model_validate({
         "name": name, "budget": 10, "initial_design": 1,
         "request": {"quantity": "degradationEOL", "methods": ["degradation_workflow"],
@@ -138,13 +128,9 @@ def single_objective_run(name: str, lives: list[float], replicates: list[float])
         "objectives": [{"name": "cycle_life", "path": "life", "direction": "maximize"}],
         "strategy": {"name": "random"},
     }))
-    return SimpleNamespace(
-        campaign=campaign, name=name, state={"history": [{"request_uuid": f"r{i}"} for i in range(len(lives))]},
-        requests=[{"uuid": f"r{i}", "status": "resolved", "provenance": {"parameters": {"x": i / 10}}}
-                  for i in range(len(lives))],
-        results=[{"result": {"request_uuid": f"r{i}", "method": ["degradation_workflow"], "data": {"life": v}}}
-                 for i, v in enumerate(lives)],
-        replicated={"x": 0.2}, replicates=[{"cycle_life": v} for v in replicates])
+    return campaign_run(campaign, [("degradation_workflow", {"life": v}, {"parameters": {"x": i / 10}})
+                                   for i, v in enumerate(lives)],
+                        replicated={"x": 0.2}, replicates=[{"cycle_life": v} for v in replicates])
 
 
 def test_replicates_of_the_recommended_point_decide_between_noisy_runs():
@@ -265,20 +251,25 @@ def test_status_board_draws_runs_and_instruments():
 
     console = Console(record=True, width=120, force_terminal=True)
     view = RunView("pld", "optimised", demo_campaign("pld", budget=6).optimised)
-    view.update({"status": "running", "state": {"n_observations": 2, "in_flight": 1, "failed": 0,
-                                                "best": {"value": 0.125}, "next": [{}]}}, None)
-    reserved = [{"owner_tenant_uuid": "t1", "campaign": view.name, "parent_uuid": None,
-                 "request": {"quantity": "thin_film", "methods": ["pld_growth"]}}]
+    requests = [request("a", second=0), request("b", second=1), request("c", status="reserved", second=2)]
+    view.update({"status": "running", "state": {"best": {"value": 0.125}}}, requests, None)
+    reserved = [request("c", status="reserved", method="pld_growth", campaign=view.name).model_copy(
+        update={"owner_tenant_uuid": "t1"})]
     console.print(StatusBoard(console)._render([view], reserved, {"t1": "pld-chamber", "t2": "emt-code"}))
     text = console.export_text()
-    assert "pld-srtio3-smooth" in text and "2/6" in text and "roughness 0.125" in text
-    assert re.search(r"pld-chamber\s+thin_film/pld_growth \(pld-srtio3-smooth\)", text)
+    assert "pld-srtio3-smooth" in text and "2 / 6 experiments" in text and "roughness 0.125" in text
+    assert re.search(r"pld-chamber\s+q/pld_growth \(pld-srtio3-smooth\)", text)
     assert re.search(r"emt-code\s+idle", text)
-    assert view.idle_since is None  # something is in flight
-    view.update({"status": "running", "state": {"n_observations": 3, "in_flight": 0, "next": []}}, None)
-    assert view.idle_since is not None  # running, nothing in flight, nothing proposed: the strategy is done
-    view.update({"status": "finished", "state": {"n_observations": 6, "in_flight": 0, "next": []}}, None)
-    assert view.idle_since is None
+    assert view.in_flight == 1 and view.line().startswith("pld-srtio3-smooth (bayesian): 2 / 6 experiments")
+
+
+def test_status_board_counts_a_cost_budget_in_cost():
+    from labweave.services.demo.progress import RunView
+
+    view = RunView("materials", "optimised", demo_campaign("materials").optimised)
+    requests = [request("a", method="chgnet"), request("b", method="emt"), request("c", method="emt", status="failed")]
+    view.update({"status": "finished", "state": {}}, requests, None)
+    assert view.count() == "21 / 200 cost" and view.failed == 1 and view.progress.finished
 
 
 def test_multi_fidelity_runs_are_scored_at_the_target_fidelity_against_cost(tmp_path):
@@ -290,28 +281,27 @@ def test_multi_fidelity_runs_are_scored_at_the_target_fidelity_against_cost(tmp_
                     "parameters": {"chgnet": {"x": "{x}"}, "emt": {"x": "{x}"}}},
         "space": {"parameters": [{"name": "x", "lower": 0.0, "upper": 1.0}]},
         "objectives": [{"name": "formation_energy", "path": "e", "direction": "minimize"}],
-        "strategy": {"name": "random", "settings": {"fidelities": [{"method": "chgnet", "cost": 1.0},
+        "strategy": {"name": "random", "settings": {"budget": 100.0,
+                                                    "fidelities": [{"method": "chgnet", "cost": 1.0},
                                                                    {"method": "emt", "cost": 20.0}]}},
     }))
     measured = [("chgnet", -0.30), ("chgnet", -0.10), ("emt", -0.05), ("chgnet", -0.40), ("emt", -0.12)]
-    run = SimpleNamespace(
-        campaign=campaign, name="alloys", state={"history": [{"request_uuid": f"r{i}"} for i in range(5)]},
-        requests=[{"uuid": f"r{i}", "status": "resolved",
-                   "provenance": {"parameters": {"x": i / 5}, "predicted_mean": {"formation_energy": e + 0.01},
-                                  "predicted_std": {"formation_energy": 0.02}}} for i, (_, e) in enumerate(measured)],
-        results=[{"result": {"request_uuid": f"r{i}", "method": [m], "data": {"e": e}}}
-                 for i, (m, e) in enumerate(measured)],
-    )
-    assert analysis.kind_of(campaign) == analysis.FIDELITY
-    assert analysis.fidelity_cost(campaign, "emt") == 20.0 and analysis.fidelity_cost(campaign, 0.05) == 1.0
-    assert analysis.fidelity_cost(campaign, 1.0) == 20.0 and analysis.fidelity_cost(campaign, None) == 0.0
-    costs = analysis.costs_of(campaign)
-    trace = analysis.trace(run, costs=costs)
-    assert trace.x == [1.0, 2.0, 22.0, 23.0, 43.0] and trace.x_label == "cost spent"
-    assert trace.y == [None, None, -0.05, -0.05, -0.12]  # the screens do not count as found
-    score = analysis.score(run, costs=costs)
+    alloys = campaign_run(campaign, [(m, {"e": e}, {"parameters": {"x": i / 5},
+                                                     "predicted_mean": {"formation_energy": e + 0.01},
+                                                     "predicted_std": {"formation_energy": 0.02}})
+                                      for i, (m, e) in enumerate(measured)])
+    trace = analysis.trace(alloys)
+    assert trace.curve.x == [1.0, 2.0, 22.0, 23.0, 43.0] and trace.curve.x_label == "cost spent"
+    assert trace.curve.y == [None, None, -0.05, -0.05, -0.12]  # the screens do not count as found
+    score = analysis.score(alloys)
     assert score.best == -0.12 and score.cost == 43.0 and "at emt" in score.headline
-    methods = {p.method for p in analysis.predictions(run)["formation_energy"]}
+    # the baseline evaluates at the target fidelity only: it is charged and judged on the campaign's ladder
+    baseline = campaign_run(Campaign(campaign.spec.model_copy(update={"strategy": campaign.spec.strategy.model_copy(
+        update={"settings": {}})})), [("emt", {"e": -0.2}, {}), ("emt", {"e": -0.1}, {})])
+    compared = analysis.compare(alloys, baseline)
+    assert compared.baseline.cost == 40.0 and compared.baseline.best == -0.2 and "at emt" in compared.baseline.headline
+    assert analysis.trace(baseline, compared.terms[1]).curve.x == [20.0, 40.0]
+    methods = {p.method for p in analytics.predictions(alloys.terms, alloys.observations())["formation_energy"]}
     assert methods == {"chgnet", "emt"}
     path = figures.progress_figure(tmp_path / "p.png", "alloys", trace, trace)
     assert path.read_bytes().startswith(PNG)
@@ -328,9 +318,39 @@ def test_sisso_finds_the_law_behind_a_campaigns_results():
         "objectives": [{"name": "rate", "path": "r"}],
     })
     grid = [(1.0 + 0.25 * i, 1.0 + 0.1 * ((3 * i) % 11)) for i in range(12)]
-    observations = [analysis.Observation(i + 1, {"rate": 2.0 + 3.0 * a / b}, {"a": a, "b": b}, "m", True)
+    observations = [analytics.Observation(i + 1, {"rate": 2.0 + 3.0 * a / b}, {"a": a, "b": b}, "m", True)
                     for i, (a, b) in enumerate(grid)]
     (formula,) = fit_formulas(spec.space, spec.objectives, observations)
     assert formula.objective == "rate" and formula.results == 12
     assert formula.rmse < 1e-6 and "(a / b)" in formula.text
     assert fit_formulas(spec.space, spec.objectives, observations[:5]) == []  # too few results
+
+
+# ---------------------------------------------------------------- the package's shape
+def test_the_demo_package_imports_one_way():
+    """No import circle inside services/demo (TYPE_CHECKING imports included), and nothing imports lab."""
+    import ast
+
+    graph = {}
+    for path in DEMO_PACKAGE.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("labweave.services.demo."):
+                found.add(node.module.rsplit(".", 1)[1])
+        graph[path.stem] = {m.split(".")[0] for m in found} - {path.stem}
+    assert {"lab", "analysis", "replicates", "progress", "runs"} <= set(graph)
+    assert not [m for m, deps in graph.items() if "lab" in deps]
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d))) for d in graph.get(start, ()))
+
+    assert [m for m in graph if reaches(m, m)] == []
+
+
+def test_importing_the_figures_leaves_matplotlibs_backend_alone():
+    code = ("import matplotlib; matplotlib.use('svg'); import labweave.services.demo.figures, sys; "
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["svg", "False"]

@@ -184,15 +184,22 @@ def test_only_target_fidelity_results_count_for_stopping_and_the_best() -> None:
 
 
 def test_the_daemons_summary_reports_the_best_target_fidelity_result() -> None:
+    from labweave.optimizer import analytics
     from labweave.services.optimizer_daemon import Turn, summarise
+    from tests.campaign_records import run
 
     campaign = Campaign(load_campaign(EXAMPLES / "materials.toml"))
-    turn = Turn(requests=[], results={})
-    for i, (method, energy) in enumerate([("chgnet", -0.20), ("emt", -0.03), ("chgnet", -0.25), ("emt", -0.05)]):
-        turn.observations.append(({"method": method, "Cu": 0.5, "Ni": 0.5}, {"formation_energy": energy}))
-        turn.observed.append({"uuid": f"r{i}", "status": "resolved", "provenance": {"fidelity": method}})
-    state = summarise(campaign, turn, [])
+    terms = analytics.CampaignTerms.of(campaign.spec)
+    measured = [("chgnet", -0.20), ("emt", -0.03), ("chgnet", -0.25), ("emt", -0.05)]
+    requests, results = run([(m, {"formation_energy_per_atom": e},
+                              {"fidelity": m, "parameters": {"method": m, "x_Cu": 0.5, "x_Ni": 0.5}})
+                             for m, e in measured])
+    turn = Turn(requests, analytics.observations(terms, requests, results),
+                analytics.progress(terms, "running", requests))
+    state = summarise(campaign, terms, turn, [])
     assert state["best"]["value"] == -0.05 and state["best"]["parameters"]["method"] == "emt"
     assert [h["best"] for h in state["history"]] == [None, -0.03, -0.03, -0.05]
     assert [h["counts"] for h in state["history"]] == [False, True, False, True]
-    assert state["summary"].endswith("best formation_energy at emt -0.05")
+    assert state["progress"] | {"status": None} == {"status": None, "unit": "cost", "done": 42.0,
+                                                     "in_flight": 0.0, "total": 300.0, "requests": 4}
+    assert state["summary"] == "42 / 300 cost, best formation_energy at emt -0.05"

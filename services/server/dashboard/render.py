@@ -50,7 +50,7 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(number=text.number, short=text.short, ago=text.ago, iso=text.iso, svg=_svg,
-                       duration=text.duration)
+                       duration=text.duration, arrow=text.arrow)
     env.globals.update(prediction=text.prediction)
     env.globals.update(query=_query, prefix=session.PREFIX, nav=NAV)
     return env

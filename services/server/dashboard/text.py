@@ -35,6 +35,11 @@ def as_float(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def arrow(direction: str) -> str:
+    """``↑`` for an objective to maximise, ``↓`` for one to minimise."""
+    return "↑" if direction == "maximize" else "↓"
+
+
 def prediction(mean: Any, std: Any = None) -> str:
     """A model's prediction as ``mean ± std``; per objective when given as ``{objective: value}`` dicts.
 
