@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from .db.engine import Database
 from .db.tables import LoginFailure
@@ -90,16 +90,17 @@ class LoginThrottle:
             free_at = 0.0
             for key, limit in limits.items():
                 # the limit-th newest failure in the window: while it is in there, the key is over its limit
-                nth = s.execute(select(LoginFailure.time).where(LoginFailure.key == key, LoginFailure.time > cutoff)
-                                .order_by(LoginFailure.time.desc()).offset(limit - 1).limit(1)).scalar()
+                nth = s.execute(select(col(LoginFailure.time))
+                                .where(col(LoginFailure.key) == key, col(LoginFailure.time) > cutoff)
+                                .order_by(col(LoginFailure.time).desc()).offset(limit - 1).limit(1)).scalar()
                 if nth is not None:
                     free_at = max(free_at, nth + self.window)
             if free_at:
                 s.rollback()
                 wait = max(1, math.ceil(free_at - now))
                 raise TooManyAttempts(f"too many failed logins; try again in {wait} s", wait)
-            s.execute(delete(LoginFailure).where(LoginFailure.time <= cutoff))
-            ids = tuple(s.execute(insert(LoginFailure).returning(LoginFailure.id),
+            s.execute(delete(LoginFailure).where(col(LoginFailure.time) <= cutoff))
+            ids = tuple(s.execute(insert(LoginFailure).returning(col(LoginFailure.id)),
                                   [{"key": key, "time": now} for key in limits]).scalars())
             s.commit()
         return Attempt(next(iter(limits)), ids)
@@ -108,5 +109,5 @@ class LoginThrottle:
         """The attempt's password was right: it is no failure, and its user name starts afresh."""
         with Session(self.db.write) as s:
             s.execute(delete(LoginFailure).where(
-                (LoginFailure.id.in_(attempt.row_ids)) | (LoginFailure.key == attempt.user_key)))
+                col(LoginFailure.id).in_(attempt.row_ids) | (col(LoginFailure.key) == attempt.user_key)))
             s.commit()

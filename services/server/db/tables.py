@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 
 class User(SQLModel, table=True):
@@ -95,7 +95,7 @@ class Request(SQLModel, table=True):
 
 
 # The queue order: claims walk this index by status and quantity, highest priority first, then oldest.
-Index("ix_request_queue", Request.status, Request.quantity, Request.priority.desc(), Request.id)
+Index("ix_request_queue", col(Request.status), col(Request.quantity), col(Request.priority).desc(), col(Request.id))
 
 
 class RequestMethod(SQLModel, table=True):

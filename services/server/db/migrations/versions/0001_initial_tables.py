@@ -6,7 +6,7 @@ Create Date: 2026-11-25 05:08:18.455333
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+from sqlmodel.sql.sqltypes import AutoString
 
 
 revision = '0001'
@@ -19,8 +19,8 @@ def upgrade() -> None:
     
     op.create_table('capability',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('quantity', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('quantity', AutoString(length=200), nullable=False),
+    sa.Column('method', AutoString(length=200), nullable=False),
     sa.Column('input_schema', sa.JSON(), nullable=False),
     sa.Column('output_schema', sa.JSON(), nullable=False),
     sa.Column('is_active', sa.Boolean(), nullable=False),
@@ -33,12 +33,12 @@ def upgrade() -> None:
     op.create_table('event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('time', sa.Float(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('from_status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
-    sa.Column('to_status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
-    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('message', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('kind', AutoString(length=40), nullable=False),
+    sa.Column('subject', AutoString(length=200), nullable=False),
+    sa.Column('from_status', AutoString(length=20), nullable=True),
+    sa.Column('to_status', AutoString(length=20), nullable=True),
+    sa.Column('actor', AutoString(length=100), nullable=False),
+    sa.Column('message', AutoString(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -48,26 +48,26 @@ def upgrade() -> None:
 
     op.create_table('request',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('uuid', AutoString(length=64), nullable=False),
     sa.Column('ctime', sa.Float(), nullable=False),
     sa.Column('updated', sa.Float(), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('quantity', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('status', AutoString(length=20), nullable=False),
+    sa.Column('quantity', AutoString(length=200), nullable=False),
     sa.Column('methods', sa.JSON(), nullable=False),
     sa.Column('parameters', sa.JSON(), nullable=False),
-    sa.Column('tenant_uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('tenant_uuid', AutoString(length=64), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
-    sa.Column('owner_tenant_uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('last_owner_uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('owner_tenant_uuid', AutoString(length=64), nullable=True),
+    sa.Column('last_owner_uuid', AutoString(length=64), nullable=True),
     sa.Column('lease_expires', sa.Float(), nullable=True),
     sa.Column('lease_seconds', sa.Float(), nullable=True),
     sa.Column('lease_expiries', sa.Integer(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('failure_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('parent_uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('campaign', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('failure_reason', AutoString(), nullable=True),
+    sa.Column('parent_uuid', AutoString(length=64), nullable=True),
+    sa.Column('campaign', AutoString(length=200), nullable=True),
     sa.Column('provenance', sa.JSON(), nullable=False),
-    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('created_by', AutoString(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('request', schema=None) as batch_op:
@@ -81,17 +81,17 @@ def upgrade() -> None:
 
     op.create_table('result',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('uuid', AutoString(length=64), nullable=False),
     sa.Column('ctime', sa.Float(), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('request_uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('quantity', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('status', AutoString(length=20), nullable=False),
+    sa.Column('request_uuid', AutoString(length=64), nullable=True),
+    sa.Column('quantity', AutoString(length=200), nullable=False),
+    sa.Column('method', AutoString(length=200), nullable=False),
     sa.Column('parameters', sa.JSON(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('tenant_uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-    sa.Column('posted_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('tenant_uuid', AutoString(length=64), nullable=False),
+    sa.Column('idempotency_key', AutoString(length=200), nullable=True),
+    sa.Column('posted_by', AutoString(length=100), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('idempotency_key')
     )
@@ -102,14 +102,14 @@ def upgrade() -> None:
         batch_op.create_index('ux_result_one_original', ['request_uuid'], unique=True, sqlite_where=sa.text("status = 'original' AND request_uuid IS NOT NULL"), postgresql_where=sa.text("status = 'original' AND request_uuid IS NOT NULL"))
 
     op.create_table('server_secret',
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('value', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('name', AutoString(length=100), nullable=False),
+    sa.Column('value', AutoString(), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('tenant',
-    sa.Column('uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('contact_person', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('uuid', AutoString(length=64), nullable=False),
+    sa.Column('name', AutoString(length=200), nullable=False),
+    sa.Column('contact_person', AutoString(), nullable=False),
     sa.Column('limitations', sa.JSON(), nullable=False),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('stop_requested', sa.Boolean(), nullable=False),
@@ -119,10 +119,10 @@ def upgrade() -> None:
     )
     op.create_table('user',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('username', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
-    sa.Column('tenant_uuid', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('username', AutoString(length=100), nullable=False),
+    sa.Column('password_hash', AutoString(), nullable=False),
+    sa.Column('role', AutoString(length=20), nullable=False),
+    sa.Column('tenant_uuid', AutoString(length=64), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('created', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -132,8 +132,8 @@ def upgrade() -> None:
 
     op.create_table('request_method',
     sa.Column('request_id', sa.Integer(), nullable=False),
-    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('quantity', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('method', AutoString(length=200), nullable=False),
+    sa.Column('quantity', AutoString(length=200), nullable=False),
     sa.ForeignKeyConstraint(['request_id'], ['request.id'], ),
     sa.PrimaryKeyConstraint('request_id', 'method')
     )

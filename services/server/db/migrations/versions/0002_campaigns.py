@@ -6,7 +6,7 @@ Create Date: 2026-11-25 05:24:30.855640
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+from sqlmodel.sql.sqltypes import AutoString
 
 
 revision = '0002'
@@ -18,11 +18,11 @@ depends_on = None
 def upgrade() -> None:
     
     op.create_table('campaign',
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('name', AutoString(length=200), nullable=False),
     sa.Column('spec', sa.JSON(), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('status', AutoString(length=20), nullable=False),
     sa.Column('state', sa.JSON(), nullable=False),
-    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('created_by', AutoString(length=100), nullable=False),
     sa.Column('created', sa.Float(), nullable=False),
     sa.Column('updated', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('name')

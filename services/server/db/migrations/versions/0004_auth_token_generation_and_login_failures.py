@@ -6,7 +6,7 @@ Create Date: 2026-12-03 23:41:37.728422
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+from sqlmodel.sql.sqltypes import AutoString
 
 
 revision = '0004'
@@ -18,7 +18,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('login_failure',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('key', AutoString(length=200), nullable=False),
     sa.Column('time', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
