@@ -155,7 +155,7 @@ class Authenticator:
             why = "unknown user" if user is None else "disabled user" if not user.is_active else "wrong password"
             log.info("login refused for %r from %s: %s", username, address or "an unknown address", why)
             raise Unauthorized("Incorrect username or password")
-        if attempt is not None:
+        if attempt is not None and self.throttle is not None:
             self.throttle.succeeded(attempt)
         issued = int(time.time())
         claims = {"sub": user.username, "role": user.role, "gen": user.token_generation, "iat": issued,

@@ -10,6 +10,10 @@ from typing import Any
 _TYPES = {"number": "float", "integer": "int", "string": "str", "boolean": "bool", "null": "None"}
 
 
+def _type_name(kind: str) -> str:
+    return _TYPES.get(kind, kind)
+
+
 def _resolve(node: dict, root: dict) -> dict:
     seen = 0
     while "$ref" in node and seen < 32:
@@ -47,8 +51,8 @@ def _template(node: dict, root: dict, required: bool, depth: int = 0) -> Any:
     if "enum" in node:
         return f"{flag}, one of {node['enum']}"
     if isinstance(kind, list):
-        return f"{flag}, {' or '.join(_TYPES.get(k, k) for k in kind)}"
-    return f"{flag}, {_TYPES.get(kind, kind or 'any')}"
+        return f"{flag}, {' or '.join(_type_name(k) for k in kind)}"
+    return f"{flag}, {_type_name(kind) if kind else 'any'}"
 
 
 def template(schema: dict) -> Any:

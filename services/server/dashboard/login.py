@@ -54,9 +54,9 @@ async def login(request: Request, username: Annotated[str, Form(max_length=100)]
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
     log.info("dashboard login: %s", username)
-    response = RedirectResponse(target, status_code=303)
-    session.set_session(response, request, token)
-    return response
+    redirect = RedirectResponse(target, status_code=303)
+    session.set_session(redirect, request, token)
+    return redirect
 
 
 @router.post("/logout", dependencies=[session.SameOrigin])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from labweave.schemas.core import RequestStatus as S
 
@@ -104,7 +104,7 @@ def tenants(lab, p: Principal, now: float | None = None) -> list[TenantRow]:
     offline = lab.settings.tenant_offline_seconds
     with Session(lab.db.read) as s:
         rows = list(s.exec(select(Tenant).order_by(Tenant.name)))
-        held_stmt = select(Request).where(Request.status == S.RESERVED.value).order_by(Request.lease_expires)
+        held_stmt = select(Request).where(Request.status == S.RESERVED.value).order_by(col(Request.lease_expires))
         if p.role == "requester":
             held_stmt = held_stmt.where(Request.created_by == p.username)
         held = list(s.exec(held_stmt))
@@ -261,13 +261,13 @@ def queue(lab, p: Principal, f: QueueFilter, now: float | None = None) -> Queue:
         for status in f.statuses:
             stmt = base(select(Request)).where(Request.status == status)
             if status == S.PENDING.value:
-                stmt = stmt.order_by(Request.priority.desc(), Request.id)
+                stmt = stmt.order_by(col(Request.priority).desc(), col(Request.id))
             elif status == S.RESERVED.value:
-                stmt = stmt.order_by(Request.lease_expires)
+                stmt = stmt.order_by(col(Request.lease_expires))
             elif status == S.PROPOSED.value:
-                stmt = stmt.order_by(Request.id)
+                stmt = stmt.order_by(col(Request.id))
             else:
-                stmt = stmt.order_by(Request.updated.desc(), Request.id.desc())
+                stmt = stmt.order_by(col(Request.updated).desc(), col(Request.id).desc())
             limit = ACTIVE_LIMIT if status in ACTIVE else RECENT_LIMIT
             rows = list(s.exec(stmt.limit(SEARCH_SCAN if f.q else limit)))
             if f.q:
@@ -277,16 +277,16 @@ def queue(lab, p: Principal, f: QueueFilter, now: float | None = None) -> Queue:
         resolved = [row for sec in sections if sec.status in (S.RESOLVED.value, S.UNSOLICITED.value)
                     for row in sec.rows]
         if resolved:
-            results = s.exec(select(Result).where(Result.request_uuid.in_([r.uuid for r in resolved]),
-                                                  Result.status != "deleted").order_by(Result.id)).all()
-            by_request = {}
+            results = s.exec(select(Result).where(col(Result.request_uuid).in_([r.uuid for r in resolved]),
+                                                  Result.status != "deleted").order_by(col(Result.id))).all()
+            by_request: dict[str | None, Result] = {}
             for res in results:
                 by_request.setdefault(res.request_uuid, res)
             for row in resolved:
-                res = by_request.get(row.uuid)
-                if res is not None:
-                    row.result = text.numbers_summary(res.data)
-                    row.result_json = text.pretty_json(res.data)
+                first = by_request.get(row.uuid)
+                if first is not None:
+                    row.result = text.numbers_summary(first.data)
+                    row.result_json = text.pretty_json(first.data)
         quantities = sorted(set(s.exec(select(Request.quantity).distinct()).all()))
         campaigns = sorted(c for c in set(s.exec(select(Request.campaign).distinct()).all()) if c)
     return Queue(sections, counts, quantities, campaigns, tenant_names)
@@ -330,6 +330,8 @@ class Activity:
 
 def describe(e: Event, tenant_names: dict[str, str]) -> Activity:
     """One event of the log as a line a person reads."""
+    if e.id is None:
+        raise ValueError("only a stored event has a place in the activity log")
     category = e.kind.split(".", 1)[0]
     subject = e.subject
     if e.kind == "request.status":
@@ -366,6 +368,6 @@ def describe(e: Event, tenant_names: dict[str, str]) -> Activity:
 def activity(lab, limit: int = 20) -> list[Activity]:
     """The newest events, newest first."""
     with Session(lab.db.read) as s:
-        rows = list(s.exec(select(Event).order_by(Event.id.desc()).limit(limit)))
+        rows = list(s.exec(select(Event).order_by(col(Event.id).desc()).limit(limit)))
         tenant_names = dict(s.exec(select(Tenant.uuid, Tenant.name)).all())
     return [describe(e, tenant_names) for e in rows]
