@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -78,8 +79,11 @@ def _wrk(url: str, path: str, bodies: list[str], token: str, connections: int, s
             ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "-s", str(script), url],
             capture_output=True, text=True, check=True,
         ).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))
+    count = re.search(r"(\d+) requests in", out)
     elapsed = re.search(r"requests in ([\d.]+)(m?s)", out)
+    if count is None or elapsed is None:
+        raise RuntimeError(f"wrk's report names no request count and duration: {out!r}")
+    total = int(count.group(1))
     secs = float(elapsed.group(1)) / (1000 if elapsed.group(2) == "ms" else 1)
     return Load(total, secs, "wrk")
 
@@ -112,7 +116,7 @@ def _python(url: str, path: str, bodies: list[str], token: str, connections: int
     return Load(sum(done), min(elapsed, seconds + 1), "python")
 
 
-def drive(url: str, path: str, bodies: list[dict | str], token: str = "", connections: int = 16,
+def drive(url: str, path: str, bodies: Sequence[dict | str], token: str = "", connections: int = 16,
           seconds: float = 5.0, method: str = "POST") -> Load:
     """Send ``bodies`` (cycled) to ``url + path`` as fast as the server answers."""
     texts = [b if isinstance(b, str) else json.dumps(b) for b in bodies]

@@ -227,7 +227,7 @@ def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, con
         headers = {"Authorization": f"Bearer {tenant_tokens[0]}"}
         latencies = []
         with httpx.Client(base_url=base, headers=headers) as c:
-            params = {"status": "pending", "quantity": QUANTITY, "method": METHOD, "limit": 50}
+            params: dict[str, str | int] = {"status": "pending", "quantity": QUANTITY, "method": METHOD, "limit": 50}
             for _ in range(20):
                 c.get("/api/v1/requests", params=params)
             for _ in range(200):
@@ -245,9 +245,11 @@ def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, con
         drive(base, "/api/v1/claims", ["{}"], tenant_tokens[0], connections, 2 * seconds)  # enough to post results for
         reserved = []
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tenant_tokens[0]}"}, timeout=60) as c:
-            cursor = None
+            cursor: str | None = None
             while True:
-                q = {"status": "reserved", "limit": 1000} | ({"cursor": cursor} if cursor else {})
+                q: dict[str, str | int] = {"status": "reserved", "limit": 1000}
+                if cursor:
+                    q["cursor"] = cursor
                 page = c.get("/api/v1/requests", params=q).json()
                 reserved += [(r["uuid"], r["owner_tenant_uuid"]) for r in page["items"]]
                 cursor = page["next_cursor"]
