@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from labweave.optimizer.space import ParameterError, SearchSpace
 from labweave.optimizer.strategies import Observation, Strategy, get_strategy, settings_model
-from labweave.schemas.campaign import CampaignSpec, read_quantity, satisfies
+from labweave.schemas.campaign import CampaignSpec, Objective, OutcomeConstraint, read_quantity, satisfies
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _check_strategy(spec: CampaignSpec, source: str, lines: dict[tuple[Any, ...]
     try:
         model = settings_model(spec.strategy.name)
     except KeyError as exc:
-        loc = ("strategy", "name")
+        loc: tuple[str, ...] = ("strategy", "name")
         raise CampaignFileError(source, [CampaignProblem("strategy.name", exc.args[0], _line_of(loc, lines))]) from None
     settings = dict(spec.strategy.settings)
     if "initial_design" in settings and settings["initial_design"] != spec.initial_design:
@@ -359,8 +359,8 @@ class Campaign:
         Raises:
             ValueError: naming the objective and the path that could not be read.
         """
-        return {item.name: read_quantity(result_data, item)
-                for item in [*self.spec.objectives, *self.spec.outcome_constraints]}
+        measured: list[Objective | OutcomeConstraint] = [*self.spec.objectives, *self.spec.outcome_constraints]
+        return {item.name: read_quantity(result_data, item) for item in measured}
 
     def feasible(self, values: Mapping[str, float]) -> bool:
         """Whether an observation satisfies the outcome constraints (a missing value does not)."""
@@ -399,11 +399,11 @@ class Campaign:
             return f"budget of {spec.budget} requests spent"
         observations = [o for o in observations if self.at_target(o[0])]
         feasible = [values for _, values in observations if self.feasible(values)]
-        targets = [o for o in spec.objectives if o.target is not None]
+        targets = [(o.name, o.target, o.direction) for o in spec.objectives if o.target is not None]
         if spec.stopping.stop_on_targets and targets and feasible:
             for values in feasible:
-                if all(_reached(values[o.name], o.target, o.direction) for o in targets):
-                    names = ", ".join(f"{o.name} {o.target:g}" for o in targets)
+                if all(_reached(values[name], target, direction) for name, target, direction in targets):
+                    names = ", ".join(f"{name} {target:g}" for name, target, _ in targets)
                     return f"target reached ({names})"
         window = spec.stopping.no_improvement_in
         if window is not None and len(observations) > window:

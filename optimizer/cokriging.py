@@ -299,7 +299,7 @@ def negative_log_posterior(
     for i in range(rungs - 1):
         Q = rung_coefficients(rho, r, rungs, skip=i)  # d C / d rho_i
         grad_beta[i] = G_basis.T @ (Q * W).sum(0)
-    grad_mean = -np.bincount(r, weights=alpha, minlength=rungs)
+    grad_mean = -np.bincount(r, weights=alpha, minlength=rungs).astype(float, copy=False)
     grad_noise = 0.5 * np.bincount(r, weights=np.diagonal(G), minlength=rungs) * noise
 
     loc, scale = _lengthscale_prior(d)

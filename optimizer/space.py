@@ -403,7 +403,7 @@ class _EqualityReduction:
             if candidates.max() < 1e-12:
                 break
             r_off, col = np.unravel_index(np.argmax(candidates), candidates.shape)
-            r = row + r_off
+            r = row + int(r_off)
             A[[row, r]], b[[row, r]] = A[[r, row]], b[[r, row]]
             b[row] /= A[row, col]
             A[row] /= A[row, col]

@@ -15,7 +15,7 @@ import math
 import re
 import statistics
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -191,7 +191,9 @@ class SearchSpaceSpec(_Strict):
 
 #: How the values a ``*`` path segment collects (one per cell, per sample) become one number.
 Aggregate = Literal["mean", "median", "min", "max"]
-AGGREGATES = {"mean": statistics.fmean, "median": statistics.median, "min": min, "max": max}
+AGGREGATES: dict[Aggregate, Callable[[list[float]], float]] = {
+    "mean": statistics.fmean, "median": statistics.median, "min": min, "max": max,
+}
 
 
 class _ResultQuantity(_Strict):

@@ -66,6 +66,8 @@ class Feature:
         self.name = name
         self.unit = unit
         if op is None:
+            if name is None:
+                raise ValueError("a primary feature needs a name")
             self.rung = 0
             self.expr = name
             self.complexity = 0
@@ -116,18 +118,24 @@ class Feature:
             raise ValueError(f"operator {op.key!r} is not allowed on units {units}")
         return cls(op, tuple(children), None, unit)
 
+    def _column(self) -> str:
+        """The column name of a primary feature."""
+        if self.name is None:
+            raise TypeError(f"{self.expr} is a composite feature, not an input column")
+        return self.name
+
     @property
     def primary_names(self) -> frozenset[str]:
         """The names of the primary features this feature depends on."""
         if self.op is None:
-            return frozenset((self.name,))
+            return frozenset((self._column(),))
         return frozenset().union(*(child.primary_names for child in self.children))
 
     @property
     def canonical(self) -> str:
         """A key equal for trees that differ only in the order of commutative operands."""
         if self.op is None:
-            return self.name
+            return self._column()
         keys = [child.canonical for child in self.children]
         if self.op.commutative and len(keys) > 1:
             keys.sort()
@@ -137,7 +145,7 @@ class Feature:
     def postfix(self) -> str:
         """The tree in postfix (reverse Polish) notation, SISSO++ style: ``a|b|div``."""
         if self.op is None:
-            return self.name
+            return self._column()
         return "|".join([child.postfix for child in self.children] + [self.op.key])
 
     @classmethod
@@ -188,9 +196,10 @@ class Feature:
             KeyError: naming a primary feature missing from ``columns``.
         """
         if self.op is None:
-            if self.name not in columns:
-                raise KeyError(f"feature_names: primary feature {self.name!r} is missing")
-            return np.asarray(columns[self.name], dtype=float)
+            name = self._column()
+            if name not in columns:
+                raise KeyError(f"feature_names: primary feature {name!r} is missing")
+            return np.asarray(columns[name], dtype=float)
         with np.errstate(all="ignore"):
             return self.op.apply(*(child.evaluate(columns) for child in self.children))
 

@@ -210,7 +210,7 @@ class SissoModel:
 
 
 def _collect_units(feature: Feature, units: dict[str, str]) -> None:
-    if feature.op is None:
+    if feature.name is not None:  # a primary feature
         units[feature.name] = str(feature.unit)
     for child in feature.children:
         _collect_units(child, units)

@@ -17,7 +17,7 @@ fit in memory; a running pool of the best candidates is kept meanwhile.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +91,7 @@ class _Candidate:
     score: float
     start: int
     values: np.ndarray
-    block_build: object
+    block_build: Callable[[int], Feature]
     row: int
 
     def feature(self) -> Feature:
