@@ -11,6 +11,11 @@ The frontend publishes its operations as FINALES capability definitions (JSON
 schemas generated from the models) and its limitations (derived from the
 bounds and choices declared on the parameter models), so what the server
 enforces and what the instrument checks come from one place.
+
+Backends are found by name (:mod:`labweave.drivers.registry`): a backend
+class declares the options it takes as a pydantic model
+(:attr:`Backend.settings_model`) and builds itself from them and the
+:class:`BackendContext` of the process (:meth:`Backend.from_settings`).
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +95,46 @@ class Operation:
         return (self.quantity, self.method)
 
 
+class BackendSettings(BaseModel):
+    """The options a backend takes (``--backend-option KEY=VALUE``); none by default.
+
+    A backend with options (a device address, a channel count) subclasses this
+    and names the subclass in :attr:`Backend.settings_model`. Unknown options are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What the process gives every backend it builds.
+
+    Attributes:
+        seed: seed of a simulated backend's random draws (ignored by real ones).
+        state_dir: the lab's folder on this machine: the simulated lab's cell
+            shelf, a real backend's own files.
+    """
+
+    seed: int = 0
+    state_dir: Path = Path("labweave-lab")
+
+
 class Backend:
     """The async interface every backend of an instrument implements.
 
     Subclasses add the instrument's own primitives (``dispense``,
     ``cycle``, ``fire_pulses``...). ``setup`` and ``stop`` bracket a session.
+    A backend registered by name (:mod:`labweave.drivers.registry`) is built
+    with :meth:`from_settings`.
     """
+
+    #: The options this backend takes, validated before it is built.
+    settings_model: ClassVar[type[BackendSettings]] = BackendSettings
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
+        """The backend for validated ``settings`` (an instance of :attr:`settings_model`)."""
+        return cls()
 
     async def setup(self) -> None:
         """Connect to the instrument (or build the model)."""
@@ -172,6 +212,8 @@ class Instrument:
 
     name: ClassVar[str] = "instrument"
     operations: ClassVar[tuple[Operation, ...]] = ()
+    #: The kind of backend the frontend drives (a registered backend must be one).
+    backend_type: ClassVar[type[Backend]] = Backend
 
     def __init__(self, backend: Backend):
         self.backend = backend

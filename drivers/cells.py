@@ -287,9 +287,17 @@ class CellShelf:
         directory: where the records live; created if missing.
     """
 
+    #: The shelf's folder in a lab's state folder (where the simulated robot and cycler meet).
+    FOLDER = "cells"
+
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def of_lab(cls, state_dir: str | os.PathLike) -> CellShelf:
+        """The shelf of the lab whose state folder is ``state_dir``."""
+        return cls(Path(state_dir) / cls.FOLDER)
 
     def _path(self, uuid: str) -> Path:
         name = uuid if _SAFE_NAME.fullmatch(uuid) else hashlib.sha256(uuid.encode()).hexdigest()

@@ -17,7 +17,7 @@ from labweave.drivers.atomistic.backend import AtomisticBackend
 from labweave.drivers.atomistic.emt import EmtBackend
 from labweave.drivers.atomistic.mlip import ChgnetBackend
 from labweave.drivers.atomistic.structures import build_crystal
-from labweave.drivers.base import Instrument, InstrumentState, InstrumentStopped, Operation, Progress
+from labweave.drivers.base import Backend, Instrument, InstrumentState, InstrumentStopped, Operation, Progress
 from labweave.schemas.atomistic import BulkPropertiesParameters, BulkPropertiesResult
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class AtomisticSimulator(Instrument):
     """
 
     name: ClassVar[str] = "atomistic_simulator"
+    backend_type: ClassVar[type[Backend]] = AtomisticBackend
 
     def __init__(self, backend: AtomisticBackend):
         super().__init__(backend)

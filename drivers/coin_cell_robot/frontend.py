@@ -135,6 +135,7 @@ class CoinCellRobot(Instrument):
     """
 
     name = "coin_cell_robot"
+    backend_type = CoinCellRobotBackend
     operations = (FLOW, ASSEMBLY)
 
     def __init__(self, backend: CoinCellRobotBackend):

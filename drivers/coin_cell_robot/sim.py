@@ -37,10 +37,12 @@ import math
 import os
 import uuid as uuidlib
 from datetime import datetime, timezone
+from typing import Self
 
 import numpy as np
+from pydantic import Field
 
-from labweave.drivers.base import InstrumentFault, InstrumentStopped, Progress
+from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, Progress
 from labweave.drivers.cells import (
     CATALOGUE,
     NOMINAL_BUILD,
@@ -119,8 +121,22 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+class SimulatedRobotSettings(BackendSettings):
+    """Options of the simulated robot (``--backend-option fault_rate=0``).
+
+    Args:
+        name: the robot's name (in records and ids).
+        fault_rate: chance per cell of a gripper drop, per vial of an unsettled balance.
+        time_scale: seconds of real waiting per second of robot time (0: none).
+    """
+
+    name: str = Field(default="sim-autobass", min_length=1, max_length=64)
+    fault_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    time_scale: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
 class SimulatedRobotBackend(CoinCellRobotBackend):
-    """A seeded, stateful simulated formulation station and assembly line.
+    """A seeded, stateful simulated formulation station and assembly line (registered as ``robot.simulated``).
 
     Args:
         shelf: where assembled cells go (a :class:`CellShelf` or its directory).
@@ -138,6 +154,8 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
     #: Robot time per cell and per vial, s.
     SECONDS_PER_CELL = 180.0
     SECONDS_PER_VIAL = 600.0
+
+    settings_model = SimulatedRobotSettings
 
     def __init__(
         self,
@@ -166,6 +184,13 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
         self.cell_batches_made = 0
         self.cells_made = 0
         self._stopped = False
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
+        """A robot putting its cells on the shelf of the lab in ``context.state_dir``."""
+        assert isinstance(settings, SimulatedRobotSettings)
+        return cls(CellShelf.of_lab(context.state_dir), seed=context.seed, name=settings.name,
+                   fault_rate=settings.fault_rate, time_scale=settings.time_scale)
 
     async def setup(self) -> None:
         self._stopped = False

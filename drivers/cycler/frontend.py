@@ -94,6 +94,7 @@ class Cycler(Instrument):
     """
 
     name = "cycler"
+    backend_type = CyclerBackend
     operations = (CYCLING,)
 
     def __init__(self, backend: CyclerBackend):

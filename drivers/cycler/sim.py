@@ -22,10 +22,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import numpy as np
+from pydantic import Field
 
-from labweave.drivers.base import InstrumentFault, InstrumentStopped, Progress
+from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, Progress
 from labweave.drivers.cells import CellRecord, CellShelf, InternalShort, stand_in_cell
 from labweave.drivers.cycler import cell_model
 from labweave.drivers.cycler.backend import CycleMeasurement, CyclerBackend, CyclingProtocol, CyclingRun
@@ -66,8 +68,20 @@ class _ChannelWatch(pybamm.callbacks.Callback):
         self.report(min(done / self.total, 1.0), f"channel {self.channel}: cycle {done}/{self.total}")
 
 
+class SimulatedCyclerSettings(BackendSettings):
+    """Options of the simulated cycler (``--backend-option channels=4``).
+
+    Args:
+        channels: number of channels.
+        name: the cycler's name, recorded in the cells' histories.
+    """
+
+    channels: int = Field(default=8, ge=1, le=64)
+    name: str = Field(default="sim-cycler", min_length=1, max_length=64)
+
+
 class SimulatedCyclerBackend(CyclerBackend):
-    """A seeded, stateful simulated cycler.
+    """A seeded, stateful simulated cycler (registered as ``cycler.simulated``).
 
     Args:
         shelf: the cell shelf (or its directory); None means every cell is a stand-in.
@@ -79,6 +93,8 @@ class SimulatedCyclerBackend(CyclerBackend):
         rtol: relative tolerance of the solver (1e-5 keeps capacities within
             about 0.1 % of the converged solution).
     """
+
+    settings_model = SimulatedCyclerSettings
 
     def __init__(
         self,
@@ -104,6 +120,13 @@ class SimulatedCyclerBackend(CyclerBackend):
         self._base_lock = threading.Lock()
         self._warned: set[str] = set()
         self.tests_run = 0
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
+        """A cycler taking its cells from the shelf of the lab in ``context.state_dir``."""
+        assert isinstance(settings, SimulatedCyclerSettings)
+        return cls(CellShelf.of_lab(context.state_dir), seed=context.seed, channels=settings.channels,
+                   name=settings.name)
 
     def _base_parameters(self) -> pybamm.ParameterValues:
         with self._base_lock:

@@ -15,6 +15,7 @@ import logging
 from typing import ClassVar, cast
 
 from labweave.drivers.base import (
+    Backend,
     Instrument,
     InstrumentState,
     InstrumentStopped,
@@ -39,6 +40,7 @@ class PldChamber(Instrument):
     """
 
     name: ClassVar[str] = "pld_chamber"
+    backend_type: ClassVar[type[Backend]] = PldBackend
     operations: ClassVar[tuple[Operation, ...]] = (
         Operation(quantity="thin_film", method="pld_growth", parameters=GrowthRecipe, result=GrowthResult, run="grow"),
     )

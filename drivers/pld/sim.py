@@ -24,10 +24,11 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 
-from labweave.drivers.base import InstrumentFault, InstrumentStopped
+from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped
 from labweave.drivers.pld import rheed
 from labweave.drivers.pld.analysis import classify_growth
 from labweave.drivers.pld.backend import PldBackend
@@ -69,7 +70,7 @@ class _Growth:
 
 
 class SimulatedPldBackend(PldBackend):
-    """A seeded, stateful model of a PLD chamber.
+    """A seeded, stateful model of a PLD chamber (registered as ``pld.simulated``; no options).
 
     Args:
         seed: seed of the chamber's random generator.
@@ -94,6 +95,10 @@ class SimulatedPldBackend(PldBackend):
         self.selected_target: TargetMaterial | None = None
         self._interlock = threading.Event()
         self._growth: _Growth | None = None
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
+        return cls(seed=context.seed)
 
     # -- chamber state -------------------------------------------------
     def installed_targets(self) -> tuple[TargetMaterial, ...]:

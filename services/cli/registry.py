@@ -71,3 +71,4 @@ def add_tenant(
 
 
 tenant_app.command("run")(tenant_run.run)
+tenant_app.command("backends")(tenant_run.backends)

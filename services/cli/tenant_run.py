@@ -1,4 +1,4 @@
-"""``labweave tenant run``: serve instruments as a tenant daemon."""
+"""``labweave tenant run``: serve instruments as a tenant daemon; ``labweave tenant backends``: what is installed."""
 
 from __future__ import annotations
 
@@ -13,10 +13,60 @@ from .common import fail
 
 log = logging.getLogger(__name__)
 
+WORKFLOW = "workflow"
+
+
+def _split(text: str, flag: str, form: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not (sep and key.strip()):
+        fail(f"{flag} {text!r}: write it as {form}")
+    return key.strip(), value.strip()
+
+
+def backend_choices(instruments: list[str], backends: list[str], options: list[str]) -> dict[str, tuple[str, dict]]:
+    """Each instrument's backend and options, from ``--backend`` and ``--backend-option`` as given.
+
+    ``--backend NAME`` sets every instrument's backend, ``--backend INSTRUMENT=NAME``
+    one instrument's; ``--backend-option KEY=VALUE`` is given to every instrument's
+    backend, ``--backend-option INSTRUMENT.KEY=VALUE`` to one.
+    """
+    from labweave.drivers import registry
+
+    listed = [name for name in instruments if name != WORKFLOW]
+    default = registry.DEFAULT
+    chosen: dict[str, str] = {}
+    for text in backends:
+        if "=" in text:
+            instrument, name = _split(text, "--backend", "NAME or INSTRUMENT=NAME")
+            if instrument not in listed:
+                fail(f"--backend {text!r}: {instrument!r} is not among the instruments run ({', '.join(listed)})")
+            chosen[instrument] = name
+        else:
+            default = text.strip()
+    given: dict[str, dict[str, str]] = {name: {} for name in listed}
+    for text in options:
+        key, value = _split(text, "--backend-option", "KEY=VALUE or INSTRUMENT.KEY=VALUE")
+        instrument, dot, option = key.rpartition(".")
+        if not dot:
+            for name in listed:
+                given[name][key] = value
+        elif instrument in given:
+            given[instrument][option] = value
+        else:
+            fail(f"--backend-option {text!r}: {instrument!r} is not among the instruments run ({', '.join(listed)})")
+    return {name: (chosen.get(name, default), given[name]) for name in listed}
+
 
 def run(
     instruments: list[str] = typer.Argument(..., help="instruments: pld, emt, chgnet, robot, cycler, workflow"),
-    backend: str = typer.Option("sim", "--backend", help="backend of the instruments ('sim': the simulated ones)"),
+    backend: list[str] = typer.Option(
+        [], "--backend", metavar="NAME|INSTRUMENT=NAME",
+        help="backend of the instruments, or of one (default: simulated; see `labweave tenant backends`)",
+    ),
+    backend_option: list[str] = typer.Option(
+        [], "--backend-option", metavar="KEY=VALUE|INSTRUMENT.KEY=VALUE",
+        help="an option of the backends, or of one instrument's (repeatable)",
+    ),
     server: str = typer.Option("http://127.0.0.1:8000", "--server", envvar="LABWEAVE_SERVER_URL", help="server URL"),
     user: str = typer.Option(..., "--user", envvar="LABWEAVE_USER", help="a tenant user of this tenant"),
     password: str = typer.Option(..., "--password", envvar="LABWEAVE_PASSWORD", help="its password"),
@@ -34,14 +84,20 @@ def run(
     from labweave.services.tenant.catalog import build, workflow
     from labweave.services.tenant.runtime import TenantRuntime
 
-    try:
-        built = [build(name, backend, seed + i, state_dir) for i, name in enumerate(instruments) if name != "workflow"]
-    except ValueError as exc:
-        fail(str(exc))
+    choices = backend_choices(instruments, backend, backend_option)
+    built = []
+    for i, name in enumerate(instruments):  # a name given twice is two instruments (two channels)
+        if name == WORKFLOW:
+            continue
+        choice, options = choices[name]
+        try:
+            built.append(build(name, choice, seed + i, state_dir, options))
+        except ValueError as exc:
+            fail(str(exc))
 
     async def main() -> None:
         async with AsyncLabClient(server, user, password) as client:
-            if "workflow" in instruments:
+            if WORKFLOW in instruments:
                 built.append(workflow(client, cells, cycles))
             runtime = TenantRuntime(client, built, state_dir=state_dir / f"tenant-{user}", lease_seconds=lease,
                                     poll_seconds=poll)
@@ -55,3 +111,27 @@ def run(
         asyncio.run(main())
     except LabweaveError as exc:
         fail(str(exc))
+
+
+def backends() -> None:
+    """List each instrument's installed backends, where they come from, and their options."""
+    from labweave.drivers import registry
+    from labweave.services.tenant.catalog import INSTRUMENTS
+
+    installed = registry.registered()
+    for instrument in sorted(set(INSTRUMENTS) | set(installed)):
+        found = installed.get(instrument, {})
+        if instrument not in INSTRUMENTS:
+            typer.echo(f"{instrument} (not an instrument of this labweave; its backends are unused)")
+        else:
+            typer.echo(instrument if found else f"{instrument}: no backend installed")
+        for name, entry in found.items():
+            default = " (default)" if name == registry.DEFAULT else ""
+            try:
+                fields = entry.load().settings_model.model_fields
+            except registry.BackendUnusable as exc:
+                typer.echo(f"  {name}{default}: {exc}")
+                continue
+            options = ", ".join(f"{key}={field.default!r}" if not field.is_required() else f"{key} (required)"
+                                for key, field in fields.items()) or "no options"
+            typer.echo(f"  {name}{default} from {entry.package}: {options}")

@@ -81,7 +81,7 @@ def unavailable(name: str) -> str | None:
     if tenant is None:
         return f"no demo tenant named {name!r}"
     for instrument in tenant.instruments:
-        known = hasattr(catalog, "workflow") if instrument == WORKFLOW else instrument in catalog.SIMULATED
+        known = hasattr(catalog, "workflow") if instrument == WORKFLOW else instrument in catalog.INSTRUMENTS
         if not known:
             return f"the instrument {instrument!r} ({tenant.title}) is not in this installation's catalogue"
     return None
