@@ -8,9 +8,10 @@ limits before anything runs, its state, and a safe stop. A backend
 stateful seeded model of it. Simulated and real backends are sibling classes.
 
 The frontend publishes its operations as FINALES capability definitions (JSON
-schemas generated from the models) and its limitations (derived from the
-bounds and choices declared on the parameter models), so what the server
-enforces and what the instrument checks come from one place.
+schemas generated from the models, their ``unit`` annotations checked to be
+pint units) and its limitations (derived from the bounds and choices declared
+on the parameter models), so what the server enforces and what the instrument
+checks come from one place.
 
 Backends are found by name (:mod:`labweave.drivers.registry`): a backend
 class declares the options it takes as a pydantic model
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from labweave.schemas.capability import Capability
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +231,25 @@ class Instrument:
         raise ParameterError("method", f"{self.name} does not offer {quantity}/{method}")
 
     def capabilities(self) -> list[dict]:
-        """FINALES capability definitions of every operation."""
+        """FINALES capability definitions of every operation.
+
+        Raises:
+            ValueError: a definition the server would refuse (a unit pint cannot
+                read), naming the operation and the field.
+        """
         out = []
         for op in self.operations:
             if op.capability_file is not None:
-                out.append(dict(op.capability_file))
+                definition = dict(op.capability_file)
             else:
-                out.append(capability_from_models(op.quantity, op.method, op.parameters, op.result))
+                definition = capability_from_models(op.quantity, op.method, op.parameters, op.result)
+            try:
+                Capability.model_validate(definition)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{self.name} {op.quantity}/{op.method}: {where}: {first['msg']}") from None
+            out.append(definition)
         return out
 
     def limitations(self) -> list[dict]:

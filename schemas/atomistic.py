@@ -100,7 +100,7 @@ class AlloyPrototype(BaseModel):
     prototype: Literal["fcc"] = Field(default="fcc", description="Lattice prototype.")
     composition: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
         description="Atomic fraction of each element (0: absent); the fractions sum to 1.",
-        json_schema_extra={"unit": "1"}
+        json_schema_extra={"unit": "dimensionless"}
     )
     supercell: int = Field(
         default=2, ge=1, le=3, description="Repeats of the conventional cell along each axis (4 n^3 atoms)."
@@ -135,7 +135,7 @@ class BulkPropertiesParameters(BaseModel):
         ge=0.001,
         le=0.5,
         description="Force (and cell-stress) convergence of the relaxation.",
-        json_schema_extra={"unit": "eV/angstrom"},
+        json_schema_extra={"unit": "electron_volt / angstrom"},
     )
     max_steps: int = Field(default=200, ge=1, le=1000, description="Most optimizer steps of the relaxation.")
 
@@ -156,13 +156,13 @@ class ConvergenceInfo(BaseModel):
     optimizer: str = Field(description="Optimizer of the relaxation (positions and cell volume).")
     optimizer_steps: int = Field(ge=0)
     max_force: float = Field(
-        ge=0, description="Largest residual force after relaxation.", json_schema_extra={"unit": "eV/angstrom"}
+        ge=0, description="Largest residual force after relaxation.", json_schema_extra={"unit": "electron_volt / angstrom"}
     )
     converged: bool = Field(description="Relaxation reached fmax and the EOS minimum lies inside the sampled volumes.")
     eos: str = Field(description="Equation of state fitted.")
     eos_points: int = Field(ge=0)
     eos_fit_residual: float = Field(
-        ge=0, description="RMS residual of the EOS fit.", json_schema_extra={"unit": "eV/atom"}
+        ge=0, description="RMS residual of the EOS fit.", json_schema_extra={"unit": "electron_volt / atom"}
     )
 
 
@@ -173,8 +173,8 @@ class ElementReference(BaseModel):
 
     element: str
     structure: str = Field(description="Crystal structure of the reference (its ground state).")
-    energy_per_atom: float = Field(json_schema_extra={"unit": "eV/atom"})
-    volume_per_atom: float = Field(gt=0, json_schema_extra={"unit": "angstrom^3"})
+    energy_per_atom: float = Field(json_schema_extra={"unit": "electron_volt / atom"})
+    volume_per_atom: float = Field(gt=0, json_schema_extra={"unit": "angstrom ** 3"})
 
 
 class BulkPropertiesResult(BaseModel):
@@ -190,14 +190,14 @@ class BulkPropertiesResult(BaseModel):
         description="fcc-equivalent cubic lattice constant (4 V0/atom)^(1/3); the lattice constant of an fcc crystal.",
         json_schema_extra={"unit": "angstrom"},
     )
-    volume_per_atom: float = Field(gt=0, json_schema_extra={"unit": "angstrom^3"})
-    bulk_modulus: float = Field(description="B0 of the Birch-Murnaghan fit.", json_schema_extra={"unit": "GPa"})
+    volume_per_atom: float = Field(gt=0, json_schema_extra={"unit": "angstrom ** 3"})
+    bulk_modulus: float = Field(description="B0 of the Birch-Murnaghan fit.", json_schema_extra={"unit": "gigapascal"})
     bulk_modulus_derivative: float = Field(description="B0' of the Birch-Murnaghan fit.")
-    energy_per_atom: float = Field(json_schema_extra={"unit": "eV/atom"})
+    energy_per_atom: float = Field(json_schema_extra={"unit": "electron_volt / atom"})
     formation_energy_per_atom: float = Field(
         description="Energy per atom relative to the pure elements in their ground-state structures, same method "
         "(the mixing energy of an alloy of elements that share its lattice).",
-        json_schema_extra={"unit": "eV/atom"},
+        json_schema_extra={"unit": "electron_volt / atom"},
     )
     cell: list[list[float]] = Field(
         description="Relaxed cell at the EOS volume (rows).", json_schema_extra={"unit": "angstrom"}
@@ -205,6 +205,6 @@ class BulkPropertiesResult(BaseModel):
     references: list[ElementReference]
     convergence: ConvergenceInfo
     cost_cpu_seconds: float = Field(
-        ge=0, description="CPU time of this calculation (time.process_time).", json_schema_extra={"unit": "s"}
+        ge=0, description="CPU time of this calculation (time.process_time).", json_schema_extra={"unit": "second"}
     )
-    wall_seconds: float = Field(ge=0, json_schema_extra={"unit": "s"})
+    wall_seconds: float = Field(ge=0, json_schema_extra={"unit": "second"})

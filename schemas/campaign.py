@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from labweave.schemas.units import UnitText
+
 #: Parameter and objective names: identifiers, so they can be used as placeholders.
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 #: Campaign names: slugs, usable in URLs and file names.
@@ -41,7 +43,7 @@ class ContinuousParameter(_Strict):
         upper: upper bound (inclusive), greater than ``lower``.
         log_scale: search in ``log(value)`` (needs ``lower > 0``); for quantities
             spanning decades such as pressures or rates.
-        unit: unit of the value, for display.
+        unit: unit of the value, for display (pint's syntax: ``"K"``, ``"J / cm ** 2"``).
         description: free text.
     """
 
@@ -50,7 +52,7 @@ class ContinuousParameter(_Strict):
     lower: float
     upper: float
     log_scale: bool = False
-    unit: str | None = None
+    unit: UnitText | None = None
     description: str = ""
 
     @model_validator(mode="after")
@@ -71,7 +73,7 @@ class IntegerParameter(_Strict):
         name: identifier used in templates and constraints.
         lower: smallest allowed value.
         upper: largest allowed value, greater than ``lower``.
-        unit: unit of the value, for display.
+        unit: unit of the value, for display (pint's syntax: ``"K"``, ``"J / cm ** 2"``).
         description: free text.
     """
 
@@ -79,7 +81,7 @@ class IntegerParameter(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     lower: int
     upper: int
-    unit: str | None = None
+    unit: UnitText | None = None
     description: str = ""
 
     @model_validator(mode="after")

@@ -6,9 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 
+from labweave.schemas.units import check_schema_units
+
 
 class Capability(BaseModel):
-    """A FINALES2 capability file: ``serialized_quantities/<quantity>/<method>.json``."""
+    """A FINALES2 capability file: ``serialized_quantities/<quantity>/<method>.json``.
+
+    Every ``unit`` annotation in its schemas must be a unit in pint's syntax
+    (:mod:`labweave.schemas.units`); it is kept as written.
+    """
 
     quantity: str
     method: str
@@ -22,6 +28,12 @@ class Capability(BaseModel):
         if not v.strip():
             raise ValueError("must not be empty")
         return v.strip()
+
+    @field_validator("json_schema_specifications", "json_schema_result_output")
+    @classmethod
+    def _units_readable(cls, v: dict[str, Any]) -> dict[str, Any]:
+        check_schema_units(v)
+        return v
 
 
 class CapabilityPublic(BaseModel):

@@ -57,21 +57,21 @@ class GrowthRecipe(BaseModel):
         ge=0.02,
         le=2.0,
         description="Vicinal miscut angle of the substrate; sets the terrace width.",
-        json_schema_extra={"unit": "deg"},
+        json_schema_extra={"unit": "degree"},
     )
     laser_fluence: float = Field(
-        ge=0.5, le=5.0, description="Laser fluence on the target.", json_schema_extra={"unit": "J/cm2"}
+        ge=0.5, le=5.0, description="Laser fluence on the target.", json_schema_extra={"unit": "joule / centimeter ** 2"}
     )
     substrate_temperature: float = Field(
-        ge=300.0, le=1300.0, description="Heater set point (substrate temperature).", json_schema_extra={"unit": "K"}
+        ge=300.0, le=1300.0, description="Heater set point (substrate temperature).", json_schema_extra={"unit": "kelvin"}
     )
     oxygen_pressure: float = Field(
-        ge=1e-5, le=100.0, description="Background oxygen pressure.", json_schema_extra={"unit": "Pa"}
+        ge=1e-5, le=100.0, description="Background oxygen pressure.", json_schema_extra={"unit": "pascal"}
     )
     repetition_rate: float = Field(
-        ge=0.1, le=20.0, description="Laser repetition rate.", json_schema_extra={"unit": "Hz"}
+        ge=0.1, le=20.0, description="Laser repetition rate.", json_schema_extra={"unit": "hertz"}
     )
-    pulses: int = Field(ge=1, le=10_000, description="Number of laser pulses.", json_schema_extra={"unit": "1"})
+    pulses: int = Field(ge=1, le=10_000, description="Number of laser pulses.", json_schema_extra={"unit": "dimensionless"})
 
 
 class RheedTrace(BaseModel):
@@ -79,11 +79,11 @@ class RheedTrace(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    time: list[float] = Field(description="Sample times from the first pulse.", json_schema_extra={"unit": "s"})
+    time: list[float] = Field(description="Sample times from the first pulse.", json_schema_extra={"unit": "second"})
     intensity: list[float] = Field(
-        description="Specular spot intensity over that of the bare substrate.", json_schema_extra={"unit": "1"}
+        description="Specular spot intensity over that of the bare substrate.", json_schema_extra={"unit": "dimensionless"}
     )
-    sample_rate: float = Field(gt=0, description="Camera frame rate.", json_schema_extra={"unit": "Hz"})
+    sample_rate: float = Field(gt=0, description="Camera frame rate.", json_schema_extra={"unit": "hertz"})
 
     @model_validator(mode="after")
     def _same_length(self) -> RheedTrace:
@@ -99,35 +99,35 @@ class GrowthResult(BaseModel):
 
     rheed: RheedTrace
     growth_rate: float = Field(
-        ge=0, description="Film grown per pulse.", json_schema_extra={"unit": "unit cells/pulse"}
+        ge=0, description="Film grown per pulse.", json_schema_extra={"unit": "unit_cell / pulse"}
     )
-    thickness_nm: float = Field(ge=0, description="Final film thickness.", json_schema_extra={"unit": "nm"})
+    thickness_nm: float = Field(ge=0, description="Final film thickness.", json_schema_extra={"unit": "nanometer"})
     thickness_unit_cells: float = Field(
-        ge=0, description="Final film thickness.", json_schema_extra={"unit": "unit cells"}
+        ge=0, description="Final film thickness.", json_schema_extra={"unit": "unit_cell"}
     )
     rms_roughness_nm: float = Field(
-        ge=0, description="RMS height of the final surface.", json_schema_extra={"unit": "nm"}
+        ge=0, description="RMS height of the final surface.", json_schema_extra={"unit": "nanometer"}
     )
     growth_mode: GrowthMode
     rheed_oscillations: int = Field(ge=0, description="Clear RHEED intensity oscillations counted in the trace.")
     step_flow_fraction: float = Field(
-        ge=0, le=1, description="Share of the film incorporated at substrate steps.", json_schema_extra={"unit": "1"}
+        ge=0, le=1, description="Share of the film incorporated at substrate steps.", json_schema_extra={"unit": "dimensionless"}
     )
     island_density_per_um2: float = Field(
-        ge=0, description="Island density of the first grown layer.", json_schema_extra={"unit": "1/um2"}
+        ge=0, description="Island density of the first grown layer.", json_schema_extra={"unit": "1 / micrometer ** 2"}
     )
     rheed_recovery_time: float = Field(
-        ge=0, description="Mean time constant of the RHEED recovery after a pulse.", json_schema_extra={"unit": "s"}
+        ge=0, description="Mean time constant of the RHEED recovery after a pulse.", json_schema_extra={"unit": "second"}
     )
     arrival_kinetic_energy: float = Field(
         ge=0,
         description="Mean kinetic energy of plume species reaching the substrate.",
-        json_schema_extra={"unit": "eV"},
+        json_schema_extra={"unit": "electron_volt"},
     )
     lattice_mismatch_percent: float = Field(
-        description="(a_substrate - a_film) / a_film.", json_schema_extra={"unit": "%"}
+        description="(a_substrate - a_film) / a_film.", json_schema_extra={"unit": "percent"}
     )
     growth_time: float = Field(
-        ge=0, description="Time from first pulse to end of recording.", json_schema_extra={"unit": "s"}
+        ge=0, description="Time from first pulse to end of recording.", json_schema_extra={"unit": "second"}
     )
     pulses_fired: int = Field(ge=0, description="Laser pulses fired in this growth.")

@@ -171,8 +171,8 @@ def test_capability_schema_carries_units():
     capability = PldChamber(SimulatedPldBackend()).capabilities()[0]
     assert (capability["quantity"], capability["method"]) == ("thin_film", "pld_growth")
     props = capability["json_schema_specifications"]["properties"]
-    assert props["oxygen_pressure"]["unit"] == "Pa"
-    assert props["laser_fluence"]["unit"] == "J/cm2"
+    assert props["oxygen_pressure"]["unit"] == "pascal"
+    assert props["laser_fluence"]["unit"] == "joule / centimeter ** 2"
 
 
 def test_safe_stop_interrupts_growth_between_pulses():
