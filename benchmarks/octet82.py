@@ -5,11 +5,13 @@ zincblende structure of each compound (eV); the primary features are atomic
 properties of A and B (Ghiringhelli et al., Phys. Rev. Lett. 114, 105503
 (2015); the SISSO++ tutorial data set).
 
-Units follow the SISSO++ tutorial's data file: nuclear charges ``Z`` carry
-their own unit, periods are dimensionless, the measured atomic ionisation
-potentials and electron affinities (``IP``, ``EA``) are in ``eV_IP``, the
-Kohn-Sham orbital energies (``E_HOMO``, ``E_LUMO``) in ``eV`` and all radii in
-``AA`` (angstrom). Keeping the two kinds of energy apart means SISSO never adds
+Units follow the SISSO++ tutorial's data file, in pint's syntax: nuclear
+charges ``Z`` carry their own unit, periods are dimensionless, the measured
+atomic ionisation potentials and electron affinities (``IP``, ``EA``) are in
+``eV_IP``, the Kohn-Sham orbital energies (``E_HOMO``, ``E_LUMO``) in ``eV`` and
+all radii in ``angstrom``. ``nuc_charge`` and ``eV_IP`` are dimensions of their
+own (:data:`OCTET82_DEFINITIONS`, added to the lab's unit registry when the
+data is loaded). Keeping the two kinds of energy apart means SISSO never adds
 an ionisation potential to an orbital eigenvalue: they are energies measured
 against different references.
 """
@@ -23,7 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["OCTET82_UNITS", "OctetData", "load_octet82", "find_octet82"]
+from labweave.schemas.units import define_units
+
+__all__ = ["OCTET82_DEFINITIONS", "OCTET82_UNITS", "OctetData", "load_octet82", "find_octet82"]
+
+#: The data set's own kinds of quantity, as pint definitions.
+OCTET82_DEFINITIONS = ("nuc_charge = [nuclear_charge]", "eV_IP = [ionisation_energy]")
 
 OCTET82_UNITS: dict[str, str] = {
     "Z_A": "nuc_charge",
@@ -38,14 +45,14 @@ OCTET82_UNITS: dict[str, str] = {
     "E_HOMO_B": "eV",
     "E_LUMO_A": "eV",
     "E_LUMO_B": "eV",
-    "r_s_A": "AA",
-    "r_s_B": "AA",
-    "r_p_A": "AA",
-    "r_p_B": "AA",
-    "r_d_A": "AA",
-    "r_d_B": "AA",
-    "r_sigma": "AA",
-    "r_pi": "AA",
+    "r_s_A": "angstrom",
+    "r_s_B": "angstrom",
+    "r_p_A": "angstrom",
+    "r_p_B": "angstrom",
+    "r_d_A": "angstrom",
+    "r_d_B": "angstrom",
+    "r_sigma": "angstrom",
+    "r_pi": "angstrom",
 }
 
 _NOT_FEATURES = ("Material", "Class", "dE")
@@ -126,5 +133,6 @@ def load_octet82(path: str | os.PathLike | None = None) -> OctetData:
         y = np.array([float(row["dE"]) for row in rows])
     except ValueError as error:
         raise ValueError(f"octet82: non-numeric value in {file}: {error}") from error
+    define_units(*OCTET82_DEFINITIONS)
     units = {name: OCTET82_UNITS.get(name, "") for name in names}
     return OctetData(X, y, names, units, [row["Material"] for row in rows])

@@ -106,7 +106,7 @@ class Feature:
 
         Raises:
             ValueError: if the number of operands is wrong or the operator is
-                not allowed on the operand units (e.g. adding eV to AA).
+                not allowed on the operand units (e.g. adding eV to angstrom).
         """
         if isinstance(op, str):
             op = resolve_operators([op])[0]

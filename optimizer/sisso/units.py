@@ -1,138 +1,184 @@
-"""A small unit algebra for SISSO features.
+"""The unit algebra of SISSO features, on the lab's pint registry.
 
-A unit is a product of base dimensions raised to rational exponents, e.g.
-``AA^-2 * eV``. Base dimensions are free-form names ("eV", "AA", "K", ...):
-SISSO only needs to know whether two units are equal (addition and subtraction
-are allowed only between like units) and how units combine under products,
-quotients and powers. Exponents are kept as :class:`fractions.Fraction` so that
-``sqrt`` and ``cbrt`` stay exact.
+A unit is a product of pint units raised to rational exponents, e.g.
+``electron_volt / angstrom ** 2``; it is read with pint's syntax and the lab's
+one registry (:mod:`labweave.schemas.units`). Exponents are kept as
+:class:`fractions.Fraction` so that ``sqrt`` and ``cbrt`` stay exact.
 
-The text form follows SISSO++ (Purcell et al., J. Chem. Phys. 159, 114110
-(2023)): factors sorted by name, joined by ``" * "``, exponents other than one
-written as ``^k`` (``^(1/2)`` for fractions); the dimensionless unit is the empty string.
+Two units are equal when they measure the same thing on the same scale: equal
+pint dimensionality and equal factor to SI (``"K"`` equals ``"kelvin"``,
+``"mol/mol"`` is dimensionless). SISSO adds and subtracts feature columns as
+they are, so ``eV`` and ``J`` (same dimensionality, scales 1.6e-19 apart) are
+unlike units, as are a fraction and a percentage. A unit is dimensionless when
+its dimensionality is empty (a ``percent`` column may enter ``exp``).
+
+The text form is pint's default format (``"electron_volt / angstrom ** 2"``),
+with fractional powers written ``angstrom ** (1/2)``, which pint reads back;
+the dimensionless unit with no factor is ``"dimensionless"``.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import math
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
+from labweave.schemas.units import UnitError, registry
+from labweave.schemas.units import parse_unit as parse_pint_unit
+
 __all__ = ["Unit", "DIMENSIONLESS", "parse_unit"]
 
-_TOKEN = re.compile(
-    r"\s*(?P<sep>[*/])?\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*|1)"
-    r"(?:\s*\^\s*(?P<exp>\(\s*[+-]?\d+(?:\s*/\s*\d+)?\s*\)|[+-]?\d+(?:/\d+)?))?\s*"
-)
+#: Largest denominator of an exponent read from pint (which keeps them as floats).
+_MAX_DENOMINATOR = 1_000_000
+#: Relative tolerance on the factor to SI when comparing units.
+_SCALE_RTOL = 1e-9
+
+_Exponents = tuple[tuple[str, Fraction], ...]
+
+
+def _fraction(power: int | float | Fraction) -> Fraction:
+    if isinstance(power, float):
+        return Fraction(power).limit_denominator(_MAX_DENOMINATOR)
+    return Fraction(power)
+
+
+@functools.cache
+def _named(name: str) -> tuple[str, _Exponents, float]:
+    """A pint unit's canonical name, its dimensionality and its factor to SI."""
+    ureg = registry()
+    try:
+        canonical = ureg.get_name(name)
+    except Exception as exc:  # pint's UndefinedUnitError
+        raise UnitError(f"unit {name!r} is not in the lab's unit registry: {exc}") from None
+    factor, _ = ureg.get_root_units(canonical)
+    dimensions = tuple(sorted((d, _fraction(p)) for d, p in ureg.get_dimensionality(canonical).items()))
+    return canonical, dimensions, float(factor)
+
+
+def _combine(pairs: Iterable[tuple[str, Fraction]]) -> _Exponents:
+    merged: dict[str, Fraction] = {}
+    for key, power in pairs:
+        merged[key] = merged.get(key, Fraction(0)) + power
+    return tuple(sorted((k, p) for k, p in merged.items() if p != 0))
 
 
 class Unit:
-    """An immutable product of base dimensions with rational exponents.
+    """An immutable product of pint units with rational exponents.
 
     Args:
-        exponents: map from base-dimension name to its exponent; zero exponents
-            are dropped.
+        exponents: map from a pint unit name or symbol (``"electron_volt"``,
+            ``"eV"``) to its exponent; zero exponents are dropped.
+
+    Raises:
+        UnitError: a name the lab's registry does not define.
     """
 
-    __slots__ = ("_factors", "_hash")
+    __slots__ = ("_factors", "_dimensions", "_scale", "_hash")
 
     def __init__(self, exponents: Mapping[str, int | Fraction] | None = None) -> None:
-        factors = {}
+        factors: list[tuple[str, Fraction]] = []
         for name, power in (exponents or {}).items():
             if not isinstance(name, str) or not name:
-                raise ValueError(f"unit: base dimension name must be a non-empty string, got {name!r}")
-            power = Fraction(power)
-            if power != 0:
-                factors[name] = power
-        self._factors: tuple[tuple[str, Fraction], ...] = tuple(sorted(factors.items()))
-        self._hash = hash(self._factors)
+                raise UnitError(f"unit: a unit name must be a non-empty string, got {name!r}")
+            factors.append((_named(name)[0], Fraction(power)))
+        self._set(_combine(factors))
+
+    def _set(self, factors: _Exponents) -> None:
+        self._factors = factors
+        dimensions: list[tuple[str, Fraction]] = []
+        scale = 1.0
+        for name, power in factors:
+            _, dims, factor = _named(name)
+            dimensions.extend((d, p * power) for d, p in dims)
+            scale *= factor ** float(power)
+        self._dimensions = _combine(dimensions)
+        self._scale = scale
+        self._hash = hash(self._dimensions)
+
+    @classmethod
+    def _of(cls, factors: _Exponents) -> Unit:
+        unit = cls.__new__(cls)
+        unit._set(factors)
+        return unit
 
     @property
     def exponents(self) -> dict[str, Fraction]:
-        """The base dimensions and their exponents."""
+        """The pint units (canonical names) and their exponents."""
         return dict(self._factors)
 
     @property
+    def dimensionality(self) -> dict[str, Fraction]:
+        """pint's dimensionality (``{"[length]": 1, "[time]": -1}``) with exact exponents."""
+        return dict(self._dimensions)
+
+    @property
     def is_dimensionless(self) -> bool:
-        """True when the unit has no base dimension."""
-        return not self._factors
+        """True when the unit has no dimension (``mol/mol``, ``percent``)."""
+        return not self._dimensions
 
     def __mul__(self, other: Unit) -> Unit:
-        merged = dict(self._factors)
-        for name, power in other._factors:
-            merged[name] = merged.get(name, Fraction(0)) + power
-        return Unit(merged)
+        return Unit._of(_combine((*self._factors, *other._factors)))
 
     def __truediv__(self, other: Unit) -> Unit:
         return self * other**-1
 
     def __pow__(self, power: int | Fraction) -> Unit:
         power = Fraction(power)
-        return Unit({name: exp * power for name, exp in self._factors})
+        return Unit._of(_combine((name, exp * power) for name, exp in self._factors))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Unit) and self._factors == other._factors
+        return (
+            isinstance(other, Unit)
+            and self._dimensions == other._dimensions
+            and math.isclose(self._scale, other._scale, rel_tol=_SCALE_RTOL)
+        )
 
     def __hash__(self) -> int:
         return self._hash
 
     def __str__(self) -> str:
-        parts = []
-        for name, power in self._factors:
-            if power == 1:
-                parts.append(name)
-            elif power.denominator == 1:
-                parts.append(f"{name}^{power}")
-            else:
-                parts.append(f"{name}^({power})")
-        return " * ".join(parts)
+        above = [_power_text(name, power) for name, power in self._factors if power > 0]
+        below = [_power_text(name, -power) for name, power in self._factors if power < 0]
+        if not above and not below:
+            return "dimensionless"
+        return " / ".join([" * ".join(above) or "1", *below])
 
     def __repr__(self) -> str:
         return f"Unit({str(self)!r})"
+
+
+def _power_text(name: str, power: Fraction) -> str:
+    if power == 1:
+        return name
+    if power.denominator == 1:
+        return f"{name} ** {power.numerator}"
+    return f"{name} ** ({power.numerator}/{power.denominator})"
 
 
 DIMENSIONLESS = Unit()
 
 
 def parse_unit(text: str | Unit | None) -> Unit:
-    """Parse a unit string such as ``"eV"``, ``"AA^-2 * eV"`` or ``"m / s^2"``.
+    """Read a unit in pint's syntax, such as ``"eV"``, ``"eV / angstrom ** 2"`` or ``"m / s^2"``.
 
     Args:
-        text: the unit; ``None``, ``""`` and ``"1"`` mean dimensionless. A
-            :class:`Unit` is returned unchanged.
+        text: the unit; ``None`` and ``""`` mean dimensionless. A :class:`Unit`
+            is returned unchanged.
 
     Returns:
         The parsed unit.
 
     Raises:
-        ValueError: if the text is not a product/quotient of ``name^exponent``
-            factors.
+        UnitError: (a ValueError) if pint cannot read the text.
     """
     if isinstance(text, Unit):
         return text
-    if text is None:
+    if text is None or (isinstance(text, str) and not text.strip()):
         return DIMENSIONLESS
-    if not isinstance(text, str):
-        raise ValueError(f"unit: expected a string, got {type(text).__name__}")
-    stripped = text.strip()
-    if stripped in ("", "1", "-", "dimensionless"):
-        return DIMENSIONLESS
-    exponents: dict[str, Fraction] = {}
-    position = 0
-    first = True
-    while position < len(stripped):
-        match = _TOKEN.match(stripped, position)
-        if match is None or match.end() == position or (match.group("sep") is None) != first:
-            raise ValueError(f"unit: cannot parse {text!r} at {stripped[position:]!r}")
-        first = False
-        position = match.end()
-        name = match.group("name")
-        power = Fraction(match.group("exp").strip("() ").replace(" ", "")) if match.group("exp") else Fraction(1)
-        if name == "1":
-            continue
-        sign = -1 if match.group("sep") == "/" else 1
-        exponents[name] = exponents.get(name, Fraction(0)) + sign * power
-    return Unit(exponents)
+    parsed = parse_pint_unit(text)
+    # a pint Unit's factors are its UnitsContainer, pint's own (unexported) attribute
+    return Unit({name: _fraction(power) for name, power in parsed._units.items()})
 
 
 def parse_units(
@@ -150,8 +196,8 @@ def parse_units(
         One :class:`Unit` per name.
 
     Raises:
-        ValueError: if a sequence has the wrong length or a mapping names an
-            unknown feature.
+        ValueError: if a sequence has the wrong length, a mapping names an
+            unknown feature, or a unit cannot be read (naming the feature).
     """
     if units is None:
         return [DIMENSIONLESS] * len(names)
@@ -159,8 +205,16 @@ def parse_units(
         unknown = sorted(set(units) - set(names))
         if unknown:
             raise ValueError(f"units: names not among the feature names: {unknown}")
-        return [parse_unit(units.get(name)) for name in names]
-    units = list(units)
-    if len(units) != len(names):
-        raise ValueError(f"units: got {len(units)} units for {len(names)} feature names")
-    return [parse_unit(unit) for unit in units]
+        pairs = [(name, units.get(name)) for name in names]
+    else:
+        listed = list(units)
+        if len(listed) != len(names):
+            raise ValueError(f"units: got {len(listed)} units for {len(names)} feature names")
+        pairs = list(zip(names, listed))
+    out = []
+    for name, unit in pairs:
+        try:
+            out.append(parse_unit(unit))
+        except UnitError as exc:
+            raise UnitError(f"units: feature {name!r}: {exc}") from None
+    return out

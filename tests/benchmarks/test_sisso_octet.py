@@ -40,7 +40,7 @@ def test_octet82_reproduces_sisso_plus_plus(octet):
         assert model.rmse == pytest.approx(reference_rmse, rel=2e-5)
         assert {f.canonical for f in model.features} == _reference_keys(dimension, octet.units)
     assert reg.models_[0].features[0].expr == "((E_HOMO_B / r_p_A) / (r_sigma + r_p_B))"
-    assert str(reg.models_[0].features[0].unit) == "AA^-2 * eV"
+    assert str(reg.models_[0].features[0].unit) == "electron_volt / angstrom ** 2"
 
 
 def test_octet82_first_two_dimensions_with_a_single_residual(octet):

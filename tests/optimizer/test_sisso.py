@@ -31,42 +31,55 @@ def _walk(feature: Feature):
 
 # --------------------------------------------------------------------- units
 def test_unit_algebra_and_parsing():
-    ev, aa = parse_unit("eV"), parse_unit("AA")
-    assert parse_unit("AA^-2 * eV") == ev / aa**2
-    assert str(ev / aa**2) == "AA^-2 * eV"
+    ev, aa = parse_unit("eV"), parse_unit("angstrom")
+    assert parse_unit("angstrom ** -2 * eV") == ev / aa**2
+    assert str(ev / aa**2) == "electron_volt / angstrom ** 2"
     assert parse_unit("m / s^2") == Unit({"m": 1, "s": -2})
     assert parse_unit("") == DIMENSIONLESS and parse_unit(None).is_dimensionless
-    assert (aa ** Fraction(1, 2)).exponents == {"AA": Fraction(1, 2)}
+    assert (aa ** Fraction(1, 2)).exponents == {"angstrom": Fraction(1, 2)}
     assert (aa ** Fraction(1, 3)) ** 3 == aa
+    assert parse_unit(str(aa ** Fraction(-1, 3) * ev)) == aa ** Fraction(-1, 3) * ev
     assert (ev / ev).is_dimensionless
     with pytest.raises(ValueError, match="unit"):
         parse_unit("eV^x")
 
 
+def test_units_are_pint_units_compared_by_dimensionality_and_scale():
+    assert parse_unit("K") == parse_unit("kelvin") and parse_unit("1 / hour") == parse_unit("hour ** -1")
+    assert parse_unit("eV").dimensionality == {"[length]": 2, "[mass]": 1, "[time]": -2}
+    assert parse_unit("eV") != parse_unit("J") and parse_unit("eV") != parse_unit("meV")  # columns on other scales
+    assert parse_unit("mol/mol") == DIMENSIONLESS and parse_unit("1") == DIMENSIONLESS
+    assert parse_unit("percent").is_dimensionless and parse_unit("percent") != DIMENSIONLESS
+    with pytest.raises(ValueError, match="'J/cm2' is not a unit in pint's syntax"):
+        parse_unit("J/cm2")
+    with pytest.raises(ValueError, match="feature 'x2'"):
+        FeatureSpace(np.ones((4, 2)), ["x1", "x2"], ["eV", "AA"], max_rung=1)
+
+
 def test_operators_respect_units():
     e1 = Feature.primary("E1", parse_unit("eV"))
     e2 = Feature.primary("E2", parse_unit("eV"))
-    r = Feature.primary("r", parse_unit("AA"))
+    r = Feature.primary("r", parse_unit("angstrom"))
     n = Feature.primary("n", DIMENSIONLESS)
     for op in ("add", "sub", "abs_diff"):
         with pytest.raises(ValueError, match="not allowed on units"):
             Feature.combine(op, e1, r)
         assert Feature.combine(op, e1, e2).unit == parse_unit("eV")
-    assert Feature.combine("mult", e1, r).unit == parse_unit("eV * AA")
-    assert Feature.combine("div", e1, r).unit == parse_unit("eV / AA")
+    assert Feature.combine("mult", e1, r).unit == parse_unit("eV * angstrom")
+    assert Feature.combine("div", e1, r).unit == parse_unit("eV / angstrom")
     for op in ("exp", "neg_exp", "log", "sin", "cos"):
         with pytest.raises(ValueError, match="not allowed on units"):
             Feature.combine(op, r)
         assert Feature.combine(op, n).unit.is_dimensionless
-    assert Feature.combine("sqrt", r).unit == parse_unit("AA^1/2")
-    assert Feature.combine("six_pow", r).unit == parse_unit("AA^6")
-    assert Feature.combine("inv", e1).unit == parse_unit("eV^-1")
+    assert Feature.combine("sqrt", r).unit == parse_unit("angstrom ** 0.5")
+    assert Feature.combine("six_pow", r).unit == parse_unit("angstrom ** 6")
+    assert Feature.combine("inv", e1).unit == parse_unit("eV ** -1")
 
 
 def test_feature_space_never_adds_unlike_units():
     rng = np.random.default_rng(0)
     data = np.column_stack([rng.uniform(1, 2, 30), rng.uniform(0.5, 1.5, 30), rng.uniform(2, 3, 30)])
-    space = FeatureSpace(data, ["E1", "r", "E2"], ["eV", "AA", "eV"], max_rung=2)
+    space = FeatureSpace(data, ["E1", "r", "E2"], ["eV", "angstrom", "eV"], max_rung=2)
     exprs = set()
     checked = 0
     for block in space.candidate_blocks():
@@ -100,10 +113,10 @@ def test_feature_space_drops_copies_and_bad_values():
 
 
 def test_feature_evaluates_and_round_trips_postfix():
-    units = {"x1": "eV", "x2": "AA", "x3": "AA"}
+    units = {"x1": "eV", "x2": "angstrom", "x3": "angstrom"}
     feature = Feature.from_postfix("x1|x2|div|x3|x2|add|div", units)
     assert feature.expr == "((x1 / x2) / (x3 + x2))"
-    assert feature.unit == parse_unit("eV * AA^-2")
+    assert feature.unit == parse_unit("eV * angstrom^-2")
     assert feature.rung == 2 and feature.complexity == 3
     columns = {"x1": np.array([1.0, 2.0]), "x2": np.array([2.0, 4.0]), "x3": np.array([1.0, 1.0])}
     np.testing.assert_allclose(feature.evaluate(columns), [1.0 / 2.0 / 3.0, 2.0 / 4.0 / 5.0])
@@ -119,10 +132,10 @@ def test_screening_picks_the_true_feature():
     x = {name: rng.uniform(0.5, 2.0, n) for name in ("x1", "x2", "x3", "x4", "x5")}
     y = 1.7 * x["x1"] / x["x2"] + rng.normal(0, 0.02, n)
     data = np.column_stack(list(x.values()))
-    space = FeatureSpace(data, list(x), ["eV", "AA", "eV", "AA", ""], max_rung=2)
+    space = FeatureSpace(data, list(x), ["eV", "angstrom", "eV", "angstrom", ""], max_rung=2)
     chosen = screen(space, y, n_select=5)
     assert len(chosen) == 5
-    truth = Feature.combine("div", Feature.primary("x1", parse_unit("eV")), Feature.primary("x2", parse_unit("AA")))
+    truth = Feature.combine("div", Feature.primary("x1", parse_unit("eV")), Feature.primary("x2", parse_unit("angstrom")))
     assert chosen[0].feature.canonical == truth.canonical
     assert chosen[0].score > 0.99
     assert [c.score for c in chosen] == sorted((c.score for c in chosen), reverse=True)
@@ -174,7 +187,7 @@ def _two_term_problem(seed: int, n: int):
 
 
 NAMES = ["a", "b", "c", "d", "e"]
-UNITS = ["eV", "AA", "", "K", ""]
+UNITS = ["eV", "angstrom", "", "K", ""]
 
 
 def test_regressor_recovers_a_two_term_law_and_predicts_new_data():
