@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from labweave.services.process import configure_threads
+
 os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
+configure_threads(1)  # once for the test process, as the labweave command does for each of its processes
 
 REPO = Path(__file__).resolve().parents[1]
 #: Data the tests read beside the clone: FINALES2's files (``finales2/``) and ``data/octet82.csv``.

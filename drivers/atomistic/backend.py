@@ -4,24 +4,25 @@ A backend supplies an ASE calculator and the elements it can handle; this
 class runs the bulk-properties procedure (relaxation, equation of state,
 elemental references by the same method) in a worker thread so the event
 loop stays responsive, and honours a safe stop between optimizer steps.
+
+The matrices of a few-atom relaxation are small, fastest on one BLAS (and
+torch) thread: the tenant process limits its threads once, at its start
+(``labweave --threads``), not around each calculation.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import asyncio
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import ClassVar
 
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
-from threadpoolctl import threadpool_limits
 
 from labweave.drivers.atomistic.eos import equation_of_state, fcc_lattice_constant, relax
 from labweave.drivers.atomistic.structures import build_crystal, elements_of, reference_structure
@@ -63,18 +64,6 @@ class AtomisticBackend(Backend, abc.ABC):
     @abc.abstractmethod
     def calculator(self) -> Calculator:
         """A fresh ASE calculator of this method."""
-
-    @contextlib.contextmanager
-    def compute_threads(self) -> Iterator[None]:
-        """Run the calculation single-threaded.
-
-        The matrices of a few-atom relaxation are small: on a shared
-        machine, threaded BLAS spends its time waiting for cores (a 32-atom
-        EMT relaxation took 18 s with two BLAS threads on a loaded 2-core
-        machine, 0.7 s with one).
-        """
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
 
     # -- Backend -------------------------------------------------------
     async def setup(self) -> None:
@@ -119,13 +108,12 @@ class AtomisticBackend(Backend, abc.ABC):
 
     def _compute(self, params: BulkPropertiesParameters) -> BulkPropertiesResult:
         cpu, wall = time.process_time(), time.perf_counter()
-        with self.compute_threads():
-            atoms = build_crystal(params)
-            atoms.calc = self.calculator()
-            relaxation = relax(atoms, params.fmax, params.max_steps, self._check_stop)
-            fit, points = self._fit(atoms)
-            counts = Counter(atoms.get_chemical_symbols())
-            references = [self.reference(symbol) for symbol in sorted(counts)]
+        atoms = build_crystal(params)
+        atoms.calc = self.calculator()
+        relaxation = relax(atoms, params.fmax, params.max_steps, self._check_stop)
+        fit, points = self._fit(atoms)
+        counts = Counter(atoms.get_chemical_symbols())
+        references = [self.reference(symbol) for symbol in sorted(counts)]
         n = len(atoms)
         reference_energy = sum(counts[r.element] * r.energy_per_atom for r in references) / n
         formula = "".join(f"{s}{c if c > 1 else ''}" for s, c in sorted(counts.items()))

@@ -13,10 +13,8 @@ bcc, hcp, diamond) are accepted.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from ase.calculators.calculator import Calculator
@@ -77,23 +75,6 @@ class ChgnetBackend(AtomisticBackend):
 
     def supported_elements(self) -> frozenset[str]:
         return self._elements
-
-    @contextlib.contextmanager
-    def compute_threads(self) -> Iterator[None]:
-        """One torch thread as well as one BLAS thread.
-
-        A 32-atom CHGNet single point took 0.35 s with one torch thread and
-        3.5-8 s with two on a loaded 2-core machine.
-        """
-        import torch
-
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with super().compute_threads():
-                yield
-        finally:
-            torch.set_num_threads(previous)
 
     def calculator(self) -> Calculator:
         from chgnet.model.dynamics import CHGNetCalculator

@@ -40,14 +40,12 @@ labelled as such).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
+
+import pybamm
 
 from labweave.drivers.cells import CellRecord
 from labweave.drivers.cycler.formulation import CELL_TEMPERATURE, ElectrolyteProperties
-
-os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
-import pybamm  # noqa: E402
 
 #: PyBaMM model options of the simulated cell.
 MODEL_OPTIONS = {

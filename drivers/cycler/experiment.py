@@ -13,16 +13,13 @@ the upper voltage and the channel ends the test.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import pybamm
 
 from labweave.drivers.cells import InternalShort
 from labweave.drivers.cycler.backend import CycleMeasurement, CyclingProtocol, DischargeCurve, curve_cycles
-
-os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
-import pybamm  # noqa: E402
 
 #: Voltage at which a short's leakage current is evaluated, V.
 SHORT_VOLTAGE = 3.7

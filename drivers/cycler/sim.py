@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
+import pybamm
 from pydantic import Field
 
 from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, Progress
@@ -33,9 +34,6 @@ from labweave.drivers.cycler import cell_model
 from labweave.drivers.cycler.backend import CycleMeasurement, CyclerBackend, CyclingProtocol, CyclingRun
 from labweave.drivers.cycler.experiment import LOGGED_VARIABLES, build_experiment, measure_cycle, plan_cycles
 from labweave.drivers.cycler.formulation import electrolyte_properties
-
-os.environ.setdefault("PYBAMM_DISABLE_TELEMETRY", "true")
-import pybamm  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -30,11 +30,10 @@ proposal budget under a second; the one-hot ARD kernel is fitted in ~0.05 s.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -90,8 +89,10 @@ class BayesianSettings(StrategySettings):
         output_warping: fit the GPs to Yeo-Johnson-warped observations (see
             :class:`~labweave.optimizer.strategies.gp.OutputWarp`).
         kernel: ``"matern52"`` or ``"rbf"``, both with the dimension-scaled lengthscale prior.
-        max_threads: CPU threads used during a proposal (small dense algebra is
-            fastest on one thread); ``None`` leaves the process settings alone.
+
+    The strategy computes with the process's threads, limited once at the start
+    of a daemon or CLI command (``labweave --threads N``, one by default: a
+    proposal is small dense algebra).
     """
 
     initial_design: int = Field(default=5, ge=0)
@@ -106,27 +107,6 @@ class BayesianSettings(StrategySettings):
     warm_start: bool = True
     output_warping: bool = True
     kernel: Literal["matern52", "rbf"] = "matern52"
-    max_threads: int | None = Field(default=1, ge=1)
-
-
-@contextlib.contextmanager
-def _thread_limit(n: int | None) -> Iterator[None]:
-    """Limit torch (and, where threadpoolctl is installed, BLAS/OpenMP) threads."""
-    if n is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # BLAS threads then stay as configured by the environment
-            yield
-        else:
-            with threadpool_limits(limits=n):
-                yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class BayesianStrategy(Strategy):
@@ -149,8 +129,7 @@ class BayesianStrategy(Strategy):
         """Propose ``n`` points (see :meth:`Strategy.propose`)."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        with _thread_limit(self.settings.max_threads):
-            return self._propose(observations, pending, n)
+        return self._propose(observations, pending, n)
 
     def recommend(self, observations: Sequence[Observation]) -> dict[str, Any] | None:
         """The measured point with the best posterior mean, for noisy observations.
@@ -170,11 +149,10 @@ class BayesianStrategy(Strategy):
         feasible = [i for i, (_, v) in enumerate(usable) if self.feasible(v)]
         if not feasible:
             return None
-        with _thread_limit(self.settings.max_threads):
-            X, Y = self.observation_tensors(usable)
-            model = self._fit(X, self._maximisation_targets(Y))
-            with torch.no_grad():
-                mean = model.posterior(X[feasible]).mean[..., 0]  # the objective, maximised, on the model's scale
+        X, Y = self.observation_tensors(usable)
+        model = self._fit(X, self._maximisation_targets(Y))
+        with torch.no_grad():
+            mean = model.posterior(X[feasible]).mean[..., 0]  # the objective, maximised, on the model's scale
         return dict(usable[feasible[int(mean.argmax())]][0])
 
     # ----------------------------------------------------------------- internals

@@ -46,16 +46,14 @@ and a sentence saying why this point and this fidelity.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 from scipy.special import erfcx, ndtr
-from threadpoolctl import threadpool_limits
 
 from labweave.optimizer.cokriging import AutoregressiveGP, CoKrigingHyperparameters
 from labweave.optimizer.fidelity import CostBudget, Fidelity, FidelityLadder
@@ -102,8 +100,9 @@ class MultiFidelitySettings(StrategySettings):
         refit_every: refit the hyperparameters after this many new observations
             (in between, the last ones are reused with the new data).
         objective_unit: unit of the objective, for the reasons (``eV/atom``).
-        max_threads: BLAS threads during a proposal (small matrices are fastest on
-            one); ``None`` leaves the process settings alone.
+
+    The strategy computes with the process's threads, limited once at the start
+    of a daemon or CLI command (``labweave --threads N``, one by default).
     """
 
     initial_design: int = Field(default=6, ge=0)
@@ -116,7 +115,6 @@ class MultiFidelitySettings(StrategySettings):
     scale_basis: Literal["constant", "linear", "presence"] = "constant"
     refit_every: int = Field(default=1, ge=1)
     objective_unit: str = ""
-    max_threads: int | None = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _distinct_methods(self) -> MultiFidelitySettings:
@@ -193,15 +191,6 @@ class FidelityProposal(Proposal):
 
     fidelity: str | None = None  # type: ignore[assignment]
     fidelity_level: float | None = Field(default=None, ge=0.0, le=1.0)
-
-
-@contextlib.contextmanager
-def _blas_threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
 
 
 # --------------------------------------------------------------------------- strategy
@@ -336,8 +325,7 @@ class MultiFidelityStrategy(Strategy):
                 unknown method, a missing or non-finite value, or parameters outside
                 the space.
         """
-        with _blas_threads(self.settings.max_threads):
-            return self._propose(observations, pending, n)
+        return self._propose(observations, pending, n)
 
     def _propose(
         self, observations: Sequence[Observation], pending: Sequence[Mapping[str, Any]], n: int
