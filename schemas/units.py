@@ -66,7 +66,7 @@ def registry() -> pint.UnitRegistry:
     """The lab's one unit registry (pint's default definitions and :data:`LAB_DEFINITIONS`)."""
     import pint
 
-    ureg = pint.UnitRegistry()
+    ureg: pint.UnitRegistry = pint.UnitRegistry()
     for definition in LAB_DEFINITIONS:
         ureg.define(definition)
     return ureg

@@ -23,6 +23,7 @@ import functools
 import math
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
+from typing import cast
 
 from labweave.schemas.units import UnitError, registry
 from labweave.schemas.units import parse_unit as parse_pint_unit
@@ -37,10 +38,13 @@ _SCALE_RTOL = 1e-9
 _Exponents = tuple[tuple[str, Fraction], ...]
 
 
-def _fraction(power: int | float | Fraction) -> Fraction:
+def _fraction(power: object) -> Fraction:
+    """An exponent as an exact fraction (pint keeps fractional ones as floats)."""
     if isinstance(power, float):
         return Fraction(power).limit_denominator(_MAX_DENOMINATOR)
-    return Fraction(power)
+    if isinstance(power, (int, Fraction)):
+        return Fraction(power)
+    raise UnitError(f"unit: exponent {power!r} is not a real number")
 
 
 @functools.cache
@@ -53,7 +57,7 @@ def _named(name: str) -> tuple[str, _Exponents, float]:
         raise UnitError(f"unit {name!r} is not in the lab's unit registry: {exc}") from None
     factor, _ = ureg.get_root_units(canonical)
     dimensions = tuple(sorted((d, _fraction(p)) for d, p in ureg.get_dimensionality(canonical).items()))
-    return canonical, dimensions, float(factor)
+    return canonical, dimensions, float(cast(float, factor))
 
 
 def _combine(pairs: Iterable[tuple[str, Fraction]]) -> _Exponents:
