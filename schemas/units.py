@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,15 +62,22 @@ class UnitError(ValueError):
     """A unit string pint cannot read; the message names the string and why."""
 
 
-@functools.cache
-def registry() -> pint.UnitRegistry:
-    """The lab's one unit registry (pint's default definitions and :data:`LAB_DEFINITIONS`)."""
-    import pint
+_registry: pint.UnitRegistry | None = None
+_registry_lock = threading.Lock()
 
-    ureg: pint.UnitRegistry = pint.UnitRegistry()
-    for definition in LAB_DEFINITIONS:
-        ureg.define(definition)
-    return ureg
+
+def registry() -> pint.UnitRegistry:
+    """The lab's one unit registry (pint's default definitions and :data:`LAB_DEFINITIONS`), built once."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            import pint
+
+            ureg: pint.UnitRegistry = pint.UnitRegistry()
+            for definition in LAB_DEFINITIONS:
+                ureg.define(definition)
+            _registry = ureg
+        return _registry
 
 
 def define_units(*definitions: str) -> None:
@@ -79,10 +87,11 @@ def define_units(*definitions: str) -> None:
     may call this every time it loads.
     """
     ureg = registry()
-    for definition in definitions:
-        name = definition.split("=", 1)[0].strip()
-        if name not in ureg:
-            ureg.define(definition)
+    with _registry_lock:
+        for definition in definitions:
+            name = definition.split("=", 1)[0].strip()
+            if name not in ureg:
+                ureg.define(definition)
 
 
 def parse_unit(text: str) -> pint.Unit:
