@@ -107,9 +107,8 @@ def time_atomistic() -> list[dict[str, Any]]:
     def relaxation(backend: Any) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
             atoms = build_alloy(alloy)
-            with backend.compute_threads():
-                atoms.calc = backend.calculator()
-                outcome = relax(atoms, fmax=0.02, max_steps=200)
+            atoms.calc = backend.calculator()
+            outcome = relax(atoms, fmax=0.02, max_steps=200)
             return {"atoms": len(atoms), "steps": outcome.steps, "converged": outcome.converged}
 
         return run
@@ -122,9 +121,8 @@ def time_atomistic() -> list[dict[str, Any]]:
 
     def single_point() -> dict[str, Any]:
         atoms = build_alloy(alloy)
-        with chgnet.compute_threads():
-            atoms.calc = chgnet.calculator()
-            energy = atoms.get_potential_energy()
+        atoms.calc = chgnet.calculator()
+        energy = atoms.get_potential_energy()
         return {"atoms": len(atoms), "energy_per_atom": float(energy) / len(atoms)}
 
     records = [_timed("emt_relax_32_atoms", relaxation(emt)), _timed("emt_fcc_eos", fcc_eos),
