@@ -56,6 +56,13 @@ LAB_DEFINITIONS = (
 
 #: A digit glued to a unit name (``cm2``, ``um2``): another dialect's power.
 _GLUED_POWER = re.compile(r"[A-Za-z]\d")
+#: The longest unit text read.
+MAX_LENGTH = 200
+_NAME = re.compile(r"[^\W\d]\w*")
+_POWER = r"(?:\*\*|\^)\s*(?:[+-]?\d{1,3}(?:\.\d{1,6})?|\(\s*[+-]?\d{1,3}(?:\.\d{1,6})?(?:\s*/\s*\d{1,3})?\s*\))"
+_POWERS = re.compile(_POWER)
+_POWER_OF_POWER = re.compile(_POWER + r"\s*(?:\*\*|\^)")
+_ONE = re.compile(r"(?<![\w.])1(?![\w.])")
 
 
 class UnitError(ValueError):
@@ -105,8 +112,29 @@ def parse_unit(text: str) -> pint.Unit:
     return _parse(text)
 
 
+def _arithmetic_refused(text: str) -> str | None:
+    """Why a text is not handed to pint, or None.
+
+    pint evaluates the numbers in a unit expression as Python does, so
+    ``9**9**9`` would keep a process busy for hours. A unit's numbers are its
+    powers (``cm ** 2``, ``s^-1``, ``m ** (1/2)``, three digits at most) and the
+    1 of ``1 / hour``; a power of a power is refused too.
+    """
+    if len(text) > MAX_LENGTH:
+        return f"longer than {MAX_LENGTH} characters"
+    names = _NAME.sub("x", text)
+    if _POWER_OF_POWER.search(names):
+        return "a power of a power (write the one power)"
+    if any(c.isdigit() for c in _ONE.sub("", _POWERS.sub("", names))):
+        return "a unit's only numbers are powers ('cm ** 2', 'm ** (1/2)') and the 1 of '1 / hour'"
+    return None
+
+
 @functools.lru_cache(maxsize=1024)
 def _parse(text: str) -> pint.Unit:
+    refused = _arithmetic_refused(text)
+    if refused is not None:
+        raise UnitError(f"{text[:MAX_LENGTH]!r} is not a unit in pint's syntax: {refused}")
     try:
         return registry().parse_units(text)
     except Exception as exc:  # pint raises UndefinedUnitError, DefinitionSyntaxError, TokenError, ...

@@ -88,3 +88,18 @@ def test_a_campaign_parameter_unit_must_be_a_unit():
         ContinuousParameter(name="fluence", lower=1, upper=2, unit="J/cm2")
     error = refused.value.errors()[0]
     assert error["loc"] == ("unit",) and "'J/cm2' is not a unit in pint's syntax" in error["msg"]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("9**9**9", "a power of a power"),
+    ("m ** (999**999**999)", "a power of a power"),
+    ("(9 ** 999) ** 999", "a unit's only numbers are powers"),
+    ("m * 2 ** 999999", "a unit's only numbers are powers"),
+    ("m" * 201, "longer than 200 characters"),
+])
+def test_arithmetic_is_refused_before_pint_evaluates_it(text, reason):
+    """pint evaluates a unit's numbers as Python does: 9**9**9 would keep the server busy for hours."""
+    with pytest.raises(ValueError, match=reason):
+        parse_unit(text)
+    for fine in ("m ** (1/2)", "s^-1", "1 / hour", "angstrom ** (-1/3) * electron_volt", "inch_Hg_32F"):
+        parse_unit(fine)
