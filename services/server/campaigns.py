@@ -13,18 +13,30 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from . import lifecycle
 from .auth import Principal
 from .db.engine import Database
 from .db.tables import Campaign, Request
 from .errors import Forbidden, Invalid, NotFound
 from .events import record
+from .lifecycle import CampaignStatus, campaign_actors
+from .registry import Registry
+from .visibility import Viewer
 
-STATUSES = ("running", "paused", "finished", "stopped")
+STATUSES = tuple(s.value for s in CampaignStatus)
+
+
+def _status(status: str) -> CampaignStatus:
+    try:
+        return CampaignStatus(status)
+    except ValueError:
+        raise Invalid(f"status: one of {', '.join(STATUSES)}, not {status!r}") from None
 
 
 class Campaigns:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, registry: Registry):
         self.db = db
+        self.registry = registry
 
     def public(self, row: Campaign, counts: dict[str, int] | None = None) -> dict[str, Any]:
         return {"name": row.name, "status": row.status, "spec": row.spec, "state": row.state,
@@ -37,13 +49,18 @@ class Campaigns:
                           .group_by(Request.status)).all()
         return {status: n for status, n in rows}
 
-    def list(self) -> list[Campaign]:
-        with Session(self.db.read) as s:
-            return list(s.exec(select(Campaign).order_by(Campaign.created)))
+    def viewer(self, p: Principal) -> Viewer:
+        return Viewer.of(p, self.registry.catalogue())
 
-    def get(self, name: str) -> Campaign:
+    def list(self, p: Principal) -> list[Campaign]:
+        """The campaigns ``p`` may see, oldest first."""
         with Session(self.db.read) as s:
-            row = s.get(Campaign, name)
+            return list(s.exec(self.viewer(p).campaigns(select(Campaign).order_by(Campaign.created))))
+
+    def get(self, p: Principal, name: str) -> Campaign:
+        """The campaign; 404 if it does not exist or ``p`` may not see it."""
+        with Session(self.db.read) as s:
+            row = s.exec(self.viewer(p).campaigns(select(Campaign).where(Campaign.name == name))).first()
         if row is None:
             raise NotFound(f"campaign {name!r} not found")
         return row
@@ -57,26 +74,23 @@ class Campaigns:
         return row
 
     def put(self, p: Principal, name: str, spec: dict[str, Any], status: str | None = None) -> Campaign:
-        """Create a campaign, or update the spec of one's own."""
-        if p.role == "tenant":
-            raise Forbidden("tenants do not run campaigns")
-        if status is not None and status not in STATUSES:
-            raise Invalid(f"status: one of {', '.join(STATUSES)}, not {status!r}")
+        """Create a campaign (running, unless ``status`` says otherwise), or update the spec of one's own
+        (and move it to ``status``, if given and different)."""
+        new = _status(status) if status is not None else None
         now = time.time()
         with Session(self.db.write) as s:
             row = s.get(Campaign, name)
-            if row is None:
-                row = Campaign(name=name, spec=spec, status=status or "running", state={}, created_by=p.username,
-                               created=now, updated=now)
-                record(s, "campaign.created", name, p.username, to_status=row.status)
+            if row is None:  # the lifecycle refuses tenants: they do not run campaigns
+                row = Campaign(name=name, spec=spec, status=(new or CampaignStatus.RUNNING).value, state={},
+                               created_by=p.username, created=now, updated=now)
+                lifecycle.open_campaign(s, row, campaign_actors(p, None), p.username)
             else:
                 row = self._owned(s, p, name)
                 row.spec = spec
                 row.updated = now
-                if status is not None and status != row.status:
-                    record(s, "campaign.status", name, p.username, from_status=row.status, to_status=status)
-                    row.status = status
-            s.add(row)
+                if new is not None and new.value != row.status:
+                    lifecycle.move_campaign(s, row, new, campaign_actors(p, row), p.username, now=now)
+                s.add(row)
             s.commit()
             s.refresh(row)
         return row
@@ -95,16 +109,12 @@ class Campaigns:
         return row
 
     def set_status(self, p: Principal, name: str, status: str, message: str = "") -> Campaign:
-        if status not in STATUSES:
-            raise Invalid(f"status: one of {', '.join(STATUSES)}, not {status!r}")
+        """Move a campaign to ``status`` through the campaign lifecycle (the same status again: no change)."""
+        new = _status(status)
         with Session(self.db.write) as s:
             row = self._owned(s, p, name)
-            if row.status != status:
-                record(s, "campaign.status", name, p.username, from_status=row.status, to_status=status,
-                       message=message)
-                row.status = status
-                row.updated = time.time()
-                s.add(row)
+            if row.status != new.value:
+                lifecycle.move_campaign(s, row, new, campaign_actors(p, row), p.username, message)
             s.commit()
             s.refresh(row)
         return row

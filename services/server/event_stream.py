@@ -36,8 +36,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from . import convert
+from .auth import Principal
 from .errors import Unauthorized
 from .events import last_id, since
+from .visibility import Viewer
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,19 @@ KEPT = 2000
 TOKEN_RECHECK_SECONDS = 5.0
 
 
-def page(lab, after: int, limit: int = PAGE, kinds: list[str] | None = None) -> list[dict[str, Any]]:
-    """Events after id ``after``, oldest first, as the API shows them."""
+def page(lab, after: int, limit: int = PAGE, kinds: list[str] | None = None,
+         principal: Principal | None = None) -> list[dict[str, Any]]:
+    """Events after id ``after``, oldest first, as the API shows them: those ``principal`` may see
+    (``None``: every event, for the server's own readers such as the hub)."""
+    viewer = None if principal is None else Viewer.of(principal, lab.registry.catalogue())
     with Session(lab.db.read) as s:
-        return [convert.event(e) for e in since(s, after, limit, kinds)]
+        return [convert.event(e) for e in since(s, after, limit, kinds, viewer=viewer)]
+
+
+def visible(lab, principal: Principal, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of ``items`` (read by the hub for everyone) that ``principal`` may see."""
+    with lab.db.read.connect() as conn:
+        return Viewer.of(principal, lab.registry.catalogue()).visible_events(conn, items)
 
 
 def newest_id(lab) -> int:
@@ -214,10 +225,10 @@ def token_expiry(lab, token: str) -> float:
         return 0.0
 
 
-async def feed(request: Request, lab, cursor: int, *, greeting: str, kinds: list[str] | None = None,
-               named: bool = True, ended_because: Callable[[], str | None] | None = None,
+async def feed(request: Request, lab, cursor: int, *, principal: Principal, greeting: str,
+               kinds: list[str] | None = None, named: bool = True, ended_because: Callable[[], str | None] | None = None,
                recheck_seconds: float = 30.0, token: str | None = None) -> AsyncIterator[str]:
-    """The stream's text, until the client goes away.
+    """The stream's text, until the client goes away: the events ``principal`` may see.
 
     ``named`` adds an ``event:`` line with the event's kind (the API's stream;
     the dashboard's script listens to plain messages). ``ended_because`` is
@@ -251,12 +262,14 @@ async def feed(request: Request, lab, cursor: int, *, greeting: str, kinds: list
             held = hub.after(cursor, kinds)
             if held is None:  # behind what the hub holds: catch up from the table
                 floor = hub.floor
-                items = await run_in_threadpool(page, lab, cursor, PAGE, kinds)
+                items = await run_in_threadpool(page, lab, cursor, PAGE, kinds, principal)
                 upto = max([cursor, *(i["id"] for i in items)])
                 if len(items) < PAGE:  # every event of these kinds up to the floor was in the page
                     upto = max(upto, floor)
             else:
                 items, upto = held
+                if items and not principal.is_operator:
+                    items = await run_in_threadpool(visible, lab, principal, items)
             for item in items:
                 name = f"event: {item['kind']}\n" if named else ""
                 yield f"id: {item['id']}\n{name}data: {json.dumps(item)}\n\n"

@@ -14,9 +14,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
-
 from .db.tables import Event
-
 
 INSERT_EVENT = insert(Event.__table__)
 
@@ -57,8 +55,12 @@ def record(
         session.execute(INSERT_EVENT, values)
 
 
-def since(session: Session, after: int, limit: int = 500, kinds: list[str] | None = None, subject: str | None = None):
+def since(session: Session, after: int, limit: int = 500, kinds: list[str] | None = None, subject: str | None = None,
+          viewer=None):
+    """Events after id ``after``, oldest first; only those ``viewer`` (a :class:`.visibility.Viewer`) sees."""
     stmt = select(Event).where(Event.id > after)
+    if viewer is not None:
+        stmt = viewer.events(stmt)
     if kinds:
         stmt = stmt.where(Event.kind.in_(kinds))
     if subject:

@@ -37,7 +37,8 @@ class Lab:
         registry = Registry(db, settings.cache_seconds)
         policy = Policy(settings.lease_seconds, settings.max_attempts, settings.max_lease_expiries)
         auth = Authenticator.open(db, settings)
-        return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth, Campaigns(db))
+        return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth,
+                   Campaigns(db, registry))
 
     def close(self) -> None:
         self.db.dispose()

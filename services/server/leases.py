@@ -11,46 +11,49 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlmodel import Session, select
+from sqlalchemy import select
 
 from labweave.schemas.core import RequestStatus as S
 
+from . import lifecycle
 from .db.engine import Database
 from .db.tables import Request
-from .events import record
+from .lifecycle import Actor
 
 log = logging.getLogger(__name__)
 
+REQ = Request.__table__
+#: The name the sweeper's changes are recorded under.
+SWEEPER = "lease-sweeper"
+
 
 def sweep(db: Database, max_expiries: int, now: float | None = None) -> int:
-    """Return expired leases to the queue (or fail them); the number handled."""
+    """Return expired leases to the queue (or fail them); the number handled.
+
+    Each change goes through the request lifecycle as the system's lease sweeper.
+    """
     now = time.time() if now is None else now
-    with Session(db.write) as s:
-        stmt = (
-            select(Request)
-            .where(Request.status == S.RESERVED.value, Request.lease_expires < now)
-            .order_by(Request.id)
-            .limit(500)
-        )
-        if db.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        rows = list(s.exec(stmt))
+    stmt = (
+        select(REQ)
+        .where(REQ.c.status == S.RESERVED.value, REQ.c.lease_expires < now)
+        .order_by(REQ.c.id)
+        .limit(500)
+    )
+    if db.is_postgres:
+        stmt = stmt.with_for_update(skip_locked=True)
+    with db.write.begin() as conn:
+        rows = conn.execute(stmt).all()
         for row in rows:
-            holder = row.owner_tenant_uuid
-            row.lease_expiries += 1
-            row.owner_tenant_uuid = None
-            row.lease_expires = None
-            row.updated = now
-            new = S.FAILED if row.lease_expiries >= max_expiries else S.PENDING
+            expiries = row.lease_expiries + 1
+            new = S.FAILED if expiries >= max_expiries else S.PENDING
+            changes = {"lease_expiries": expiries, "owner_tenant_uuid": None, "lease_expires": None}
             if new == S.FAILED:
-                row.failure_reason = f"lease expired {row.lease_expiries} times"
-            row.status = new.value
-            s.add(row)
-            record(s, "request.status", row.uuid, "lease-sweeper", from_status=S.RESERVED.value,
-                   to_status=new.value, now=now,
-                   message=f"lease of tenant {holder} expired ({row.lease_expiries}/{max_expiries})",
-                   data={"tenant_uuid": holder, "lease_expiries": row.lease_expiries}, campaign=row.campaign)
-        s.commit()
+                changes["failure_reason"] = f"lease expired {expiries} times"
+            holder = row.owner_tenant_uuid
+            lifecycle.move_request(
+                conn, row, new, {Actor.SYSTEM}, SWEEPER,
+                f"lease of tenant {holder} expired ({expiries}/{max_expiries})", now=now,
+                data={"tenant_uuid": holder, "lease_expiries": expiries}, **changes)
     if rows:
         log.info("lease sweep: %d expired", len(rows))
     return len(rows)

@@ -1,57 +1,285 @@
-"""The request lifecycle: statuses, who may move a request between them.
+"""The lifecycles of requests, campaigns and results: their statuses, and who may move them.
 
-One table, checked in one place (:func:`check`), in the manner of bluesky's
-RunEngine state machine. FINALES2's statuses come first; labweave adds
-``failed`` and ``proposed`` and the late-result path.
+One table per kind of thing, in the manner of bluesky's RunEngine state
+machine, says which status changes exist and which actors may make each.
+Every change is made here, by :func:`open_request`/:func:`move_request`,
+:func:`open_campaign`/:func:`move_campaign` and :func:`move_result`: each
+checks its table, writes the status and records the event (the event log is
+the history of every request, campaign and result) in the caller's
+transaction. Nothing else in the server assigns a status.
+
+An actor is a relationship to the thing being changed, worked out by
+:func:`request_actors` (and its siblings); a principal may play several.
+A status change that does not exist is refused with 409, naming both
+statuses; one that exists, but not for these actors, with 403.
 """
 
 from __future__ import annotations
 
 import enum
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
+from sqlmodel import Session
 
 from labweave.schemas.core import RequestStatus as S
+from labweave.schemas.core import ResultStatus as R
 
+from .auth import Principal
+from .db.tables import Campaign, Request, Result
 from .errors import Conflict, Forbidden
+from .events import record
+from .registry import Catalogue
 
 
 class Actor(str, enum.Enum):
-    REQUESTER = "requester"  # who posted the request (or any requester-role user for new ones)
-    TENANT = "tenant"  # a tenant able to serve the request
-    OWNER = "owner"  # the tenant holding the request's lease
+    REQUESTER = "requester"  # who posted the request or created the campaign (its optimizer runs as them)
+    TENANT = "tenant"  # an active tenant able to serve the request within its limits
+    OWNER = "owner"  # the tenant holding the request's lease; for a result, the tenant that posted it
     LATE_OWNER = "late_owner"  # the last holder, whose lease ran out, while nobody else holds it
     OPERATOR = "operator"
-    SYSTEM = "system"  # the lease sweeper
+    SYSTEM = "system"  # the server itself: the lease sweeper
 
 
-TRANSITIONS: dict[tuple[S | None, S], frozenset[Actor]] = {
-    (None, S.PENDING): frozenset({Actor.REQUESTER, Actor.TENANT, Actor.OPERATOR}),
-    (None, S.PROPOSED): frozenset({Actor.REQUESTER, Actor.OPERATOR}),
+_ANYONE_WHO_POSTS = frozenset({Actor.REQUESTER, Actor.TENANT, Actor.OPERATOR})
+_CREATOR_OR_OPERATOR = frozenset({Actor.REQUESTER, Actor.OPERATOR})
+_HOLDER_OR_STAFF = frozenset({Actor.OWNER, Actor.OPERATOR, Actor.SYSTEM})
+
+#: (from, to) -> who may make the change; ``None`` is "not yet stored".
+REQUEST_MOVES: dict[tuple[str | None, str], frozenset[Actor]] = {
+    (None, S.PENDING): _ANYONE_WHO_POSTS,
+    (None, S.PROPOSED): _CREATOR_OR_OPERATOR,
     (None, S.UNSOLICITED): frozenset({Actor.TENANT, Actor.OPERATOR}),
-    (S.PENDING, S.RESERVED): frozenset({Actor.TENANT}),
-    (S.RESERVED, S.RESOLVED): frozenset({Actor.OWNER}),
-    (S.PENDING, S.RESOLVED): frozenset({Actor.LATE_OWNER}),
+    (S.PENDING, S.RESERVED): frozenset({Actor.TENANT}),  # a claim, or FINALES2's reservation
+    (S.RESERVED, S.RESOLVED): frozenset({Actor.OWNER}),  # its result arrives
+    (S.PENDING, S.RESOLVED): frozenset({Actor.LATE_OWNER}),  # a late result, its lease expired
     (S.FAILED, S.RESOLVED): frozenset({Actor.LATE_OWNER}),
-    (S.RESERVED, S.PENDING): frozenset({Actor.OWNER, Actor.OPERATOR, Actor.SYSTEM}),
-    (S.PENDING, S.RETRACTED): frozenset({Actor.REQUESTER, Actor.OPERATOR}),
-    (S.RESERVED, S.RETRACTED): frozenset({Actor.REQUESTER, Actor.OPERATOR}),
-    (S.PROPOSED, S.RETRACTED): frozenset({Actor.REQUESTER, Actor.OPERATOR}),
-    (S.RESERVED, S.FAILED): frozenset({Actor.OWNER, Actor.OPERATOR, Actor.SYSTEM}),
+    (S.RESERVED, S.PENDING): _HOLDER_OR_STAFF,  # released, a retryable failure, or its lease expired
+    (S.RESERVED, S.FAILED): _HOLDER_OR_STAFF,
     (S.PENDING, S.FAILED): frozenset({Actor.OPERATOR, Actor.SYSTEM}),
-    (S.PROPOSED, S.PENDING): frozenset({Actor.OPERATOR}),
+    (S.PENDING, S.RETRACTED): _CREATOR_OR_OPERATOR,
+    (S.RESERVED, S.RETRACTED): _CREATOR_OR_OPERATOR,
+    (S.PROPOSED, S.RETRACTED): _CREATOR_OR_OPERATOR,  # withdrawn, or rejected by an operator
+    (S.PROPOSED, S.PENDING): frozenset({Actor.OPERATOR}),  # approved
 }
 
 
-def check(current: S | None, new: S, actors: set[Actor]) -> None:
-    """Allow the transition or raise.
+class CampaignStatus(str, enum.Enum):
+    RUNNING = "running"  # its optimizer proposes experiments
+    PAUSED = "paused"  # its optimizer proposes nothing; work already queued goes on
+    FINISHED = "finished"  # its budget or stopping rule ended it (said by its optimizer)
+    STOPPED = "stopped"  # a person ended it early
+
+
+C = CampaignStatus
+CAMPAIGN_MOVES: dict[tuple[str | None, str], frozenset[Actor]] = {
+    (None, C.RUNNING): _CREATOR_OR_OPERATOR,
+    (None, C.PAUSED): _CREATOR_OR_OPERATOR,
+    (C.RUNNING, C.PAUSED): _CREATOR_OR_OPERATOR,
+    (C.PAUSED, C.RUNNING): _CREATOR_OR_OPERATOR,
+    (C.RUNNING, C.FINISHED): frozenset({Actor.REQUESTER}),
+    (C.PAUSED, C.FINISHED): frozenset({Actor.REQUESTER}),
+    (C.RUNNING, C.STOPPED): _CREATOR_OR_OPERATOR,
+    (C.PAUSED, C.STOPPED): _CREATOR_OR_OPERATOR,
+}
+
+RESULT_MOVES: dict[tuple[str | None, str], frozenset[Actor]] = {
+    (R.ORIGINAL, R.AMENDED): frozenset({Actor.OWNER, Actor.OPERATOR}),
+    (R.ORIGINAL, R.DELETED): frozenset({Actor.OWNER, Actor.OPERATOR}),
+    (R.AMENDED, R.DELETED): frozenset({Actor.OWNER, Actor.OPERATOR}),
+}
+
+
+def _value(status: str | enum.Enum | None) -> str | None:
+    return status.value if isinstance(status, enum.Enum) else status
+
+
+@dataclass(frozen=True)
+class Table:
+    """The status changes of one kind of thing and who may make each."""
+
+    noun: str
+    moves: Mapping[tuple[str | None, str], frozenset[Actor]]
+
+    def __post_init__(self):  # keyed by plain strings: an enum member's hash is its name's, not its value's
+        object.__setattr__(self, "moves", {(_value(a), _value(b)): who for (a, b), who in self.moves.items()})
+
+    def next_statuses(self, current: str | None) -> list[str]:
+        return sorted(_value(new) for old, new in self.moves if _value(old) == current)
+
+    def who(self, current: str | enum.Enum | None, new: str | enum.Enum) -> frozenset[Actor] | None:
+        """The actors allowed to make this change, or ``None`` if no such change exists."""
+        return self.moves.get((_value(current), _value(new)))
+
+    def check(self, current: str | enum.Enum | None, new: str | enum.Enum, actors: set[Actor],
+              subject: str = "") -> None:
+        """Allow the change or raise.
+
+        Raises:
+            Conflict: no such change exists from the current status (409).
+            Forbidden: the change exists, but not for these actors (403).
+        """
+        current, new = _value(current), _value(new)
+        this = f"{self.noun} {subject}".strip()
+        if current == new:
+            raise Conflict(f"{this} is already {new}")
+        allowed = self.who(current, new)
+        if allowed is None:
+            where = current or "(new)"
+            options = ", ".join(self.next_statuses(current)) or "nothing: it is final"
+            raise Conflict(f"{this}: no change from {where} to {new} (a {where} {self.noun} may become {options})")
+        if not allowed & actors:
+            names = " or ".join(sorted(a.value for a in allowed))
+            raise Forbidden(f"{this}: only the {names} may move a {current or 'new'} {self.noun} to {new}")
+
+
+REQUEST = Table("request", REQUEST_MOVES)
+CAMPAIGN = Table("campaign", CAMPAIGN_MOVES)
+RESULT = Table("result", RESULT_MOVES)
+
+
+# -- who is acting -------------------------------------------------------------
+def request_actors(p: Principal, row: Any | None, cat: Catalogue) -> set[Actor]:
+    """Every role the principal plays towards this request (None: a new one)."""
+    actors: set[Actor] = set()
+    if p.is_operator:
+        actors.add(Actor.OPERATOR)
+    if row is None:
+        if p.role == "requester":
+            actors.add(Actor.REQUESTER)
+        if p.role == "tenant":
+            actors.update({Actor.REQUESTER, Actor.TENANT})
+        return actors
+    if row.created_by == p.username:
+        actors.add(Actor.REQUESTER)
+    t = p.tenant_uuid
+    if t:
+        if row.status == S.RESERVED and row.owner_tenant_uuid == t:
+            actors.add(Actor.OWNER)
+        if row.owner_tenant_uuid is None and row.last_owner_uuid == t:
+            actors.add(Actor.LATE_OWNER)
+        tenant = cat.tenants.get(t)
+        if tenant is not None and tenant.is_active and cat.can_serve(t, row.quantity, row.methods, row.parameters):
+            actors.add(Actor.TENANT)
+    return actors
+
+
+def campaign_actors(p: Principal, row: Campaign | None) -> set[Actor]:
+    """The principal's roles towards a campaign (None: a new one; tenants do not run campaigns)."""
+    actors: set[Actor] = set()
+    if p.is_operator:
+        actors.add(Actor.OPERATOR)
+    if row is None:
+        if p.role != "tenant":
+            actors.add(Actor.REQUESTER)
+    elif row.created_by and row.created_by == p.username:
+        actors.add(Actor.REQUESTER)
+    return actors
+
+
+def result_actors(p: Principal, row: Result) -> set[Actor]:
+    actors: set[Actor] = set()
+    if p.is_operator:
+        actors.add(Actor.OPERATOR)
+    if p.tenant_uuid and row.tenant_uuid == p.tenant_uuid:
+        actors.add(Actor.OWNER)
+    return actors
+
+
+# -- requests (SQLAlchemy Core: the claim and result paths are hot) ---------------
+REQ = Request.__table__
+INSERT_REQUEST = insert(REQ).returning(REQ.c.id)
+#: Compare-and-set updates, by the columns changed with the status: built once, then run with parameters.
+_REQUEST_UPDATES: dict[tuple[str, ...], Any] = {}
+
+
+def _request_update(columns: tuple[str, ...]):
+    stmt = _REQUEST_UPDATES.get(columns)
+    if stmt is None:
+        unknown = [c for c in columns if c not in REQ.c or c in ("id", "uuid", "status", "updated")]
+        if unknown:
+            raise ValueError(f"a status change cannot set {unknown}")
+        stmt = (
+            update(REQ)
+            .where(REQ.c.id == bindparam("b_id"), REQ.c.status == bindparam("b_from"))
+            .values(status=bindparam("b_to"), updated=bindparam("b_now"),
+                    **{c: bindparam(f"b_{c}") for c in columns})
+            .returning(*REQ.c)
+        )
+        _REQUEST_UPDATES[columns] = stmt
+    return stmt
+
+
+class Moved(Conflict):
+    """The request changed status since it was read (another claimer won it)."""
+
+
+def open_request(conn, values: dict[str, Any], actors: set[Actor], by: str, message: str = "",
+                 data: dict[str, Any] | None = None) -> int:
+    """Store a new request in its first status (``values["status"]``), with its event; its id."""
+    REQUEST.check(None, values["status"], actors)
+    request_id = conn.execute(INSERT_REQUEST, values).scalar_one()
+    record(conn, "request.status", values["uuid"], by, to_status=values["status"], message=message,
+           now=values["updated"], data=data, campaign=values.get("campaign"))
+    return request_id
+
+
+def move_request(conn, row: Any, new: S, actors: set[Actor], by: str, message: str = "", *,
+                 now: float | None = None, data: dict[str, Any] | None = None, **changes: Any) -> SimpleNamespace:
+    """Move a request row to ``new`` with its event, in the transaction of ``conn`` (a Core connection).
+
+    ``row`` needs ``id``, ``uuid`` and ``status``; ``changes`` are other columns
+    set with the status (the lease, the failure reason...). The update applies
+    only if the row is still in ``row.status``.
+
+    Returns:
+        The request as stored now.
 
     Raises:
-        Conflict: no such transition exists from the current status (409).
-        Forbidden: the transition exists, but not for these actors (403).
+        Conflict, Forbidden: the table refuses (see :meth:`Table.check`).
+        Moved: the request left ``row.status`` meanwhile.
     """
-    allowed = TRANSITIONS.get((current, new))
-    if allowed is None:
-        where = current.value if current else "(new)"
-        raise Conflict(f"a {where} request cannot become {new.value}")
-    if not allowed & actors:
-        names = ", ".join(sorted(a.value for a in allowed))
-        raise Forbidden(f"only {names} may move a {current.value if current else 'new'} request to {new.value}")
+    REQUEST.check(row.status, new, actors, row.uuid)
+    now = time.time() if now is None else now
+    columns = tuple(sorted(changes))
+    params = {"b_id": row.id, "b_from": _value(row.status), "b_to": new.value, "b_now": now}
+    params.update({f"b_{c}": changes[c] for c in columns})
+    found = conn.execute(_request_update(columns), params).mappings().first()
+    if found is None:
+        raise Moved(f"request {row.uuid} is no longer {_value(row.status)}")
+    record(conn, "request.status", row.uuid, by, from_status=_value(row.status), to_status=new.value,
+           message=message, now=now, data=data, campaign=found["campaign"])
+    return SimpleNamespace(**found)
+
+
+# -- campaigns and results (ORM sessions) -----------------------------------------
+def open_campaign(s: Session, row: Campaign, actors: set[Actor], by: str) -> None:
+    """Add a new campaign in its first status, with its event."""
+    CAMPAIGN.check(None, row.status, actors, row.name)
+    s.add(row)
+    record(s, "campaign.created", row.name, by, to_status=row.status, now=row.created)
+
+
+def move_campaign(s: Session, row: Campaign, new: str, actors: set[Actor], by: str, message: str = "",
+                  now: float | None = None) -> None:
+    """Move a campaign (read in ``s``) to ``new``, with its event."""
+    CAMPAIGN.check(row.status, new, actors, row.name)
+    old = row.status
+    row.status = _value(new)
+    row.updated = time.time() if now is None else now
+    s.add(row)
+    record(s, "campaign.status", row.name, by, from_status=old, to_status=row.status, message=message,
+           now=row.updated)
+
+
+def move_result(s: Session, row: Result, new: R, actors: set[Actor], by: str, message: str = "") -> None:
+    """Mark a result (read in ``s``) amended or deleted, with its event."""
+    RESULT.check(row.status, new, actors, row.uuid)
+    old = row.status
+    row.status = new.value
+    s.add(row)
+    record(s, "result.status", row.uuid, by, from_status=old, to_status=new.value, message=message)

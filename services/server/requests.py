@@ -2,8 +2,9 @@
 
 Each change runs in one transaction that locks the request row (``FOR
 UPDATE`` on PostgreSQL; SQLite's write transactions are ``BEGIN
-IMMEDIATE``), checks the transition against :mod:`.lifecycle`, applies it
-and records the event.
+IMMEDIATE``) and makes the change through :mod:`.lifecycle`, which checks it
+against the request's table, writes it and records its event. What a
+principal may see is :mod:`.visibility`'s rule.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any, Callable
 
 from sqlalchemy import bindparam, exists, insert, update
 from sqlmodel import Session, select
@@ -24,9 +26,9 @@ from .auth import Principal
 from .db.engine import Database
 from .db.tables import Request, RequestMethod, Tenant
 from .errors import Conflict, Forbidden, Invalid, NotFound
-from .events import record
-from .lifecycle import Actor
-from .registry import Catalogue, Registry
+from .lifecycle import Actor, request_actors
+from .registry import Registry
+from .visibility import Viewer
 
 CLAIM_BATCH = 4  # most claims take the first candidate; a deeper scan reads more per round
 CLAIM_SCAN_BATCH = 64
@@ -37,15 +39,10 @@ METHODS = RequestMethod.__table__
 
 
 # Statements built once: executing them with parameters skips SQLAlchemy's per-call coercion.
-INSERT_REQUEST = insert(REQ).returning(REQ.c.id)
 INSERT_METHOD = insert(METHODS)
-TAKE = (
-    update(REQ)
-    .where(REQ.c.id == bindparam("b_id"), REQ.c.status == S.PENDING.value)
-    .values(status=S.RESERVED.value, owner_tenant_uuid=bindparam("b_owner"), last_owner_uuid=bindparam("b_owner"),
-            lease_seconds=bindparam("b_lease"), lease_expires=bindparam("b_expires"), updated=bindparam("b_now"))
-    .returning(*REQ.c)
-)
+
+#: Plans a status change of a locked request: ``(row, now) -> (new status, other columns, event data)``.
+Plan = Callable[[SimpleNamespace, float], "tuple[S, dict[str, Any], dict[str, Any]]"]
 
 
 def as_row(mapping) -> SimpleNamespace:
@@ -60,34 +57,21 @@ class Policy:
     max_lease_expiries: int = 3
 
 
-def actors_for(p: Principal, row: Request | None, cat: Catalogue) -> set[Actor]:
-    """Every role the principal plays towards this request (None: a new one)."""
-    actors: set[Actor] = set()
-    if p.is_operator:
-        actors.add(Actor.OPERATOR)
-    if row is None:
-        if p.role == "requester":
-            actors.add(Actor.REQUESTER)
-        if p.role == "tenant":
-            actors.update({Actor.REQUESTER, Actor.TENANT})
-        return actors
-    if row.created_by == p.username:
-        actors.add(Actor.REQUESTER)
-    t = p.tenant_uuid
-    if t:
-        if row.status == S.RESERVED and row.owner_tenant_uuid == t:
-            actors.add(Actor.OWNER)
-        if row.owner_tenant_uuid is None and row.last_owner_uuid == t:
-            actors.add(Actor.LATE_OWNER)
-        tenant = cat.tenants.get(t)
-        if tenant is not None and tenant.is_active and cat.can_serve(t, row.quantity, row.methods, row.parameters):
-            actors.add(Actor.TENANT)
-    return actors
+def new_request(status: S, quantity: str, methods: list[str], parameters: dict, tenant_uuid: str, created_by: str,
+                **extra: Any) -> dict[str, Any]:
+    """The column values of a request about to be stored (``extra``: priority, campaign...)."""
+    now = time.time()
+    values = dict(
+        uuid=str(uuidlib.uuid4()), ctime=now, updated=now, status=status.value, quantity=quantity, methods=methods,
+        parameters=parameters, tenant_uuid=tenant_uuid, priority=0, owner_tenant_uuid=None, last_owner_uuid=None,
+        lease_expires=None, lease_seconds=None, lease_expiries=0, attempts=0, failure_reason=None,
+        parent_uuid=None, campaign=None, provenance={}, created_by=created_by,
+    )
+    values.update(extra)
+    return values
 
 
-def visible(p: Principal, row: Request) -> bool:
-    """Requesters see their own requests; tenants and operators see all."""
-    return p.role != "requester" or row.created_by == p.username
+LET_GO = {"owner_tenant_uuid": None, "lease_expires": None}  # the holder (if any) lets go of the lease
 
 
 class Requests:
@@ -99,13 +83,15 @@ class Requests:
         self._claim_statements: dict = {}
 
     # -- reading -----------------------------------------------------------
+    def viewer(self, p: Principal) -> Viewer:
+        return Viewer.of(p, self.registry.catalogue())
+
     def get(self, p: Principal, request_uuid: str) -> Request | None:
+        """The request, if it exists and ``p`` may see it."""
+        stmt = self.viewer(p).requests(select(REQ).where(REQ.c.uuid == request_uuid))
         with self.db.read.connect() as conn:
-            found = conn.execute(select(REQ).where(REQ.c.uuid == request_uuid)).mappings().first()
-        row = as_row(found) if found is not None else None
-        if row is None or not visible(p, row):
-            return None
-        return row
+            found = conn.execute(stmt).mappings().first()
+        return as_row(found) if found is not None else None
 
     def require(self, p: Principal, request_uuid: str) -> Request:
         row = self.get(p, request_uuid)
@@ -143,10 +129,9 @@ class Requests:
             stmt = stmt.where(c.owner_tenant_uuid == owner)
         if parent:
             stmt = stmt.where(c.parent_uuid == parent)
-        if p.role == "requester":
-            stmt = stmt.where(c.created_by == p.username)
-        elif created_by:
+        if created_by:
             stmt = stmt.where(c.created_by == created_by)
+        stmt = self.viewer(p).requests(stmt)
         if after is not None:
             stmt = stmt.where(c.id > after)
         stmt = stmt.order_by(c.priority.desc(), c.id) if queue_order else stmt.order_by(c.id)
@@ -168,56 +153,30 @@ class Requests:
             raise Forbidden(f"tenant_uuid: you act for tenant {p.tenant_uuid}, not {body.tenant_uuid}")
         self.registry.check_request(body.quantity, body.methods, body.parameters)
         status = S.PROPOSED if body.proposed else S.PENDING
-        lifecycle.check(None, status, actors_for(p, None, cat))
-        now = time.time()
-        values = dict(
-            uuid=str(uuidlib.uuid4()),
-            ctime=now,
-            updated=now,
-            status=status.value,
-            quantity=body.quantity,
-            methods=body.methods,
-            parameters=body.parameters,
-            tenant_uuid=body.tenant_uuid,
-            priority=body.priority,
-            owner_tenant_uuid=None,
-            last_owner_uuid=None,
-            lease_expires=None,
-            lease_seconds=None,
-            lease_expiries=0,
-            attempts=0,
-            failure_reason=None,
-            parent_uuid=body.parent_uuid,
-            campaign=body.campaign,
-            provenance=body.provenance,
-            created_by=p.username,
-        )
+        values = new_request(status, body.quantity, body.methods, body.parameters, body.tenant_uuid, p.username,
+                             priority=body.priority, parent_uuid=body.parent_uuid, campaign=body.campaign,
+                             provenance=body.provenance)
         with self.db.write.begin() as conn:
             if body.parent_uuid and conn.execute(
                 select(REQ.c.id).where(REQ.c.uuid == body.parent_uuid)
             ).first() is None:
                 raise Invalid(f"parent_uuid: unknown request {body.parent_uuid}")
-            values["id"] = conn.execute(INSERT_REQUEST, values).scalar_one()
+            values["id"] = lifecycle.open_request(conn, values, request_actors(p, None, cat), p.username,
+                                                  data={"quantity": body.quantity, "methods": body.methods})
             conn.execute(INSERT_METHOD, [{"request_id": values["id"], "method": m, "quantity": body.quantity}
                                            for m in body.methods])
-            record(conn, "request.status", values["uuid"], p.username, to_status=status.value, now=now,
-                   data={"quantity": body.quantity, "methods": body.methods}, campaign=body.campaign)
         return as_row(values)
 
     # -- changing status ---------------------------------------------------
-    def _locked(self, s: Session, request_uuid: str) -> Request:
-        row = s.exec(select(Request).where(Request.uuid == request_uuid).with_for_update()).first()
-        if row is None:
+    def _locked(self, conn, p: Principal, request_uuid: str) -> SimpleNamespace:
+        """The request, locked for this transaction; 404 if it does not exist or ``p`` may not see it."""
+        stmt = self.viewer(p).requests(select(REQ).where(REQ.c.uuid == request_uuid))
+        if self.db.is_postgres:
+            stmt = stmt.with_for_update(of=REQ)
+        found = conn.execute(stmt).mappings().first()
+        if found is None:
             raise NotFound(f"request {request_uuid} not found")
-        return row
-
-    def _move(self, s: Session, row: Request, new: S, actor: str, message: str, now: float, **data) -> None:
-        old = row.status
-        row.status = new.value
-        row.updated = now
-        s.add(row)
-        record(s, "request.status", row.uuid, actor, from_status=old, to_status=new.value, message=message,
-               now=now, data=data, campaign=row.campaign)
+        return as_row(found)
 
     def transition(self, p: Principal, request_uuid: str, new: S, message: str = "") -> Request:
         """The FINALES2 ``update_status`` route: pending, reserved or retracted."""
@@ -233,26 +192,19 @@ class Requests:
             return self.cancel(p, request_uuid, message or "retracted")
         raise Invalid(f"new_status: {new.value} cannot be set directly; use pending, reserved or retracted")
 
-    def _change(self, p: Principal, request_uuid: str, new: S, message: str, apply=None) -> Request:
+    def _change(self, p: Principal, request_uuid: str, plan: Plan, message: str) -> SimpleNamespace:
+        """Lock the request, plan its change and make it through the lifecycle, in one transaction."""
         cat = self.registry.catalogue()
         now = time.time()
-        with Session(self.db.write) as s:
-            row = self._locked(s, request_uuid)
-            if not visible(p, row):
-                raise NotFound(f"request {request_uuid} not found")
-            if row.status == new.value:
-                raise Conflict(f"request {request_uuid} is already {new.value}")
-            lifecycle.check(S(row.status), new, actors_for(p, row, cat))
-            if apply is not None:
-                new = apply(row, now) or new
-            self._move(s, row, new, p.username, message, now)
-            s.commit()
-            s.refresh(row)
-        return row
+        with self.db.write.begin() as conn:
+            row = self._locked(conn, p, request_uuid)
+            new, changes, data = plan(row, now)
+            return lifecycle.move_request(conn, row, new, request_actors(p, row, cat), p.username, message,
+                                          now=now, data=data, **changes)
 
-    def _held(self, row: Request, now: float) -> None:
-        row.owner_tenant_uuid = None
-        row.lease_expires = None
+    @staticmethod
+    def _to(new: S, **changes: Any) -> Plan:
+        return lambda row, now: (new, changes, {})
 
     def reserve(self, p: Principal, request_uuid: str, lease_seconds: float | None) -> Request:
         if not p.tenant_uuid:
@@ -260,58 +212,49 @@ class Requests:
         self._check_tenant(p.tenant_uuid)
         lease = lease_seconds or self.policy.lease_seconds
 
-        def grant(row: Request, now: float):
-            row.owner_tenant_uuid = p.tenant_uuid
-            row.last_owner_uuid = p.tenant_uuid
-            row.lease_seconds = lease
-            row.lease_expires = now + lease
+        def grant(row, now: float):
+            return S.RESERVED, {"owner_tenant_uuid": p.tenant_uuid, "last_owner_uuid": p.tenant_uuid,
+                                "lease_seconds": lease, "lease_expires": now + lease}, {}
 
-        return self._change(p, request_uuid, S.RESERVED, f"reserved by tenant {p.tenant_uuid}", grant)
+        return self._change(p, request_uuid, grant, f"reserved by tenant {p.tenant_uuid}")
 
     def release(self, p: Principal, request_uuid: str, reason: str) -> Request:
-        return self._change(p, request_uuid, S.PENDING, reason, self._held)
+        return self._change(p, request_uuid, self._to(S.PENDING, **LET_GO), reason)
 
     def cancel(self, p: Principal, request_uuid: str, reason: str) -> Request:
-        return self._change(p, request_uuid, S.RETRACTED, reason, self._held)
+        return self._change(p, request_uuid, self._to(S.RETRACTED, **LET_GO), reason)
 
     def approve(self, p: Principal, request_uuid: str, message: str = "") -> Request:
-        return self._change(p, request_uuid, S.PENDING, message or "approved")
+        return self._change(p, request_uuid, self._to(S.PENDING), message or "approved")
 
     def fail(self, p: Principal, request_uuid: str, reason: str, retryable: bool) -> Request:
-        def apply(row: Request, now: float):
-            self._held(row, now)
-            row.failure_reason = reason
-            if retryable:
-                row.attempts += 1
-                if row.attempts < self.policy.max_attempts:
-                    return S.PENDING
-            return S.FAILED
+        """A failed attempt: a retryable failure of a reserved request counts an attempt and queues it
+        again (until ``max_attempts``); any other failure is final."""
 
-        cat = self.registry.catalogue()
-        now = time.time()
-        with Session(self.db.write) as s:
-            row = self._locked(s, request_uuid)
-            lifecycle.check(S(row.status), S.FAILED, actors_for(p, row, cat))
-            new = apply(row, now)
-            note = f"{'retryable' if retryable else 'final'} failure: {reason}"
-            self._move(s, row, new, p.username, note, now, retryable=retryable, attempts=row.attempts)
-            s.commit()
-            s.refresh(row)
-        return row
+        def plan(row, now: float):
+            attempts = row.attempts
+            new = S.FAILED
+            if retryable and row.status == S.RESERVED:
+                attempts += 1
+                if attempts < self.policy.max_attempts:
+                    new = S.PENDING
+            changes = dict(LET_GO, failure_reason=reason, attempts=attempts)
+            return new, changes, {"retryable": retryable, "attempts": attempts}
+
+        note = f"{'retryable' if retryable else 'final'} failure: {reason}"
+        return self._change(p, request_uuid, plan, note)
 
     def heartbeat(self, p: Principal, request_uuid: str, lease_seconds: float | None = None) -> Request:
+        """Extend the lease of a request the principal's tenant holds (no change of status)."""
         now = time.time()
-        with Session(self.db.write) as s:
-            row = self._locked(s, request_uuid)
+        with self.db.write.begin() as conn:
+            row = self._locked(conn, p, request_uuid)
             if row.status != S.RESERVED or row.owner_tenant_uuid != p.tenant_uuid or not p.tenant_uuid:
                 raise Conflict(f"request {request_uuid} is not held by your tenant: the lease is lost")
             lease = lease_seconds or row.lease_seconds or self.policy.lease_seconds
-            row.lease_seconds = lease
-            row.lease_expires = now + lease
-            row.updated = now
-            s.add(row)
-            s.commit()
-            s.refresh(row)
+            conn.execute(update(REQ).where(REQ.c.id == row.id)
+                         .values(lease_seconds=lease, lease_expires=now + lease, updated=now))
+        row.lease_seconds, row.lease_expires, row.updated = lease, now + lease, now
         self.touch(p.tenant_uuid)
         return row
 
@@ -361,16 +304,16 @@ class Requests:
                         skip.append(cand.id)
                         continue
                     now = time.time()
-                    taken = conn.execute(
-                        TAKE, {"b_id": cand.id, "b_owner": p.tenant_uuid, "b_lease": lease,
-                               "b_expires": now + lease, "b_now": now}
-                    ).mappings().first()
-                    if taken is None:
+                    pending = SimpleNamespace(id=cand.id, uuid=cand.uuid, status=S.PENDING.value)
+                    try:  # the tenant can serve it (just checked): the lifecycle's TENANT
+                        return lifecycle.move_request(
+                            conn, pending, S.RESERVED, {Actor.TENANT}, p.username,
+                            f"claimed by tenant {p.tenant_uuid}", now=now,
+                            data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease},
+                            owner_tenant_uuid=p.tenant_uuid, last_owner_uuid=p.tenant_uuid,
+                            lease_seconds=lease, lease_expires=now + lease)
+                    except lifecycle.Moved:
                         continue  # another claimer won this one
-                    record(conn, "request.status", cand.uuid, p.username, from_status=S.PENDING.value,
-                           to_status=S.RESERVED.value, message=f"claimed by tenant {p.tenant_uuid}", now=now,
-                           data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease}, campaign=taken.get("campaign"))
-                    return as_row(taken)
         return None
 
     def _candidates(self, quantity: str, methods: tuple[str, ...], scanning: bool):

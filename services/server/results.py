@@ -12,7 +12,7 @@ import time
 import uuid as uuidlib
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -23,19 +23,16 @@ from labweave.schemas.core import ResultStatus
 from . import lifecycle
 from .auth import Principal
 from .db.engine import Database
-from .db.tables import Request, RequestMethod, Result
+from .db.tables import Result
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import record
+from .lifecycle import Actor, request_actors, result_actors
 from .registry import Registry
-from .requests import REQ, actors_for, as_row, visible
+from .requests import INSERT_METHOD, LET_GO, REQ, as_row, new_request
+from .visibility import Viewer
 
-INSERT_RESULT = insert(Result.__table__).returning(Result.__table__.c.id)
-RESOLVE = (
-    update(REQ)
-    .where(REQ.c.id == bindparam("b_id"))
-    .values(status=S.RESOLVED.value, owner_tenant_uuid=None, lease_expires=None, updated=bindparam("b_now"))
-)
-
+RES = Result.__table__
+INSERT_RESULT = insert(RES).returning(RES.c.id)
 
 
 def new_result(body: ResultBody, method: str, request_uuid: str, posted_by: str, now: float,
@@ -107,16 +104,15 @@ class Results:
                 if existing is not None and existing["tenant_uuid"] == body.tenant_uuid and existing["data"] == body.data:
                     return as_row(existing), False
                 raise Conflict(f"request {req.uuid} is already resolved; a resolved request stays resolved")
-            lifecycle.check(S(req.status), S.RESOLVED, actors_for(p, req, cat))
+            actors = request_actors(p, req, cat)
+            lifecycle.REQUEST.check(req.status, S.RESOLVED, actors, req.uuid)  # before anything is stored
             values = new_result(body, method, req.uuid, p.username, now, idempotency_key)
             try:
                 values["id"] = conn.execute(INSERT_RESULT, values).scalar_one()
             except IntegrityError:
                 raise Conflict(f"request {req.uuid} already has a result (or the Idempotency-Key was used)") from None
-            conn.execute(RESOLVE, {"b_id": req.id, "b_now": now})
-            record(conn, "request.status", req.uuid, p.username, from_status=req.status,
-                   to_status=S.RESOLVED.value, message=f"resolved by result {values['uuid']}", now=now,
-                   data={"result_uuid": values["uuid"]}, campaign=req.campaign)
+            lifecycle.move_request(conn, req, S.RESOLVED, actors, p.username, f"resolved by result {values['uuid']}",
+                                   now=now, data={"result_uuid": values["uuid"]}, **LET_GO)
             record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=now,
                    data={"request_uuid": req.uuid, "quantity": body.quantity, "method": method})
         return as_row(values), True
@@ -125,50 +121,31 @@ class Results:
         """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""
         method = self._check_body(p, body)
         cat = self.registry.catalogue()
-        lifecycle.check(None, S.UNSOLICITED, actors_for(p, None, cat) | (
-            {lifecycle.Actor.TENANT} if p.tenant_uuid else set()))
-        now = time.time()
-        with Session(self.db.write) as s:
-            req = Request(
-                uuid=str(uuidlib.uuid4()),
-                ctime=now,
-                updated=now,
-                status=S.UNSOLICITED.value,
-                quantity=body.quantity,
-                methods=[method],
-                parameters={method: body.parameters[method]},
-                tenant_uuid=body.tenant_uuid,
-                created_by=p.username,
-            )
-            s.add(req)
-            s.flush()
-            s.add(RequestMethod(request_id=req.id, method=method, quantity=body.quantity))
-            row = Result(**new_result(body, method, req.uuid, p.username, now))
-            s.add(row)
-            record(s, "request.status", req.uuid, p.username, to_status=S.UNSOLICITED.value, now=now,
-                   message="unsolicited result")
-            record(s, "result.posted", row.uuid, p.username, to_status=row.status, now=now,
-                   data={"request_uuid": req.uuid, "quantity": row.quantity, "method": method})
-            s.commit()
-            s.refresh(row)
-        return row
+        # whoever acts for the result's tenant (checked above) posts as that tenant
+        actors = request_actors(p, None, cat) | ({Actor.TENANT} if p.tenant_uuid else set())
+        req = new_request(S.UNSOLICITED, body.quantity, [method], {method: body.parameters[method]},
+                          body.tenant_uuid, p.username)
+        values = new_result(body, method, req["uuid"], p.username, req["ctime"])
+        with self.db.write.begin() as conn:
+            req["id"] = lifecycle.open_request(conn, req, actors, p.username, "unsolicited result")
+            conn.execute(INSERT_METHOD, [{"request_id": req["id"], "method": method, "quantity": body.quantity}])
+            values["id"] = conn.execute(INSERT_RESULT, values).scalar_one()
+            record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=values["ctime"],
+                   data={"request_uuid": req["uuid"], "quantity": body.quantity, "method": method})
+        return as_row(values)
+
+    def viewer(self, p: Principal) -> Viewer:
+        return Viewer.of(p, self.registry.catalogue())
 
     def get(self, p: Principal, result_uuid: str) -> Result | None:
+        """The result, if it exists and ``p`` sees its request."""
         with Session(self.db.read) as s:
-            row = s.exec(select(Result).where(Result.uuid == result_uuid)).first()
-            if row is None:
-                return None
-            if p.role == "requester":
-                req = s.exec(select(Request).where(Request.uuid == row.request_uuid)).first()
-                if req is None or not visible(p, req):
-                    return None
-        return row
+            return s.exec(self.viewer(p).results(select(Result).where(Result.uuid == result_uuid))).first()
 
     def for_request(self, p: Principal, request_uuid: str) -> Result | None:
         """The live result answering a request: the original, else the newest amendment."""
         with Session(self.db.read) as s:
-            req = s.exec(select(Request).where(Request.uuid == request_uuid)).first()
-            if req is None or not visible(p, req):
+            if s.exec(self.viewer(p).requests(select(REQ.c.id).where(REQ.c.uuid == request_uuid))).first() is None:
                 return None
             rows = list(
                 s.exec(
@@ -198,13 +175,9 @@ class Results:
             stmt = stmt.where(Result.method == method)
         if request_uuid:
             stmt = stmt.where(Result.request_uuid == request_uuid)
-        if campaign or p.role == "requester":
-            sub = select(Request.uuid)
-            if campaign:
-                sub = sub.where(Request.campaign == campaign)
-            if p.role == "requester":
-                sub = sub.where(Request.created_by == p.username)
-            stmt = stmt.where(Result.request_uuid.in_(sub))
+        if campaign:
+            stmt = stmt.where(Result.request_uuid.in_(select(REQ.c.uuid).where(REQ.c.campaign == campaign)))
+        stmt = self.viewer(p).results(stmt)
         if after is not None:
             stmt = stmt.where(Result.id > after)
         stmt = stmt.order_by(Result.id)
@@ -214,20 +187,13 @@ class Results:
             return list(s.exec(stmt))
 
     def set_status(self, p: Principal, result_uuid: str, new: ResultStatus, message: str) -> Result:
-        if new == ResultStatus.ORIGINAL:
-            raise Invalid("new_status: a result can be marked deleted or amended, not original")
+        """Mark a result amended or deleted, through the result lifecycle."""
         with Session(self.db.write) as s:
-            row = s.exec(select(Result).where(Result.uuid == result_uuid).with_for_update()).first()
+            stmt = self.viewer(p).results(select(Result).where(Result.uuid == result_uuid))
+            row = s.exec(stmt.with_for_update(of=Result) if self.db.is_postgres else stmt).first()
             if row is None:
                 raise NotFound(f"result {result_uuid} not found")
-            if not p.is_operator and row.tenant_uuid != p.tenant_uuid:
-                raise Forbidden("only the tenant that posted a result, or an operator, may change its status")
-            if row.status == ResultStatus.DELETED:
-                raise Conflict(f"result {result_uuid} is deleted")
-            old = row.status
-            row.status = new.value
-            s.add(row)
-            record(s, "result.status", row.uuid, p.username, from_status=old, to_status=new.value, message=message)
+            lifecycle.move_result(s, row, new, result_actors(p, row), p.username, message)
             s.commit()
             s.refresh(row)
         return row

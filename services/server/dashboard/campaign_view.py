@@ -106,8 +106,8 @@ def summary(lab, row: Campaign) -> CampaignSummary:
     return _summary(row, terms, recs, analytics.observations(terms, recs.requests, recs.results))
 
 
-def summaries(lab) -> list[CampaignSummary]:
-    return [summary(lab, row) for row in lab.campaigns.list()]
+def summaries(lab, p: Principal) -> list[CampaignSummary]:
+    return [summary(lab, row) for row in lab.campaigns.list(p)]
 
 
 # -- one campaign -----------------------------------------------------------------------

@@ -37,7 +37,7 @@ def _filter(request: Request) -> tuple[views.QueueFilter, str | None]:
 
 def _campaign(request: Request, user: Principal, name: str) -> campaign_view.CampaignDetail:
     lab = request.app.state.lab
-    return campaign_view.detail(lab, user, lab.campaigns.get(name))
+    return campaign_view.detail(lab, user, lab.campaigns.get(user, name))
 
 
 # -- pages ---------------------------------------------------------------------------
@@ -45,8 +45,8 @@ def _campaign(request: Request, user: Principal, name: str) -> campaign_view.Cam
 def overview(request: Request, user: PageUser) -> HTMLResponse:
     lab = request.app.state.lab
     return page(request, "overview.html", user, "overview", title="Overview", can=Controls(user),
-                tenants=views.tenants(lab, user), campaigns=campaign_view.summaries(lab),
-                items=views.activity(lab), **_summary(request, user))
+                tenants=views.tenants(lab, user), campaigns=campaign_view.summaries(lab, user),
+                items=views.activity(lab, user), **_summary(request, user))
 
 
 @router.get("/tenants", response_class=HTMLResponse)
@@ -67,7 +67,7 @@ def queue_page(request: Request, user: PageUser) -> HTMLResponse:
 @router.get("/campaigns", response_class=HTMLResponse)
 def campaigns_page(request: Request, user: PageUser) -> HTMLResponse:
     return page(request, "campaigns.html", user, "campaigns", title="Campaigns", can=Controls(user), compact=False,
-                campaigns=campaign_view.summaries(request.app.state.lab))
+                campaigns=campaign_view.summaries(request.app.state.lab, user))
 
 
 @router.get("/campaigns/{name}", response_class=HTMLResponse)
@@ -101,7 +101,7 @@ def queue_fragment(request: Request, user: FragmentUser) -> HTMLResponse:
 
 @router.get("/fragments/campaigns", response_class=HTMLResponse)
 def campaigns_fragment(request: Request, user: FragmentUser, compact: bool = False) -> HTMLResponse:
-    return fragment("_campaigns.html", user, campaigns=campaign_view.summaries(request.app.state.lab),
+    return fragment("_campaigns.html", user, campaigns=campaign_view.summaries(request.app.state.lab, user),
                     compact=compact, can=Controls(user))
 
 
@@ -112,4 +112,4 @@ def campaign_fragment(request: Request, user: FragmentUser, name: str) -> HTMLRe
 
 @router.get("/fragments/activity", response_class=HTMLResponse)
 def activity_fragment(request: Request, user: FragmentUser) -> HTMLResponse:
-    return fragment("_activity.html", user, items=views.activity(request.app.state.lab))
+    return fragment("_activity.html", user, items=views.activity(request.app.state.lab, user))

@@ -40,7 +40,7 @@ async def events(request: Request, user: FragmentUser, after: int | None = None,
             return "the session expired"
         return None
 
-    body = event_stream.feed(request, lab, cursor, named=False, ended_because=session_problem,
+    body = event_stream.feed(request, lab, cursor, principal=user, named=False, ended_because=session_problem,
                              recheck_seconds=RECHECK_SECONDS,
                              greeting=f"retry: {RETRY_MS}\n: labweave dashboard events for {user.username}\n\n")
     return StreamingResponse(body, media_type="text/event-stream",

@@ -1,8 +1,8 @@
 """What the dashboard's pages show about tenants, the queue and recent activity, read from the lab's database.
 
 Each function returns plain dataclasses for the templates; none of them
-changes anything. Requesters see only their own requests, as in the API
-(:func:`labweave.services.server.requests.visible`).
+changes anything. Each shows what its user may see, by the API's rule
+(:mod:`labweave.services.server.visibility`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from labweave.schemas.core import RequestStatus as S
 from ..auth import Principal
 from ..db.tables import Event, Request, Result, Tenant
 from ..errors import Invalid
+from ..visibility import Viewer
 from . import text
 
 #: Statuses still moving through the queue, in the order the page lists them.
@@ -45,6 +46,10 @@ RECENT_LIMIT = 25
 SEARCH_SCAN = 2000
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def viewer(lab, p: Principal) -> Viewer:
+    return Viewer.of(p, lab.registry.catalogue())
 
 
 # -- tenants -------------------------------------------------------------------
@@ -105,9 +110,7 @@ def tenants(lab, p: Principal, now: float | None = None) -> list[TenantRow]:
     with Session(lab.db.read) as s:
         rows = list(s.exec(select(Tenant).order_by(Tenant.name)))
         held_stmt = select(Request).where(Request.status == S.RESERVED.value).order_by(col(Request.lease_expires))
-        if p.role == "requester":
-            held_stmt = held_stmt.where(Request.created_by == p.username)
-        held = list(s.exec(held_stmt))
+        held = list(s.exec(viewer(lab, p).requests(held_stmt)))
     by_owner: dict[str, list[Held]] = {}
     for r in held:
         if r.owner_tenant_uuid:
@@ -242,6 +245,7 @@ def _matches(row: Request, needle: str, tenant_names: dict[str, str]) -> bool:
 
 def queue(lab, p: Principal, f: QueueFilter, now: float | None = None) -> Queue:
     """The queue under the filters: active requests in full, finished ones newest first."""
+    seen = viewer(lab, p)
     with Session(lab.db.read) as s:
         tenant_names = dict(s.exec(select(Tenant.uuid, Tenant.name)).all())
 
@@ -252,9 +256,7 @@ def queue(lab, p: Principal, f: QueueFilter, now: float | None = None) -> Queue:
                 stmt = stmt.where(Request.campaign == f.campaign)
             if f.tenant:
                 stmt = stmt.where((Request.owner_tenant_uuid == f.tenant) | (Request.last_owner_uuid == f.tenant))
-            if p.role == "requester":
-                stmt = stmt.where(Request.created_by == p.username)
-            return stmt
+            return seen.requests(stmt)
 
         counts = dict(s.exec(base(select(Request.status, func.count())).group_by(Request.status)).all())
         sections = []
@@ -287,8 +289,8 @@ def queue(lab, p: Principal, f: QueueFilter, now: float | None = None) -> Queue:
                 if first is not None:
                     row.result = text.numbers_summary(first.data)
                     row.result_json = text.pretty_json(first.data)
-        quantities = sorted(set(s.exec(select(Request.quantity).distinct()).all()))
-        campaigns = sorted(c for c in set(s.exec(select(Request.campaign).distinct()).all()) if c)
+        quantities = sorted(set(s.exec(seen.requests(select(Request.quantity).distinct())).all()))
+        campaigns = sorted(c for c in set(s.exec(seen.requests(select(Request.campaign).distinct())).all()) if c)
     return Queue(sections, counts, quantities, campaigns, tenant_names)
 
 
@@ -308,9 +310,7 @@ def queue_row(r: Request, tenant_names: dict[str, str]) -> QueueRow:
 # -- counts and activity ---------------------------------------------------------
 def status_counts(lab, p: Principal) -> dict[str, int]:
     """How many requests (the principal may see) are in each status."""
-    stmt = select(Request.status, func.count()).group_by(Request.status)
-    if p.role == "requester":
-        stmt = stmt.where(Request.created_by == p.username)
+    stmt = viewer(lab, p).requests(select(Request.status, func.count()).group_by(Request.status))
     with Session(lab.db.read) as s:
         found = dict(s.exec(stmt).all())
     return {status: found.get(status, 0) for status in ALL_STATUSES}
@@ -365,9 +365,9 @@ def describe(e: Event, tenant_names: dict[str, str]) -> Activity:
     return Activity(e.id, e.time, e.kind, category, e.actor, line, message, e.to_status)
 
 
-def activity(lab, limit: int = 20) -> list[Activity]:
-    """The newest events, newest first."""
+def activity(lab, p: Principal, limit: int = 20) -> list[Activity]:
+    """The newest events ``p`` may see, newest first."""
     with Session(lab.db.read) as s:
-        rows = list(s.exec(select(Event).order_by(col(Event.id).desc()).limit(limit)))
+        rows = list(s.exec(viewer(lab, p).events(select(Event)).order_by(col(Event.id).desc()).limit(limit)))
         tenant_names = dict(s.exec(select(Tenant.uuid, Tenant.name)).all())
     return [describe(e, tenant_names) for e in rows]

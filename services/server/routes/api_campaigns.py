@@ -23,12 +23,12 @@ class StatePut(BaseModel):
 
 @router.get("")
 def list_campaigns(lab: LabDep, p: CurrentUser) -> list[dict[str, Any]]:
-    return [lab.campaigns.public(c) for c in lab.campaigns.list()]
+    return [lab.campaigns.public(c) for c in lab.campaigns.list(p)]
 
 
 @router.get("/{name}")
 def get_campaign(lab: LabDep, p: CurrentUser, name: str) -> dict[str, Any]:
-    return lab.campaigns.public(lab.campaigns.get(name))
+    return lab.campaigns.public(lab.campaigns.get(p, name))
 
 
 @router.put("/{name}")

@@ -26,7 +26,7 @@ def list_events(
     limit: Limit = 200,
     kind: Annotated[list[str] | None, Query()] = None,
 ) -> dict[str, Any]:
-    items = event_stream.page(lab, after, limit, kind)
+    items = event_stream.page(lab, after, limit, kind, p)
     return {"items": items, "next_cursor": items[-1]["id"] if items else after}
 
 
@@ -42,6 +42,6 @@ async def stream_events(
 ) -> StreamingResponse:
     """Server-sent events from ``after`` (default: from now on), until the token expires."""
     cursor = await event_stream.start_cursor(lab, after, last_event_id)
-    body = event_stream.feed(request, lab, cursor, greeting=": labweave event stream\n\n", kinds=kind,
+    body = event_stream.feed(request, lab, cursor, principal=p, greeting=": labweave event stream\n\n", kinds=kind,
                              token=token)
     return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
