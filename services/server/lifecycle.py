@@ -94,8 +94,13 @@ RESULT_MOVES: dict[tuple[str | None, str], frozenset[Actor]] = {
 }
 
 
+def _name(status: str | enum.Enum) -> str:
+    """A status as its plain string (an enum member's value)."""
+    return str(status.value) if isinstance(status, enum.Enum) else status
+
+
 def _value(status: str | enum.Enum | None) -> str | None:
-    return status.value if isinstance(status, enum.Enum) else status
+    return None if status is None else _name(status)
 
 
 @dataclass(frozen=True)
@@ -106,14 +111,14 @@ class Table:
     moves: Mapping[tuple[str | None, str], frozenset[Actor]]
 
     def __post_init__(self):  # keyed by plain strings: an enum member's hash is its name's, not its value's
-        object.__setattr__(self, "moves", {(_value(a), _value(b)): who for (a, b), who in self.moves.items()})
+        object.__setattr__(self, "moves", {(_value(a), _name(b)): who for (a, b), who in self.moves.items()})
 
     def next_statuses(self, current: str | None) -> list[str]:
-        return sorted(_value(new) for old, new in self.moves if _value(old) == current)
+        return sorted(_name(new) for old, new in self.moves if _value(old) == current)
 
     def who(self, current: str | enum.Enum | None, new: str | enum.Enum) -> frozenset[Actor] | None:
         """The actors allowed to make this change, or ``None`` if no such change exists."""
-        return self.moves.get((_value(current), _value(new)))
+        return self.moves.get((_value(current), _name(new)))
 
     def check(self, current: str | enum.Enum | None, new: str | enum.Enum, actors: set[Actor],
               subject: str = "") -> None:
@@ -123,18 +128,18 @@ class Table:
             Conflict: no such change exists from the current status (409).
             Forbidden: the change exists, but not for these actors (403).
         """
-        current, new = _value(current), _value(new)
+        old, to = _value(current), _name(new)
         this = f"{self.noun} {subject}".strip()
-        if current == new:
-            raise Conflict(f"{this} is already {new}")
-        allowed = self.who(current, new)
+        if old == to:
+            raise Conflict(f"{this} is already {to}")
+        allowed = self.who(old, to)
         if allowed is None:
-            where = current or "(new)"
-            options = ", ".join(self.next_statuses(current)) or "nothing: it is final"
-            raise Conflict(f"{this}: no change from {where} to {new} (a {where} {self.noun} may become {options})")
+            where = old or "(new)"
+            options = ", ".join(self.next_statuses(old)) or "nothing: it is final"
+            raise Conflict(f"{this}: no change from {where} to {to} (a {where} {self.noun} may become {options})")
         if not allowed & actors:
             names = " or ".join(sorted(a.value for a in allowed))
-            raise Forbidden(f"{this}: only the {names} may move a {current or 'new'} {self.noun} to {new}")
+            raise Forbidden(f"{this}: only the {names} may move a {old or 'new'} {self.noun} to {to}")
 
 
 REQUEST = Table("request", REQUEST_MOVES)
@@ -246,12 +251,12 @@ def move_request(conn, row: Any, new: S, actors: set[Actor], by: str, message: s
     REQUEST.check(row.status, new, actors, row.uuid)
     now = time.time() if now is None else now
     columns = tuple(sorted(changes))
-    params = {"b_id": row.id, "b_from": _value(row.status), "b_to": new.value, "b_now": now}
+    params = {"b_id": row.id, "b_from": row.status, "b_to": new.value, "b_now": now}
     params.update({f"b_{c}": changes[c] for c in columns})
     found = conn.execute(_request_update(columns), params).mappings().first()
     if found is None:
-        raise Moved(f"request {row.uuid} is no longer {_value(row.status)}")
-    record(conn, "request.status", row.uuid, by, from_status=_value(row.status), to_status=new.value,
+        raise Moved(f"request {row.uuid} is no longer {row.status}")
+    record(conn, "request.status", row.uuid, by, from_status=row.status, to_status=new.value,
            message=message, now=now, data=data, campaign=found["campaign"])
     return SimpleNamespace(**found)
 
@@ -269,7 +274,7 @@ def move_campaign(s: Session, row: Campaign, new: str, actors: set[Actor], by: s
     """Move a campaign (read in ``s``) to ``new``, with its event."""
     CAMPAIGN.check(row.status, new, actors, row.name)
     old = row.status
-    row.status = _value(new)
+    row.status = _name(new)
     row.updated = time.time() if now is None else now
     s.add(row)
     record(s, "campaign.status", row.name, by, from_status=old, to_status=row.status, message=message,
