@@ -21,7 +21,7 @@ from labweave.optimizer.campaign import Campaign
 from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
-from labweave.services.client.errors import AuthenticationFailed, LabweaveError, NotFound
+from labweave.services.client.errors import AuthenticationFailed, Conflict, LabweaveError, NotFound
 from labweave.services.optimizer_daemon import OptimizerDaemon
 from labweave.services.server.config import Settings
 from labweave.services.server.lab import Lab
@@ -332,8 +332,13 @@ async def _raise_first_failure(tasks: list[asyncio.Task], when: str) -> None:
 
 
 async def _stop(operator: AsyncLabClient, daemon: OptimizerDaemon, campaign: Campaign) -> None:
-    """Stop a run: its campaign marked stopped on the server (the dashboard shows why it ended), its daemon shut."""
-    await operator.put_campaign(campaign.spec.name, campaign.spec.model_dump(mode="json"), "stopped")
+    """Stop a run: its campaign marked stopped on the server (the dashboard shows why it ended), its daemon shut.
+
+    A campaign that has just finished stays finished (the server refuses to move a final status)."""
+    try:
+        await operator.put_campaign(campaign.spec.name, campaign.spec.model_dump(mode="json"), "stopped")
+    except Conflict as exc:
+        log.info("campaign %s not stopped: %s", campaign.spec.name, exc)
     daemon.shutdown()
 
 
