@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from . import lifecycle
 from .auth import Principal
@@ -55,7 +55,7 @@ class Campaigns:
     def list(self, p: Principal) -> list[Campaign]:
         """The campaigns ``p`` may see, oldest first."""
         with Session(self.db.read) as s:
-            return list(s.exec(self.viewer(p).campaigns(select(Campaign).order_by(Campaign.created))))
+            return list(s.exec(self.viewer(p).campaigns(select(Campaign).order_by(col(Campaign.created)))))
 
     def get(self, p: Principal, name: str) -> Campaign:
         """The campaign; 404 if it does not exist or ``p`` may not see it."""

@@ -12,11 +12,11 @@ import time
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from .db.tables import Event
+from .db.tables import Event, table_of
 
-INSERT_EVENT = insert(Event.__table__)
+INSERT_EVENT = insert(table_of(Event))
 
 
 def record(
@@ -39,7 +39,7 @@ def record(
     """
     if campaign:
         data = {"campaign": campaign, **(data or {})}
-    values = dict(
+    values: dict[str, Any] = dict(
         time=now if now is not None else time.time(),
         kind=kind,
         subject=subject,
@@ -58,16 +58,16 @@ def record(
 def since(session: Session, after: int, limit: int = 500, kinds: list[str] | None = None, subject: str | None = None,
           viewer=None):
     """Events after id ``after``, oldest first; only those ``viewer`` (a :class:`.visibility.Viewer`) sees."""
-    stmt = select(Event).where(Event.id > after)
+    stmt = select(Event).where(col(Event.id) > after)
     if viewer is not None:
         stmt = viewer.events(stmt)
     if kinds:
-        stmt = stmt.where(Event.kind.in_(kinds))
+        stmt = stmt.where(col(Event.kind).in_(kinds))
     if subject:
         stmt = stmt.where(Event.subject == subject)
-    return list(session.exec(stmt.order_by(Event.id).limit(limit)))
+    return list(session.exec(stmt.order_by(col(Event.id)).limit(limit)))
 
 
 def last_id(session: Session) -> int:
-    row = session.exec(select(Event.id).order_by(Event.id.desc()).limit(1)).first()
+    row = session.exec(select(Event.id).order_by(col(Event.id).desc()).limit(1)).first()
     return row or 0

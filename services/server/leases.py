@@ -17,12 +17,12 @@ from labweave.schemas.core import RequestStatus as S
 
 from . import lifecycle
 from .db.engine import Database
-from .db.tables import Request
+from .db.tables import Request, table_of
 from .lifecycle import Actor
 
 log = logging.getLogger(__name__)
 
-REQ = Request.__table__
+REQ = table_of(Request)
 #: The name the sweeper's changes are recorded under.
 SWEEPER = "lease-sweeper"
 

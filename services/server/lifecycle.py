@@ -20,7 +20,6 @@ import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
@@ -30,7 +29,7 @@ from labweave.schemas.core import RequestStatus as S
 from labweave.schemas.core import ResultStatus as R
 
 from .auth import Principal
-from .db.tables import Campaign, Request, Result
+from .db.tables import Campaign, Request, Result, as_row, table_of
 from .errors import Conflict, Forbidden
 from .events import record
 from .registry import Catalogue
@@ -196,7 +195,7 @@ def result_actors(p: Principal, row: Result) -> set[Actor]:
 
 
 # -- requests (SQLAlchemy Core: the claim and result paths are hot) ---------------
-REQ = Request.__table__
+REQ = table_of(Request)
 INSERT_REQUEST = insert(REQ).returning(REQ.c.id)
 #: Compare-and-set updates, by the columns changed with the status: built once, then run with parameters.
 _REQUEST_UPDATES: dict[tuple[str, ...], Any] = {}
@@ -234,7 +233,7 @@ def open_request(conn, values: dict[str, Any], actors: set[Actor], by: str, mess
 
 
 def move_request(conn, row: Any, new: S, actors: set[Actor], by: str, message: str = "", *,
-                 now: float | None = None, data: dict[str, Any] | None = None, **changes: Any) -> SimpleNamespace:
+                 now: float | None = None, data: dict[str, Any] | None = None, **changes: Any) -> Request:
     """Move a request row to ``new`` with its event, in the transaction of ``conn`` (a Core connection).
 
     ``row`` needs ``id``, ``uuid`` and ``status``; ``changes`` are other columns
@@ -258,7 +257,7 @@ def move_request(conn, row: Any, new: S, actors: set[Actor], by: str, message: s
         raise Moved(f"request {row.uuid} is no longer {row.status}")
     record(conn, "request.status", row.uuid, by, from_status=row.status, to_status=new.value,
            message=message, now=now, data=data, campaign=found["campaign"])
-    return SimpleNamespace(**found)
+    return as_row(found, Request)
 
 
 # -- campaigns and results (ORM sessions) -----------------------------------------

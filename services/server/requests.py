@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, exists, insert, update
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, exists, insert, select, update
+from sqlmodel import Session, col
 
 from labweave.schemas.api import ClaimCreate, RequestCreate
 from labweave.schemas.core import RequestStatus as S
@@ -24,7 +24,7 @@ from labweave.schemas.core import RequestStatus as S
 from . import lifecycle
 from .auth import Principal
 from .db.engine import Database
-from .db.tables import Request, RequestMethod, Tenant
+from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .lifecycle import Actor, request_actors
 from .registry import Registry
@@ -34,20 +34,15 @@ CLAIM_BATCH = 4  # most claims take the first candidate; a deeper scan reads mor
 CLAIM_SCAN_BATCH = 64
 CLAIM_SCAN_LIMIT = 1024
 
-REQ = Request.__table__
-METHODS = RequestMethod.__table__
+REQ = table_of(Request)
+METHODS = table_of(RequestMethod)
 
 
 # Statements built once: executing them with parameters skips SQLAlchemy's per-call coercion.
 INSERT_METHOD = insert(METHODS)
 
 #: Plans a status change of a locked request: ``(row, now) -> (new status, other columns, event data)``.
-Plan = Callable[[SimpleNamespace, float], "tuple[S, dict[str, Any], dict[str, Any]]"]
-
-
-def as_row(mapping) -> SimpleNamespace:
-    """A request row read with Core: attribute access, no ORM identity map."""
-    return SimpleNamespace(**mapping)
+Plan = Callable[[Request, float], "tuple[S, dict[str, Any], dict[str, Any]]"]
 
 
 @dataclass
@@ -91,7 +86,7 @@ class Requests:
         stmt = self.viewer(p).requests(select(REQ).where(REQ.c.uuid == request_uuid))
         with self.db.read.connect() as conn:
             found = conn.execute(stmt).mappings().first()
-        return as_row(found) if found is not None else None
+        return as_row(found, Request) if found is not None else None
 
     def require(self, p: Principal, request_uuid: str) -> Request:
         row = self.get(p, request_uuid)
@@ -138,7 +133,7 @@ class Requests:
         if limit is not None:
             stmt = stmt.limit(limit)
         with self.db.read.connect() as conn:
-            rows = [as_row(m) for m in conn.execute(stmt).mappings()]
+            rows = [as_row(m, Request) for m in conn.execute(stmt).mappings()]
         if servable_only and p.tenant_uuid and not p.is_operator:
             cat = self.registry.catalogue()
             rows = [r for r in rows if cat.can_serve(p.tenant_uuid, r.quantity, r.methods, r.parameters)]
@@ -165,10 +160,10 @@ class Requests:
                                                   data={"quantity": body.quantity, "methods": body.methods})
             conn.execute(INSERT_METHOD, [{"request_id": values["id"], "method": m, "quantity": body.quantity}
                                            for m in body.methods])
-        return as_row(values)
+        return as_row(values, Request)
 
     # -- changing status ---------------------------------------------------
-    def _locked(self, conn, p: Principal, request_uuid: str) -> SimpleNamespace:
+    def _locked(self, conn, p: Principal, request_uuid: str) -> Request:
         """The request, locked for this transaction; 404 if it does not exist or ``p`` may not see it."""
         stmt = self.viewer(p).requests(select(REQ).where(REQ.c.uuid == request_uuid))
         if self.db.is_postgres:
@@ -176,15 +171,15 @@ class Requests:
         found = conn.execute(stmt).mappings().first()
         if found is None:
             raise NotFound(f"request {request_uuid} not found")
-        return as_row(found)
+        return as_row(found, Request)
 
     def transition(self, p: Principal, request_uuid: str, new: S, message: str = "") -> Request:
         """The FINALES2 ``update_status`` route: pending, reserved or retracted."""
         if new == S.RESERVED:
             return self.reserve(p, request_uuid, None)
         if new == S.PENDING:
-            with Session(self.db.read) as s:
-                current = s.exec(select(Request.status).where(Request.uuid == request_uuid)).first()
+            with self.db.read.connect() as conn:
+                current = conn.execute(select(REQ.c.status).where(REQ.c.uuid == request_uuid)).scalar()
             if current == S.PROPOSED:
                 return self.approve(p, request_uuid, message)
             return self.release(p, request_uuid, message or "released")
@@ -192,7 +187,7 @@ class Requests:
             return self.cancel(p, request_uuid, message or "retracted")
         raise Invalid(f"new_status: {new.value} cannot be set directly; use pending, reserved or retracted")
 
-    def _change(self, p: Principal, request_uuid: str, plan: Plan, message: str) -> SimpleNamespace:
+    def _change(self, p: Principal, request_uuid: str, plan: Plan, message: str) -> Request:
         """Lock the request, plan its change and make it through the lifecycle, in one transaction."""
         cat = self.registry.catalogue()
         now = time.time()
@@ -290,7 +285,7 @@ class Requests:
         scanned = 0
         while scanned < CLAIM_SCAN_LIMIT:
             with self.db.write.begin() as conn:
-                candidates = []
+                candidates: list[Any] = []
                 for q, ms in offers.items():  # one indexed walk per quantity, merged by priority then age
                     stmt = self._candidates(q, tuple(ms), bool(skip))
                     params = {"b_quantity": q} | ({"b_skip": skip} if skip else {})
@@ -345,5 +340,5 @@ class Requests:
             return
         self._seen[tenant_uuid] = now
         with Session(self.db.write) as s:
-            s.exec(update(Tenant).where(Tenant.uuid == tenant_uuid).values(last_seen=now))
+            s.execute(update(Tenant).where(col(Tenant.uuid) == tenant_uuid).values(last_seen=now))
             s.commit()

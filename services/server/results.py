@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy import select as core_select
+from sqlmodel import Session, col, select
 
 from labweave.schemas.core import RequestStatus as S
 from labweave.schemas.core import Result as ResultBody
@@ -23,15 +24,15 @@ from labweave.schemas.core import ResultStatus
 from . import lifecycle
 from .auth import Principal
 from .db.engine import Database
-from .db.tables import Result
+from .db.tables import Request, Result, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import record
 from .lifecycle import Actor, request_actors, result_actors
 from .registry import Registry
-from .requests import INSERT_METHOD, LET_GO, REQ, as_row, new_request
+from .requests import INSERT_METHOD, LET_GO, REQ, new_request
 from .visibility import Viewer
 
-RES = Result.__table__
+RES = table_of(Result)
 INSERT_RESULT = insert(RES).returning(RES.c.id)
 
 
@@ -84,25 +85,25 @@ class Results:
                 return earlier, False
         cat = self.registry.catalogue()
         now = time.time()
-        R = Result.__table__
+        R = RES
         with self.db.write.begin() as conn:
-            stmt = select(REQ).where(REQ.c.uuid == body.request_uuid)
+            stmt = core_select(REQ).where(REQ.c.uuid == body.request_uuid)
             if self.db.is_postgres:
                 stmt = stmt.with_for_update()
             found = conn.execute(stmt).mappings().first()
             if found is None:
                 raise NotFound(f"request_uuid: request {body.request_uuid!r} not found")
-            req = as_row(found)
+            req = as_row(found, Request)
             if req.quantity != body.quantity:
                 raise Invalid(f"quantity: the request is for {req.quantity!r}, not {body.quantity!r}")
             if method not in req.methods:
                 raise Invalid(f"method: the request names {req.methods}, not {method!r}")
             if req.status == S.RESOLVED:
                 existing = conn.execute(
-                    select(R).where(R.c.request_uuid == req.uuid, R.c.status == ResultStatus.ORIGINAL.value)
+                    core_select(R).where(R.c.request_uuid == req.uuid, R.c.status == ResultStatus.ORIGINAL.value)
                 ).mappings().first()
                 if existing is not None and existing["tenant_uuid"] == body.tenant_uuid and existing["data"] == body.data:
-                    return as_row(existing), False
+                    return as_row(existing, Result), False
                 raise Conflict(f"request {req.uuid} is already resolved; a resolved request stays resolved")
             actors = request_actors(p, req, cat)
             lifecycle.REQUEST.check(req.status, S.RESOLVED, actors, req.uuid)  # before anything is stored
@@ -115,7 +116,7 @@ class Results:
                                    now=now, data={"result_uuid": values["uuid"]}, **LET_GO)
             record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=now,
                    data={"request_uuid": req.uuid, "quantity": body.quantity, "method": method})
-        return as_row(values), True
+        return as_row(values, Result), True
 
     def post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
         """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""
@@ -132,7 +133,7 @@ class Results:
             values["id"] = conn.execute(INSERT_RESULT, values).scalar_one()
             record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=values["ctime"],
                    data={"request_uuid": req["uuid"], "quantity": body.quantity, "method": method})
-        return as_row(values)
+        return as_row(values, Result)
 
     def viewer(self, p: Principal) -> Viewer:
         return Viewer.of(p, self.registry.catalogue())
@@ -151,7 +152,7 @@ class Results:
                 s.exec(
                     select(Result)
                     .where(Result.request_uuid == request_uuid, Result.status != ResultStatus.DELETED.value)
-                    .order_by(Result.id)
+                    .order_by(col(Result.id))
                 )
             )
         originals = [r for r in rows if r.status == ResultStatus.ORIGINAL]
@@ -176,11 +177,11 @@ class Results:
         if request_uuid:
             stmt = stmt.where(Result.request_uuid == request_uuid)
         if campaign:
-            stmt = stmt.where(Result.request_uuid.in_(select(REQ.c.uuid).where(REQ.c.campaign == campaign)))
+            stmt = stmt.where(col(Result.request_uuid).in_(core_select(REQ.c.uuid).where(REQ.c.campaign == campaign)))
         stmt = self.viewer(p).results(stmt)
         if after is not None:
-            stmt = stmt.where(Result.id > after)
-        stmt = stmt.order_by(Result.id)
+            stmt = stmt.where(col(Result.id) > after)
+        stmt = stmt.order_by(col(Result.id))
         if limit is not None:
             stmt = stmt.limit(limit)
         with Session(self.db.read) as s:

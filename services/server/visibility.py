@@ -24,19 +24,28 @@ subjects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import and_, exists, or_, select
 
 from .auth import Principal
-from .db.tables import Campaign, Event, Request, RequestMethod, Result
+from .db.tables import Campaign, Event, Request, RequestMethod, Result, table_of
 from .registry import Catalogue
 
-REQ = Request.__table__
-METHODS = RequestMethod.__table__
-RES = Result.__table__
-CAMPAIGN = Campaign.__table__
-EVENT = Event.__table__
+REQ = table_of(Request)
+METHODS = table_of(RequestMethod)
+RES = table_of(Result)
+CAMPAIGN = table_of(Campaign)
+EVENT = table_of(Event)
+
+
+class Narrowable(Protocol):
+    """A statement that takes WHERE conditions (a select of SQLAlchemy's or SQLModel's)."""
+
+    def where(self: "Q", *whereclause: Any) -> "Q": ...
+
+
+Q = TypeVar("Q", bound=Narrowable)
 
 #: Event kinds (by the part before the dot) every signed-in user may read, as they read the registry.
 PUBLIC_EVENTS = ("tenant", "capability")
@@ -111,20 +120,20 @@ class Viewer:
 
     # -- applied to statements ------------------------------------------------------
     @staticmethod
-    def _where(stmt, condition):
+    def _where(stmt: Q, condition: Any) -> Q:
         return stmt if condition is None else stmt.where(condition)
 
-    def requests(self, stmt):
+    def requests(self, stmt: Q) -> Q:
         """``stmt`` (a query of the request table) narrowed to what this viewer sees."""
         return self._where(stmt, self.request_filter())
 
-    def results(self, stmt):
+    def results(self, stmt: Q) -> Q:
         return self._where(stmt, self.result_filter())
 
-    def campaigns(self, stmt):
+    def campaigns(self, stmt: Q) -> Q:
         return self._where(stmt, self.campaign_filter())
 
-    def events(self, stmt):
+    def events(self, stmt: Q) -> Q:
         return self._where(stmt, self.event_filter())
 
     # -- events already read ----------------------------------------------------------

@@ -6,9 +6,11 @@ message) and the feed of the server-sent event stream.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, Column, Index, text
+from sqlalchemy import JSON, Column, Index, Table, text
 from sqlmodel import Field, SQLModel, col
 
 
@@ -175,3 +177,17 @@ class ReadinessProbe(SQLModel, table=True):
 
     replica: str = Field(primary_key=True, max_length=200)
     checked: float
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's Core table, for statements built once (type checkers see no ``__table__`` on a SQLModel)."""
+    table: Table = getattr(model, "__table__")
+    return table
+
+
+def as_row(mapping: Mapping[Any, Any], model: type[M]) -> M:
+    """A row read with Core, with the model's attributes and no ORM identity map (nor its cost)."""
+    return cast(M, SimpleNamespace(**mapping))
