@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
@@ -21,6 +22,7 @@ from .dashboard import routes as dashboard
 from .errors import ServiceError
 from .storage_faults import classify
 from .lab import Lab
+from .events import archive_old_events
 from .leases import sweep
 from .routes import api_campaigns, api_events, api_registry, api_requests, api_results, finales2, health
 
@@ -39,6 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweep, "interval", seconds=settings.sweep_seconds, args=[lab.db, settings.max_lease_expiries],
             id="lease-sweep", max_instances=1, coalesce=True,
         )
+        if settings.event_retention_days > 0:
+            scheduler.add_job(
+                archive_old_events, "interval", hours=1, args=[lab.db, settings.event_retention_days],
+                id="event-retention", max_instances=1, coalesce=True, next_run_time=datetime.now(),
+            )
         scheduler.start()
         app.state.scheduler = scheduler
         try:

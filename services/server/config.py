@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=300,
         description="how long a write waits for a locked database before the request is answered 503",
     )
+    event_retention_days: float = Field(
+        default=90.0, ge=0,
+        description="events older than this move from the live log to event_archive (0: never); nothing is deleted",
+    )
     demo_data: bool = Field(default=False, description="load the FINALES2 fixtures and demo users on start")
 
     @field_validator("database_url")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from .db.tables import Event, Request, Result
+from .db.tables import Event, EventArchive, Request, Result
 
 
 def iso(t: float | None) -> str | None:
@@ -60,7 +60,7 @@ def result_info(row: Result) -> dict[str, Any]:
     return {"uuid": row.uuid, "ctime": iso(row.ctime), "status": row.status, "result": body}
 
 
-def event(row: Event) -> dict[str, Any]:
+def event(row: Event | EventArchive) -> dict[str, Any]:
     return {"id": row.id, "time": iso(row.time), "kind": row.kind, "subject": row.subject,
             "from_status": row.from_status, "to_status": row.to_status, "actor": row.actor,
             "message": row.message, "data": row.data}

@@ -8,13 +8,17 @@ across replicas sharing one PostgreSQL database.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
-from .db.tables import Event, table_of
+from .db.engine import Database
+from .db.tables import Event, EventArchive, EventFields, table_of
+
+log = logging.getLogger(__name__)
 
 INSERT_EVENT = insert(table_of(Event))
 
@@ -71,3 +75,45 @@ def since(session: Session, after: int, limit: int = 500, kinds: list[str] | Non
 def last_id(session: Session) -> int:
     row = session.exec(select(Event.id).order_by(col(Event.id).desc()).limit(1)).first()
     return row or 0
+
+
+def archive(db: Database, before: float, batch: int = 5000) -> int:
+    """Move events older than ``before`` from the live log into ``event_archive``; the number moved.
+
+    Nothing is lost: each batch is copied and deleted in one transaction, ids
+    kept, so a request's history still reads whole (:func:`history`). The
+    newest event always stays in the live log: its id is where the event
+    stream's cursors stand, and an emptied table would hand out small ids again
+    (SQLite reuses them).
+    """
+    live, kept = table_of(Event), table_of(EventArchive)
+    moved = 0
+    while True:
+        with db.write.begin() as conn:
+            newest = conn.execute(select(func.max(live.c.id))).scalar() or 0
+            ids = [row[0] for row in conn.execute(
+                select(live.c.id).where(live.c.time < before, live.c.id < newest).order_by(live.c.id).limit(batch)
+            )]
+            if not ids:
+                return moved
+            columns = [c.name for c in kept.columns]
+            conn.execute(kept.insert().from_select(columns, select(*[live.c[n] for n in columns])
+                                                   .where(live.c.id.in_(ids))))
+            conn.execute(delete(live).where(live.c.id.in_(ids)))
+        moved += len(ids)
+        if len(ids) < batch:
+            return moved
+
+
+def archive_old_events(db: Database, days: float) -> int:
+    """The retention job: archive what is older than ``days``; logs what it moved."""
+    moved = archive(db, time.time() - days * 86_400)
+    if moved:
+        log.info("event retention: %d events older than %g days archived", moved, days)
+    return moved
+
+
+def history(session: Session, subject: str, viewer=None) -> list[EventFields]:
+    """Every event about ``subject``, archived ones first, oldest first."""
+    old = select(EventArchive).where(EventArchive.subject == subject).order_by(col(EventArchive.id))
+    return [*session.exec(old), *since(session, 0, limit=100_000, subject=subject, viewer=viewer)]

@@ -139,8 +139,9 @@ class Result(SQLModel, table=True):
     posted_by: str = Field(default="", max_length=100)
 
 
-class Event(SQLModel, table=True):
-    id: int | None = Field(default=None, primary_key=True)
+class EventFields(SQLModel):
+    """What an event says; the live log and its archive both hold it."""
+
     time: float = Field(index=True)
     kind: str = Field(max_length=40)
     subject: str = Field(index=True, max_length=200)
@@ -148,7 +149,21 @@ class Event(SQLModel, table=True):
     to_status: str | None = Field(default=None, max_length=20)
     actor: str = Field(max_length=100)
     message: str = ""
-    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+
+
+class Event(EventFields, table=True):
+    """The live event log: the audit trail of recent changes and the feed of the event stream."""
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class EventArchive(EventFields, table=True):
+    """Events moved out of the live log by retention (``events.archive``), kept with their ids."""
+
+    __tablename__ = "event_archive"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
 
 
 class Campaign(SQLModel, table=True):

@@ -10,7 +10,7 @@ from labweave.schemas.api import Cancel, ClaimCreate, Failure, Release, RequestC
 
 from .. import convert
 from ..deps import CurrentOperator, CurrentUser, LabDep
-from ..events import since
+from ..events import history
 from .params import Cursor, LeaseSeconds, Limit
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
@@ -57,7 +57,7 @@ def request_history(lab: LabDep, p: CurrentUser, request_uuid: str) -> list[dict
     from sqlmodel import Session
 
     with Session(lab.db.read) as s:
-        return [convert.event(e) for e in since(s, 0, limit=10_000, subject=request_uuid)]
+        return [convert.event(e) for e in history(s, request_uuid)]
 
 
 @router.post("/claims", response_model=None)
