@@ -46,8 +46,10 @@ from labweave.schemas.battery import FormulationComponent, Location, StockedChem
 
 try:  # POSIX advisory locks serialise read-modify-write of one record across processes
     import fcntl
+
+    HAVE_FLOCK = True
 except ImportError:  # pragma: no cover - non-POSIX hosts fall back to atomic replace only
-    fcntl = None
+    HAVE_FLOCK = False
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +347,7 @@ class CellShelf:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        if fcntl is None:
+        if not HAVE_FLOCK:
             yield
             return
         with open(self.directory / ".lock", "a") as lock:

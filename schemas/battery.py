@@ -24,6 +24,7 @@ Two families live here:
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -140,7 +141,9 @@ class Separator(BaseModel):
 class BatteryChemistry(BaseModel):
     """The chemistry of a cell: electrolyte and electrodes."""
 
-    electrolyte: list[FormulationComponent] = Field(description="The composition of the electrolyte.")
+    # A Sequence (read-only, covariant) so that AssemblyChemistry can narrow it to the robot's
+    # ElectrolyteComponent; JSON and list input validate to a list as before.
+    electrolyte: Sequence[FormulationComponent] = Field(description="The composition of the electrolyte.")
     anode: Electrode | None = Field(default=None, description="The definition of the anode.")
     cathode: Electrode | None = Field(default=None, description="The definition of the cathode.")
 

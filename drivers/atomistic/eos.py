@@ -76,7 +76,8 @@ def relax(atoms: Atoms, fmax: float, max_steps: int, check_stop: Callable[[], No
         Steps taken, largest residual force, and whether fmax was reached.
     """
     cell_filter = FrechetCellFilter(atoms, hydrostatic_strain=True)
-    optimizer = BFGS(cell_filter, logfile=None)
+    # ASE annotates ``atoms: Atoms``, but its optimizers take a cell filter (its documented use).
+    optimizer = BFGS(cell_filter, logfile=None)  # type: ignore[arg-type]
     if check_stop is not None:
         optimizer.attach(check_stop, interval=1)
     converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
@@ -101,7 +102,7 @@ def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> EosFit:
     x = volumes ** (-2.0 / 3.0)
     poly = np.polynomial.Polynomial.fit(x, energies, 3).convert()
     d1, d2, d3 = poly.deriv(1), poly.deriv(2), poly.deriv(3)
-    roots = [r.real for r in d1.roots() if abs(r.imag) < 1e-12 and r.real > 0 and d2(r.real) > 0]
+    roots = [float(r.real) for r in np.asarray(d1.roots(), dtype=complex) if abs(r.imag) < 1e-12 and r.real > 0 and d2(r.real) > 0]
     if not roots:
         raise ValueError("the energy has no minimum near the sampled volumes")
     x0 = min(roots, key=lambda r: abs(r - x.mean()))

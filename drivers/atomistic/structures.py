@@ -7,6 +7,7 @@ Errors name the parameter field at fault (``structure.symbols``,
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import numpy as np
 from ase import Atoms
@@ -33,7 +34,7 @@ def reference_structure(symbol: str) -> str:
         e.g. ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"diamond"``.
     """
     state = reference_states[atomic_numbers[symbol]]
-    return state["symmetry"] if state else "none"
+    return str(state["symmetry"]) if state else "none"  # ASE types the table's values as object
 
 
 def fcc_lattice_guess(composition: dict[str, float]) -> float:
@@ -52,7 +53,7 @@ def fcc_lattice_guess(composition: dict[str, float]) -> float:
     for symbol, fraction in composition.items():
         state = reference_states[atomic_numbers[symbol]] or {}
         if state.get("symmetry") == "fcc":
-            a = state["a"]
+            a = cast(float, state["a"])  # ASE types the table's values as object; "a" is a float
         else:
             atoms = bulk(symbol)
             a = (4.0 * atoms.get_volume() / len(atoms)) ** (1.0 / 3.0)

@@ -48,6 +48,7 @@ from labweave.drivers.cells import (
     NOMINAL_BUILD,
     CellRecord,
     CellShelf,
+    Defect,
     ElectrolyteLeak,
     InternalShort,
     chemical,
@@ -318,7 +319,7 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
         crimp = self.crimp_pressure_mpa * (1.0 + CRIMP_CV * rng.standard_normal())
         crimp_ratio = crimp / self.crimp_pressure_mpa
         margin = 10.0 * (math.sqrt(spec.anode_area_cm2 / math.pi) - math.sqrt(spec.cathode_area_cm2 / math.pi))
-        defects = []
+        defects: list[Defect] = []
         if rng.random() < short_probability(offset, margin, crimp_ratio):
             cause = "anode misaligned past the cathode edge" if offset > margin else "separator damaged in crimping"
             defects.append(

@@ -34,7 +34,7 @@ import itertools
 import math
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import torch
 from botorch.acquisition import LogExpectedImprovement, qLogNoisyExpectedImprovement
@@ -43,8 +43,7 @@ from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolu
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.objective import GenericMCObjective
-from botorch.models import ModelListGP
-from botorch.models.model import Model
+from botorch.models import ModelListGP, SingleTaskGP
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
 from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
@@ -56,10 +55,36 @@ from labweave.optimizer.strategies.gp import GPHyperparameters, OutputWarp, buil
 
 logger = logging.getLogger(__name__)
 
+#: The fitted surrogate: one GP, or one per output column. Both posteriors (a ``GPyTorchPosterior``,
+#: or a ``TransformedPosterior`` / ``PosteriorList``) carry ``mean`` and ``variance``.
+Surrogate: TypeAlias = SingleTaskGP | ModelListGP
+
 #: Category combinations up to which the acquisition is optimised per combination.
 MAX_ENUMERATED_CATEGORIES = 12
 #: Encoded points closer than this (max-norm) count as the same experiment.
 DUPLICATE_TOLERANCE = 1e-6
+
+
+def _first_output(Z: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+    """The objective's samples (output 0) of the model's joint samples ``Z``."""
+    return Z[..., 0]
+
+
+def _at_most(column: int, bound: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Feasibility callable of ``output <= bound``: ``Z[..., column] - bound``, feasible at or below 0."""
+    return lambda Z: Z[..., column] - bound
+
+
+def _at_least(column: int, bound: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Feasibility callable of ``output >= bound``: ``bound - Z[..., column]``, feasible at or below 0."""
+    return lambda Z: bound - Z[..., column]
+
+
+def _acquisition_values(values: torch.Tensor | None) -> torch.Tensor:
+    """The optimiser's acquisition values (BoTorch returns None only when told not to compute them)."""
+    if values is None:
+        raise RuntimeError("the acquisition optimiser returned no acquisition values")
+    return values
 
 
 class BayesianSettings(StrategySettings):
@@ -211,13 +236,13 @@ class BayesianStrategy(Strategy):
         return Y * self._signs()
 
     # -------------------------------------------------------------------- model
-    def _fit(self, X: torch.Tensor, Y: torch.Tensor) -> Model:
+    def _fit(self, X: torch.Tensor, Y: torch.Tensor) -> Surrogate:
         """Fit one GP per output column; a ``ModelListGP`` if there are several."""
         self._outliers = set()
         models = [self._fit_output(X, Y[:, j : j + 1], j) for j in range(Y.shape[1])]
         return models[0] if len(models) == 1 else ModelListGP(*models)
 
-    def _fit_output(self, X: torch.Tensor, y: torch.Tensor, j: int) -> Model:
+    def _fit_output(self, X: torch.Tensor, y: torch.Tensor, j: int) -> SingleTaskGP:
         if self.settings.output_warping:
             warp = OutputWarp.fit(y)
             self._warps[j] = warp
@@ -235,15 +260,12 @@ class BayesianStrategy(Strategy):
     # --------------------------------------------------------------- acquisition
     def _constraint_callables(self) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """Outcome constraints as ``c(Z) <= 0`` feasibility callables on model outputs."""
-        callables = []
+        callables: list[Callable[[torch.Tensor], torch.Tensor]] = []
         offset = len(self.objectives)
         for k, c in enumerate(self.outcome_constraints):
             column = offset + k
             bound = self._to_model_scale(column, c.bound)
-            if c.relation == "<=":
-                callables.append(lambda Z, col=column, b=bound: Z[..., col] - b)
-            else:
-                callables.append(lambda Z, col=column, b=bound: b - Z[..., col])
+            callables.append(_at_most(column, bound) if c.relation == "<=" else _at_least(column, bound))
         return callables
 
     def _to_model_scale(self, column: int, value: float) -> float:
@@ -254,7 +276,7 @@ class BayesianStrategy(Strategy):
         return float(warp.forward(torch.tensor([value], dtype=torch.float64))[0])
 
     def _acquisition(
-        self, model: Model, X: torch.Tensor, X_pending: torch.Tensor | None, q: int
+        self, model: Surrogate, X: torch.Tensor, X_pending: torch.Tensor | None, q: int
     ) -> tuple[AcquisitionFunction, str]:
         constraints = self._constraint_callables() or None
         n_obj = len(self.objectives)
@@ -271,8 +293,8 @@ class BayesianStrategy(Strategy):
                 with torch.no_grad():
                     best_f = float(model.posterior(X).mean.max())
                 return LogExpectedImprovement(model, best_f=best_f), "LogEI"
-            objective = GenericMCObjective(lambda Z, X=None: Z[..., 0]) if constraints else None
-            acqf = qLogNoisyExpectedImprovement(
+            objective = GenericMCObjective(_first_output) if constraints else None
+            acqf: AcquisitionFunction = qLogNoisyExpectedImprovement(
                 model,
                 X_baseline=X,
                 sampler=self._sampler(),
@@ -307,7 +329,7 @@ class BayesianStrategy(Strategy):
         )
         return acqf, "qLogNEHVI"
 
-    def _reference_point(self, model: Model, X: torch.Tensor) -> torch.Tensor:
+    def _reference_point(self, model: Surrogate, X: torch.Tensor) -> torch.Tensor:
         """Hypervolume reference point: objective thresholds where given, else inferred."""
         with torch.no_grad():
             mean = model.posterior(X).mean[..., : len(self.objectives)]
@@ -350,7 +372,7 @@ class BayesianStrategy(Strategy):
                 equality_constraints=equality,
                 options={"maxiter": s.maxiter},
             )
-            return space.round(candidates), values
+            return space.round(candidates), _acquisition_values(values)
         if space.categorical_dims or space.integer_dims:
             candidates, values = optimize_acqf_mixed_alternating(
                 acqf,
@@ -364,7 +386,7 @@ class BayesianStrategy(Strategy):
                 equality_constraints=equality,
                 options={"maxiter_continuous": s.maxiter},
             )
-            return space.round(candidates), values
+            return space.round(candidates), _acquisition_values(values)
         options: dict[str, Any] = {"maxiter": s.maxiter}
         if equality is None:
             # Seed a share of the starts with perturbations of the best observed points:
@@ -381,14 +403,14 @@ class BayesianStrategy(Strategy):
             sequential=q > 1,
             options=options,
         )
-        return candidates.detach(), values.detach()
+        return candidates.detach(), _acquisition_values(values).detach()
 
     def _replace_duplicates(
         self, candidates: torch.Tensor, X: torch.Tensor, X_pending: torch.Tensor | None, index: int
     ) -> torch.Tensor:
         """Replace a candidate equal to an observed, pending or earlier candidate by a design point."""
         taken = [X] + ([X_pending] if X_pending is not None else [])
-        out = []
+        out: list[torch.Tensor] = []
         fallback = index
         for candidate in candidates:
             others = torch.cat(taken + ([torch.stack(out)] if out else []))
@@ -410,7 +432,7 @@ class BayesianStrategy(Strategy):
             out.append(candidate)
         return torch.stack(out)
 
-    def _predict(self, model: Model, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _predict(self, model: Surrogate, candidates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted mean and std of the objectives' *measurements* at ``candidates``, in data units.
 
         The std includes the measurement noise the model inferred, so that it can be held against what

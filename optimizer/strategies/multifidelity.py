@@ -177,10 +177,9 @@ def log_expected_improvement(mean: np.ndarray, variance: np.ndarray, best: float
 class FidelityProposal(Proposal):
     """A proposal whose ``fidelity`` is the method to evaluate with (``"chgnet"``, ``"emt"``).
 
-    :class:`~labweave.optimizer.strategies.base.Proposal` types ``fidelity`` as a
-    number; the optimizer daemon pins a request to one method, and the
-    dashboard shows the fidelity, only when it is the method's name, so this
-    strategy's proposals carry the name. ``fidelity_level`` keeps BoTorch's
+    The optimizer daemon pins a request to one method, and the dashboard shows
+    the fidelity, only when it is the method's name, so this strategy's
+    proposals carry the name. ``fidelity_level`` keeps BoTorch's
     numeric convention (1 for the target, by default the cost relative to the
     target's for the others).
 
@@ -189,7 +188,7 @@ class FidelityProposal(Proposal):
         fidelity_level: the numeric fidelity in [0, 1].
     """
 
-    fidelity: str | None = None  # type: ignore[assignment]
+    fidelity: str | None = None
     fidelity_level: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
@@ -351,7 +350,7 @@ class MultiFidelityStrategy(Strategy):
             choice = self._design_choice(taken, budget, len(observations) + len(pending) + len(proposals))
             if choice is not None:
                 index, rung, reason = choice
-                proposal = self._proposal(index, rung, version, reason)
+                proposal: Proposal = self._proposal(index, rung, version, reason)
             else:
                 if len(y_obs) == 0:
                     logger.info("multifidelity: no results yet; waiting for the design before modelling")
@@ -502,8 +501,8 @@ class MultiFidelityStrategy(Strategy):
                 return None
             scores = np.where(open_, np.log(np.maximum(target.target_variance, 1e-300))[:, None], -np.inf)
             fallback = True
-        index, rung = np.unravel_index(int(np.argmax(scores)), scores.shape)
-        index, rung = int(index), int(rung)
+        best_cell = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        index, rung = int(best_cell[0]), int(best_cell[1])
         ei = math.exp(log_ei[index]) if np.isfinite(log_ei[index]) else 0.0
         cost = self.ladder.fidelities[rung].cost
         value = ei * correlations[index, rung] / cost
