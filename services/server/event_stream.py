@@ -97,8 +97,9 @@ class EventHub:
         self._newest = 0
         self._subscribers = 0
         self._task: asyncio.Task | None = None
-        self._arrived: asyncio.Event | None = None
-        self._ready: asyncio.Event | None = None
+        # replaced by fresh ones each time the poller starts (asyncio.Event binds no loop until used)
+        self._arrived = asyncio.Event()
+        self._ready = asyncio.Event()
 
     @property
     def newest(self) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, insert
 from sqlmodel import Session, col, select
 
 from .db.engine import Database
-from .db.tables import Event, EventArchive, EventFields, table_of
+from .db.tables import Event, EventArchive, table_of
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,8 @@ def archive_old_events(db: Database, days: float) -> int:
     return moved
 
 
-def history(session: Session, subject: str, viewer=None) -> list[EventFields]:
+def history(session: Session, subject: str, viewer=None) -> list[Event | EventArchive]:
     """Every event about ``subject``, archived ones first, oldest first."""
     old = select(EventArchive).where(EventArchive.subject == subject).order_by(col(EventArchive.id))
-    return [*session.exec(old), *since(session, 0, limit=100_000, subject=subject, viewer=viewer)]
+    archived: list[Event | EventArchive] = [*session.exec(old)]
+    return archived + since(session, 0, limit=100_000, subject=subject, viewer=viewer)

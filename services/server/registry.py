@@ -51,6 +51,7 @@ class SchemaCheck:
 
     def __init__(self, schema: dict):
         self.reference = Draft202012Validator(schema)
+        self.fast: jsonschema_rs.Validator | None
         try:
             self.fast = jsonschema_rs.validator_for(schema)
         except Exception:  # a schema the fast validator cannot compile: use the reference alone
