@@ -25,7 +25,7 @@ from labweave.schemas.tenant import LimitationEntry, TenantDefinition
 
 from .db.engine import Database
 from .db.tables import Capability, Tenant
-from .errors import Forbidden, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import record
 
 
@@ -334,6 +334,22 @@ class Registry:
 
     def clear_stop(self, tenant_uuid: str, actor: str) -> Tenant:
         return self.set_stop(tenant_uuid, False, actor)
+
+    def serving_tenant(self, tenant_uuid: str) -> Tenant:
+        """The tenant, if it may take, hold and answer requests now.
+
+        Raises:
+            Forbidden: it is not registered.
+            Conflict: an operator deactivated it or asked it to stop.
+        """
+        tenant = self.catalogue().tenants.get(tenant_uuid)
+        if tenant is None:
+            raise Forbidden(f"tenant {tenant_uuid} is not registered")
+        if not tenant.is_active:
+            raise Conflict(f"tenant {tenant.name} is not active")
+        if tenant.stop_requested:
+            raise Conflict(f"tenant {tenant.name} has been asked to stop; an operator must resume it")
+        return tenant
 
     # -- checks on requests ---------------------------------------------
     def check_request(self, quantity: str, methods: list[str], parameters: dict) -> None:

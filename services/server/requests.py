@@ -240,7 +240,13 @@ class Requests:
         return self._change(p, request_uuid, plan, note)
 
     def heartbeat(self, p: Principal, request_uuid: str, lease_seconds: float | None = None) -> Request:
-        """Extend the lease of a request the principal's tenant holds (no change of status)."""
+        """Extend the lease of a request the principal's tenant holds (no change of status).
+
+        A tenant stopped or deactivated by an operator cannot: the 409 tells its
+        runtime the lease is lost, so it stops the job.
+        """
+        if p.tenant_uuid and not p.is_operator:
+            self._check_tenant(p.tenant_uuid)
         now = time.time()
         with self.db.write.begin() as conn:
             row = self._locked(conn, p, request_uuid)
@@ -255,15 +261,7 @@ class Requests:
 
     # -- claims ------------------------------------------------------------
     def _check_tenant(self, tenant_uuid: str) -> Tenant:
-        cat = self.registry.catalogue()
-        tenant = cat.tenants.get(tenant_uuid)
-        if tenant is None:
-            raise Forbidden(f"tenant {tenant_uuid} is not registered")
-        if not tenant.is_active:
-            raise Conflict(f"tenant {tenant.name} is not active")
-        if tenant.stop_requested:
-            raise Conflict(f"tenant {tenant.name} has been asked to stop; an operator must resume it")
-        return tenant
+        return self.registry.serving_tenant(tenant_uuid)
 
     def claim(self, p: Principal, body: ClaimCreate) -> Request | None:
         """Atomically take the next request this tenant can serve, by priority then age."""

@@ -80,9 +80,14 @@ class Results:
             with Session(self.db.read) as s:
                 earlier = s.exec(select(Result).where(Result.idempotency_key == idempotency_key)).first()
             if earlier is not None:
+                # keys belong to the tenant that used them: another's key is never answered with its result
+                if earlier.tenant_uuid != body.tenant_uuid:
+                    raise Conflict(f"Idempotency-Key {idempotency_key!r} is taken; use keys of your own")
                 if earlier.request_uuid != body.request_uuid:
                     raise Conflict(f"Idempotency-Key {idempotency_key!r} was used for another request")
-                return earlier, False
+                return earlier, False  # an acknowledged result is acknowledged again, even after a stop
+        if p.tenant_uuid and not p.is_operator:
+            self.registry.serving_tenant(p.tenant_uuid)  # a stopped or deactivated tenant posts nothing new
         cat = self.registry.catalogue()
         now = time.time()
         R = RES
@@ -121,6 +126,8 @@ class Results:
     def post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
         """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""
         method = self._check_body(p, body)
+        if p.tenant_uuid and not p.is_operator:
+            self.registry.serving_tenant(p.tenant_uuid)
         cat = self.registry.catalogue()
         # whoever acts for the result's tenant (checked above) posts as that tenant
         actors = request_actors(p, None, cat) | ({Actor.TENANT} if p.tenant_uuid else set())
