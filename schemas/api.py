@@ -1,13 +1,19 @@
-"""labweave's own wire objects for ``/api/v1/``: claims, leases, pages, events."""
+"""labweave's own wire objects for ``/api/v1/``: claims, leases, pages, events, users, campaigns.
+
+Every ``/api/v1/`` route takes and answers these models (the FINALES2 routes
+answer the models of :mod:`.core`, :mod:`.capability` and :mod:`.tenant`), so
+``/openapi.json`` describes every body and the client returns them typed.
+"""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from .core import Request, RequestInfo, RequestStatus
+from .core import Request, RequestInfo, RequestStatus, ResultInfo
 
 T = TypeVar("T")
 
@@ -47,6 +53,8 @@ class ClaimCreate(BaseModel):
 
 
 class Lease(BaseModel):
+    """A tenant's hold on a reserved request, until ``expires_at`` unless it heartbeats."""
+
     request_uuid: str
     tenant_uuid: str
     expires_at: datetime
@@ -54,6 +62,8 @@ class Lease(BaseModel):
 
 
 class Claim(BaseModel):
+    """A claimed request and the lease that comes with it."""
+
     request: RequestDetail
     lease: Lease
 
@@ -72,8 +82,18 @@ class Cancel(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
+    """Items in order; ask again with ``cursor=next_cursor`` for the next page (None: no more)."""
+
     items: list[T]
     next_cursor: int | None = None
+
+
+class RequestPage(Page[RequestDetail]):
+    """A page of ``GET /api/v1/requests``."""
+
+
+class ResultPage(Page[ResultInfo]):
+    """A page of ``GET /api/v1/results``."""
 
 
 class Event(BaseModel):
@@ -90,13 +110,78 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class EventPage(Page[Event]):
+    """A page of ``GET /api/v1/events``; ``next_cursor`` is the last id read (``after`` for the next page)."""
+
+
+Role = Literal["operator", "tenant", "requester"]
+
+
 class UserCreate(BaseModel):
     username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=4, max_length=200)
-    role: str = Field(pattern="^(operator|tenant|requester)$")
+    role: Role
+    tenant_uuid: str | None = None
+
+
+class UserPublic(BaseModel):
+    """An account as the API shows it (never its password)."""
+
+    username: str
+    role: Role
     tenant_uuid: str | None = None
 
 
 class StatusCount(BaseModel):
     status: RequestStatus
     count: int
+
+
+class CampaignStatus(str, enum.Enum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+
+
+class CampaignPut(BaseModel):
+    """Create a campaign, or change the spec (and status) of one's own."""
+
+    spec: dict[str, Any] = Field(default_factory=dict)
+    status: CampaignStatus | None = None
+
+
+class CampaignStatePut(BaseModel):
+    """The state a campaign's optimizer daemon keeps for people to read."""
+
+    state: dict[str, Any]
+
+
+class CampaignRecord(BaseModel):
+    """A campaign as the server keeps it: its spec, status, the daemon's state, and its requests by status."""
+
+    name: str
+    status: CampaignStatus
+    spec: dict[str, Any]
+    state: dict[str, Any]
+    created_by: str
+    created: datetime
+    updated: datetime
+    counts: dict[RequestStatus, int] = Field(default_factory=dict)
+
+
+class Health(BaseModel):
+    """``GET /healthz/live`` and ``/healthz/ready``: ``ok`` (with the database's dialect), or ``error`` (503)
+    with the kind of fault and what failed."""
+
+    status: Literal["ok", "error"]
+    database: str | None = None
+    fault: str | None = None
+    detail: str | None = None
+
+
+class ActionOutcome(BaseModel):
+    """The answer of a dashboard control sent with ``Accept: application/json``."""
+
+    ok: bool
+    message: str

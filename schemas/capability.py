@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
+from typing_extensions import TypeAliasType
 
 from labweave.schemas.units import check_schema_units
 
@@ -43,3 +44,21 @@ class CapabilityPublic(BaseModel):
     method: str
     json_schema_specifications: dict[str, Any]
     json_schema_result_output: dict[str, Any]
+
+
+class CapabilityDetail(CapabilityPublic):
+    """A capability as ``/api/v1/capabilities`` shows it: whether it is active, and which tenants offer it."""
+
+    is_active: bool
+    offered_by: list[str] = Field(default_factory=list, description="UUIDs of the active tenants offering it")
+
+
+#: A schema's template: its object shape, each leaf a string such as ``"required, float"``.
+TemplateNode = TypeAliasType("TemplateNode", Union[str, list["TemplateNode"], dict[str, "TemplateNode"]])
+
+
+class CapabilityTemplate(BaseModel):
+    """One entry of ``GET /capabilities/templates/`` (keyed ``"<quantity>-<method>"``)."""
+
+    input_template: TemplateNode
+    output_template: TemplateNode

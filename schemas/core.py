@@ -117,3 +117,10 @@ class ResultInfo(BaseModel):
     ctime: datetime
     status: ResultStatus
     result: Result
+
+
+class AccessToken(BaseModel):
+    """What ``POST /user_management/authenticate`` answers (OAuth2's password flow)."""
+
+    access_token: str
+    token_type: str = "bearer"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -54,6 +55,13 @@ class TenantInfo(BaseModel):
     limitations: list[LimitationEntry]
     contact_person: str
     is_active: bool
+
+
+class TenantDetail(TenantInfo):
+    """A tenant as ``/api/v1/tenants`` shows it: when it was last seen, and whether an operator stopped it."""
+
+    last_seen: datetime | None = None
+    stop_requested: bool = False
 
 
 class MergedLimitation(BaseModel):

@@ -38,11 +38,6 @@ class Campaigns:
         self.db = db
         self.registry = registry
 
-    def public(self, row: Campaign, counts: dict[str, int] | None = None) -> dict[str, Any]:
-        return {"name": row.name, "status": row.status, "spec": row.spec, "state": row.state,
-                "created_by": row.created_by, "created": row.created, "updated": row.updated,
-                "counts": counts if counts is not None else self.counts(row.name)}
-
     def counts(self, name: str) -> dict[str, int]:
         with Session(self.db.read) as s:
             rows = s.exec(select(Request.status, func.count()).where(Request.campaign == name)

@@ -1,36 +1,52 @@
-"""Rows to wire objects, as plain JSON-ready dicts (the hot paths skip re-validation).
+"""Rows to wire objects: the models of :mod:`labweave.schemas`, as every route answers them.
 
-Their shapes are the models in :mod:`labweave.schemas.core` and
-:mod:`labweave.schemas.api`; the tests check them against those models.
+Times are stored as Unix seconds and go on the wire as UTC datetimes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from labweave.schemas.api import CampaignRecord, CampaignStatus, Event, Lease, RequestDetail, UserPublic
+from labweave.schemas.capability import CapabilityDetail, CapabilityPublic
+from labweave.schemas.core import Request as RequestBody
+from labweave.schemas.core import RequestInfo, RequestStatus, ResultInfo, ResultStatus
+from labweave.schemas.core import Result as ResultBody
+from labweave.schemas.tenant import TenantDetail, TenantInfo
 
-from .db.tables import Event, EventArchive, Request, Result
-
-
-def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
-
-
-def request_body(row: Request) -> dict[str, Any]:
-    return {"quantity": row.quantity, "methods": row.methods, "parameters": row.parameters,
-            "tenant_uuid": row.tenant_uuid}
+from .db.tables import Campaign, EventArchive, Request, Result, Tenant
+from .db.tables import Event as EventRow
+from .registry import Catalogue, CapabilityView
 
 
-def request_info(row: Request) -> dict[str, Any]:
-    return {"uuid": row.uuid, "ctime": iso(row.ctime), "status": row.status, "request": request_body(row)}
+def stamp(t: float) -> datetime:
+    """A stored time (Unix seconds) as a UTC datetime."""
+    return datetime.fromtimestamp(t, tz=timezone.utc)
 
 
-def request_detail(row: Request) -> dict[str, Any]:
-    out = request_info(row)
-    out.update(
+def when(t: float | None) -> datetime | None:
+    """A stored time that may be unset."""
+    return None if t is None else stamp(t)
+
+
+def request_body(row: Request) -> RequestBody:
+    return RequestBody(quantity=row.quantity, methods=row.methods, parameters=row.parameters,
+                       tenant_uuid=row.tenant_uuid)
+
+
+def request_info(row: Request) -> RequestInfo:
+    return RequestInfo(uuid=row.uuid, ctime=stamp(row.ctime), status=RequestStatus(row.status),
+                       request=request_body(row))
+
+
+def request_detail(row: Request) -> RequestDetail:
+    return RequestDetail(
+        uuid=row.uuid,
+        ctime=stamp(row.ctime),
+        status=RequestStatus(row.status),
+        request=request_body(row),
         priority=row.priority,
         owner_tenant_uuid=row.owner_tenant_uuid,
-        lease_expires_at=iso(row.lease_expires),
+        lease_expires_at=when(row.lease_expires),
         lease_expiries=row.lease_expiries,
         attempts=row.attempts,
         parent_uuid=row.parent_uuid,
@@ -38,29 +54,56 @@ def request_detail(row: Request) -> dict[str, Any]:
         provenance=row.provenance,
         created_by=row.created_by,
         failure_reason=row.failure_reason,
-        updated=iso(row.updated),
+        updated=when(row.updated),
     )
-    return out
 
 
-def lease(row: Request) -> dict[str, Any]:
-    return {"request_uuid": row.uuid, "tenant_uuid": row.owner_tenant_uuid,
-            "expires_at": iso(row.lease_expires), "lease_seconds": row.lease_seconds}
+def lease(row: Request) -> Lease:
+    if row.owner_tenant_uuid is None or row.lease_expires is None or row.lease_seconds is None:
+        raise ValueError(f"request {row.uuid} is held by no lease")
+    return Lease(request_uuid=row.uuid, tenant_uuid=row.owner_tenant_uuid, expires_at=stamp(row.lease_expires),
+                 lease_seconds=row.lease_seconds)
 
 
-def result_info(row: Result) -> dict[str, Any]:
-    body = {
-        "data": row.data,
-        "quantity": row.quantity,
-        "method": [row.method],
-        "parameters": {row.method: row.parameters},
-        "tenant_uuid": row.tenant_uuid,
-        "request_uuid": row.request_uuid or "",
-    }
-    return {"uuid": row.uuid, "ctime": iso(row.ctime), "status": row.status, "result": body}
+def result_info(row: Result) -> ResultInfo:
+    body = ResultBody(data=row.data, quantity=row.quantity, method=[row.method],
+                      parameters={row.method: row.parameters}, tenant_uuid=row.tenant_uuid,
+                      request_uuid=row.request_uuid or "")
+    return ResultInfo(uuid=row.uuid, ctime=stamp(row.ctime), status=ResultStatus(row.status), result=body)
 
 
-def event(row: Event | EventArchive) -> dict[str, Any]:
-    return {"id": row.id, "time": iso(row.time), "kind": row.kind, "subject": row.subject,
-            "from_status": row.from_status, "to_status": row.to_status, "actor": row.actor,
-            "message": row.message, "data": row.data}
+def event(row: EventRow | EventArchive) -> Event:
+    return Event(id=row.id, time=stamp(row.time), kind=row.kind, subject=row.subject, from_status=row.from_status,
+                 to_status=row.to_status, actor=row.actor, message=row.message, data=row.data)
+
+
+def capability(view: CapabilityView) -> CapabilityPublic:
+    return CapabilityPublic(quantity=view.quantity, method=view.method, json_schema_specifications=view.input_schema,
+                            json_schema_result_output=view.output_schema)
+
+
+def capability_detail(view: CapabilityView, cat: Catalogue) -> CapabilityDetail:
+    return CapabilityDetail(quantity=view.quantity, method=view.method, is_active=view.is_active,
+                            offered_by=sorted(cat.offers.get((view.quantity, view.method), {})),
+                            json_schema_specifications=view.input_schema, json_schema_result_output=view.output_schema)
+
+
+def tenant_info(row: Tenant) -> TenantInfo:
+    return TenantInfo(tenant_uuid=row.uuid, name=row.name, limitations=row.limitations,
+                      contact_person=row.contact_person, is_active=row.is_active)
+
+
+def tenant_detail(row: Tenant) -> TenantDetail:
+    return TenantDetail(tenant_uuid=row.uuid, name=row.name, limitations=row.limitations,
+                        contact_person=row.contact_person, is_active=row.is_active, last_seen=when(row.last_seen),
+                        stop_requested=row.stop_requested)
+
+
+def campaign(row: Campaign, counts: dict[str, int]) -> CampaignRecord:
+    return CampaignRecord(name=row.name, status=CampaignStatus(row.status), spec=row.spec, state=row.state,
+                          created_by=row.created_by, created=stamp(row.created), updated=stamp(row.updated),
+                          counts={RequestStatus(k): n for k, n in counts.items()})
+
+
+def user(username: str, role: str, tenant_uuid: str | None) -> UserPublic:
+    return UserPublic(username=username, role=role, tenant_uuid=tenant_uuid)

@@ -57,11 +57,11 @@ TOKEN_RECHECK_SECONDS = 5.0
 
 def page(lab, after: int, limit: int = PAGE, kinds: list[str] | None = None,
          principal: Principal | None = None) -> list[dict[str, Any]]:
-    """Events after id ``after``, oldest first, as the API shows them: those ``principal`` may see
+    """Events after id ``after``, oldest first, as the API shows them (JSON-ready): those ``principal`` may see
     (``None``: every event, for the server's own readers such as the hub)."""
     viewer = None if principal is None else Viewer.of(principal, lab.registry.catalogue())
     with Session(lab.db.read) as s:
-        return [convert.event(e) for e in since(s, after, limit, kinds, viewer=viewer)]
+        return [convert.event(e).model_dump(mode="json") for e in since(s, after, limit, kinds, viewer=viewer)]
 
 
 def visible(lab, principal: Principal, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -143,7 +143,9 @@ def test_pages_fragments_and_static_files(any_lab):
     assert "EventSource" in js.text
     for bad in ("/dashboard/static/routes.py", "/dashboard/static/..%2Froutes.py", "/dashboard/static/.hidden.js"):
         assert lab.client.get(bad).status_code == 404, bad
-    assert not any(p.startswith("/dashboard") for p in lab.client.get("/openapi.json").json()["paths"])
+    described = lab.client.get("/openapi.json").json()["paths"]  # the pages are described as what they are
+    assert described["/dashboard/queue"]["get"]["tags"] == ["dashboard"]
+    assert "text/html" in described["/dashboard/queue"]["get"]["responses"]["200"]["content"]
 
 
 @pytest.mark.timeout(60)

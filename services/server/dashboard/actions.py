@@ -12,12 +12,13 @@ templates hide controls by role only for clarity (:class:`Controls`).
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Callable
+from typing import Annotated, Any, Callable
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from labweave.schemas.api import ActionOutcome
 from labweave.schemas.core import RequestStatus as S
 
 from ..auth import Principal
@@ -70,6 +71,10 @@ ActionUser = Annotated[Principal, Depends(action_user)]
 
 router = APIRouter(prefix="/actions", dependencies=[session.SameOrigin])
 
+#: Every control answers its outcome as JSON to the page's script (a refusal with its 4xx), else this.
+BACK_TO_PAGE: dict[int | str, dict[str, Any]] = {
+    303: {"description": "Without the script: back to the page, which shows the outcome"}}
+
 
 def _back(request: Request) -> str:
     """The page the control was used on (same site only), to return to without the script."""
@@ -87,7 +92,7 @@ def _act(request: Request, user: Principal, what: str, change: Callable[[], str]
         message, ok, status = exc.message, False, exc.status_code
     log.info("dashboard: %s %s by %s: %s", what, "done" if ok else "refused", user.username, message)
     if wants_json(request):
-        return JSONResponse({"ok": ok, "message": message}, status_code=status)
+        return JSONResponse(ActionOutcome(ok=ok, message=message).model_dump(mode="json"), status_code=status)
     response = RedirectResponse(_back(request), status_code=303)
     session.flash(response, request, message, "info" if ok else "error")
     return response
@@ -98,7 +103,7 @@ def _operator(user: Principal) -> None:
         raise Forbidden("this needs an operator")
 
 
-@router.post("/requests/{request_uuid}/approve")
+@router.post("/requests/{request_uuid}/approve", response_model=ActionOutcome, responses=BACK_TO_PAGE)
 def approve(request: Request, user: ActionUser, request_uuid: str) -> Response:
     def change() -> str:
         _operator(user)
@@ -108,7 +113,7 @@ def approve(request: Request, user: ActionUser, request_uuid: str) -> Response:
     return _act(request, user, f"approve {request_uuid}", change)
 
 
-@router.post("/requests/{request_uuid}/reject")
+@router.post("/requests/{request_uuid}/reject", response_model=ActionOutcome, responses=BACK_TO_PAGE)
 def reject(request: Request, user: ActionUser, request_uuid: str, reason: Reason = "") -> Response:
     def change() -> str:
         _operator(user)
@@ -121,7 +126,7 @@ def reject(request: Request, user: ActionUser, request_uuid: str, reason: Reason
     return _act(request, user, f"reject {request_uuid}", change)
 
 
-@router.post("/requests/{request_uuid}/retract")
+@router.post("/requests/{request_uuid}/retract", response_model=ActionOutcome, responses=BACK_TO_PAGE)
 def retract(request: Request, user: ActionUser, request_uuid: str, reason: Reason = "") -> Response:
     def change() -> str:
         request.app.state.lab.requests.cancel(user, request_uuid, reason.strip() or f"retracted by {user.username}")
@@ -130,7 +135,7 @@ def retract(request: Request, user: ActionUser, request_uuid: str, reason: Reaso
     return _act(request, user, f"retract {request_uuid}", change)
 
 
-@router.post("/campaigns/{name}/pause")
+@router.post("/campaigns/{name}/pause", response_model=ActionOutcome, responses=BACK_TO_PAGE)
 def pause(request: Request, user: ActionUser, name: str) -> Response:
     def change() -> str:
         request.app.state.lab.campaigns.set_status(user, name, "paused", f"paused on the dashboard by {user.username}")
@@ -139,7 +144,7 @@ def pause(request: Request, user: ActionUser, name: str) -> Response:
     return _act(request, user, f"pause campaign {name}", change)
 
 
-@router.post("/campaigns/{name}/resume")
+@router.post("/campaigns/{name}/resume", response_model=ActionOutcome, responses=BACK_TO_PAGE)
 def resume(request: Request, user: ActionUser, name: str) -> Response:
     def change() -> str:
         request.app.state.lab.campaigns.set_status(user, name, "running",
@@ -149,7 +154,7 @@ def resume(request: Request, user: ActionUser, name: str) -> Response:
     return _act(request, user, f"resume campaign {name}", change)
 
 
-@router.post("/tenants/{tenant_uuid}/stop")
+@router.post("/tenants/{tenant_uuid}/stop", response_model=ActionOutcome, responses=BACK_TO_PAGE)
 def stop_tenant(request: Request, user: ActionUser, tenant_uuid: str) -> Response:
     def change() -> str:
         _operator(user)
@@ -159,7 +164,7 @@ def stop_tenant(request: Request, user: ActionUser, tenant_uuid: str) -> Respons
     return _act(request, user, f"stop tenant {tenant_uuid}", change)
 
 
-@router.post("/tenants/{tenant_uuid}/resume")
+@router.post("/tenants/{tenant_uuid}/resume", response_model=ActionOutcome, responses=BACK_TO_PAGE)
 def resume_tenant(request: Request, user: ActionUser, tenant_uuid: str) -> Response:
     def change() -> str:
         _operator(user)

@@ -39,7 +39,10 @@ def login_page(request: Request, next: str = "") -> Response:
     return response
 
 
-@router.post("/login", dependencies=[session.SameOrigin])
+@router.post("/login", dependencies=[session.SameOrigin], response_class=RedirectResponse, status_code=303,
+             responses={303: {"description": "Logged in: on to the page asked for"},
+                        401: {"description": "The form again, saying why",
+                              "content": {"text/html": {"schema": {"type": "string"}}}}})
 async def login(request: Request, username: Annotated[str, Form(max_length=100)],
                 password: Annotated[str, Form(max_length=200)], next: Annotated[str, Form()] = "") -> Response:
     """Check the password (bcrypt, off the event loop) and keep the token in the session cookie."""
@@ -59,7 +62,8 @@ async def login(request: Request, username: Annotated[str, Form(max_length=100)]
     return redirect
 
 
-@router.post("/logout", dependencies=[session.SameOrigin])
+@router.post("/logout", dependencies=[session.SameOrigin], response_class=RedirectResponse, status_code=303,
+             responses={303: {"description": "Logged out: to the login page"}})
 def logout(request: Request) -> Response:
     user = session.principal_of(request)
     response = RedirectResponse(f"{session.PREFIX}/login", status_code=303)

@@ -8,10 +8,13 @@ Nothing is fetched from another site, so the dashboard works offline.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from ..errors import NotFound
+from ..routes import media
 from . import actions, login, pages, stream
 from .render import STATIC
 from .session import PREFIX
@@ -19,11 +22,15 @@ from .session import PREFIX
 #: The static files, by name: nothing else below ``static/`` is served.
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(tags=["dashboard"])
+
+STATIC_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
+    "description": "The file", "content": {media: {"schema": {"type": "string"}} for media in STATIC_TYPES.values()}}}
 
 
-@router.get(PREFIX + "/static/{name}")
+@router.get(PREFIX + "/static/{name}", response_class=FileResponse, responses=STATIC_RESPONSES)
 def static_file(name: str) -> FileResponse:
+    """The dashboard's script, style sheet and icon."""
     path = STATIC / name
     media = STATIC_TYPES.get(path.suffix)
     if media is None or "/" in name or name.startswith(".") or not path.is_file():

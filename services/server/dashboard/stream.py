@@ -16,6 +16,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from .. import event_stream
+from ..routes import media
 from .session import FragmentUser, principal_of
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,9 @@ RECHECK_SECONDS = 30.0
 RETRY_MS = 3000
 
 
-@router.get("/events")
+@router.get("/events", response_class=StreamingResponse,
+            responses=media.event_stream("Every change from now on, one message per event",
+                                         ends_with_session=True))
 async def events(request: Request, user: FragmentUser, after: int | None = None,
                  last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Every change from now on (or after ``Last-Event-ID``/``after``), one ``message`` per event."""

@@ -6,13 +6,16 @@ reconnecting with ``Last-Event-ID`` (or ``?after=``) misses nothing.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from labweave.schemas.api import EventPage
+
 from .. import event_stream
 from ..deps import BearerToken, CurrentUser, LabDep
+from . import media
 from .params import After, Limit, StreamAfter
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -25,12 +28,14 @@ def list_events(
     after: After = 0,
     limit: Limit = 200,
     kind: Annotated[list[str] | None, Query()] = None,
-) -> dict[str, Any]:
+) -> EventPage:
+    """Events after id ``after`` that you may see, oldest first; ``next_cursor`` is the ``after`` of the next page."""
     items = event_stream.page(lab, after, limit, kind, p)
-    return {"items": items, "next_cursor": items[-1]["id"] if items else after}
+    return EventPage.model_validate({"items": items, "next_cursor": items[-1]["id"] if items else after})
 
 
-@router.get("/events/stream")
+@router.get("/events/stream", response_class=StreamingResponse,
+            responses=media.event_stream("Every event after the cursor, then each as it happens"))
 async def stream_events(
     request: Request,
     lab: LabDep,

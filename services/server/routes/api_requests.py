@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from sqlmodel import Session
 
-from labweave.schemas.api import Cancel, ClaimCreate, Failure, Release, RequestCreate
+from labweave.schemas.api import (Cancel, Claim, ClaimCreate, Event, Failure, Lease, Release, RequestCreate,
+                                  RequestDetail, RequestPage)
 
 from .. import convert
 from ..deps import CurrentOperator, CurrentUser, LabDep
@@ -16,12 +19,13 @@ from .params import Cursor, LeaseSeconds, Limit
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 
 
-def page(items: list[dict[str, Any]], rows: list, limit: int) -> dict[str, Any]:
-    return {"items": items, "next_cursor": rows[-1].id if len(rows) == limit else None}
+def next_cursor(rows: Sequence[Any], limit: int) -> int | None:
+    """The cursor of the page after ``rows`` (the last row's id), or None when this page was the last."""
+    return rows[-1].id if len(rows) == limit else None
 
 
 @router.post("/requests", status_code=201)
-def create_request(lab: LabDep, p: CurrentUser, body: RequestCreate) -> dict[str, Any]:
+def create_request(lab: LabDep, p: CurrentUser, body: RequestCreate) -> RequestDetail:
     return convert.request_detail(lab.requests.create(p, body))
 
 
@@ -38,64 +42,63 @@ def list_requests(
     created_by: str | None = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-) -> dict[str, Any]:
+) -> RequestPage:
     """A page of requests in creation order; ``next_cursor`` fetches the next one."""
     rows = lab.requests.list(p, status=status, quantity=quantity, method=method, campaign=campaign, owner=owner,
                              parent=parent, created_by=created_by, after=cursor, limit=limit)
-    return page([convert.request_detail(r) for r in rows], rows, limit)
+    return RequestPage(items=[convert.request_detail(r) for r in rows], next_cursor=next_cursor(rows, limit))
 
 
 @router.get("/requests/{request_uuid}")
-def get_request(lab: LabDep, p: CurrentUser, request_uuid: str) -> dict[str, Any]:
+def get_request(lab: LabDep, p: CurrentUser, request_uuid: str) -> RequestDetail:
     return convert.request_detail(lab.requests.require(p, request_uuid))
 
 
 @router.get("/requests/{request_uuid}/history")
-def request_history(lab: LabDep, p: CurrentUser, request_uuid: str) -> list[dict[str, Any]]:
+def request_history(lab: LabDep, p: CurrentUser, request_uuid: str) -> list[Event]:
     """Every status change of the request: who, when, from, to, why."""
     lab.requests.require(p, request_uuid)
-    from sqlmodel import Session
-
     with Session(lab.db.read) as s:
         return [convert.event(e) for e in history(s, request_uuid)]
 
 
-@router.post("/claims", response_model=None)
-def claim(lab: LabDep, p: CurrentUser, body: ClaimCreate) -> Response | dict[str, Any]:
+@router.post("/claims", response_model=Claim, responses={204: {"description": "Nothing this tenant can serve"}})
+def claim(lab: LabDep, p: CurrentUser, body: ClaimCreate) -> Claim | Response:
     """Take the next request this tenant can serve (priority, then age); 204 if none."""
     row = lab.requests.claim(p, body)
     if row is None:
         return Response(status_code=204)
-    return {"request": convert.request_detail(row), "lease": convert.lease(row)}
+    return Claim(request=convert.request_detail(row), lease=convert.lease(row))
 
 
 @router.post("/requests/{request_uuid}/heartbeat")
-def heartbeat(lab: LabDep, p: CurrentUser, request_uuid: str, lease_seconds: LeaseSeconds = None):
+def heartbeat(lab: LabDep, p: CurrentUser, request_uuid: str, lease_seconds: LeaseSeconds = None) -> Lease:
+    """Extend the lease of a request this tenant holds; 409 once the lease is lost."""
     return convert.lease(lab.requests.heartbeat(p, request_uuid, lease_seconds))
 
 
 @router.post("/requests/{request_uuid}/release")
-def release(lab: LabDep, p: CurrentUser, request_uuid: str, body: Release | None = None) -> dict[str, Any]:
+def release(lab: LabDep, p: CurrentUser, request_uuid: str, body: Release | None = None) -> RequestDetail:
     reason = body.reason if body else "released by its tenant"
     return convert.request_detail(lab.requests.release(p, request_uuid, reason))
 
 
 @router.post("/requests/{request_uuid}/fail")
-def fail(lab: LabDep, p: CurrentUser, request_uuid: str, body: Failure) -> dict[str, Any]:
+def fail(lab: LabDep, p: CurrentUser, request_uuid: str, body: Failure) -> RequestDetail:
     return convert.request_detail(lab.requests.fail(p, request_uuid, body.reason, body.retryable))
 
 
 @router.post("/requests/{request_uuid}/cancel")
-def cancel(lab: LabDep, p: CurrentUser, request_uuid: str, body: Cancel | None = None) -> dict[str, Any]:
+def cancel(lab: LabDep, p: CurrentUser, request_uuid: str, body: Cancel | None = None) -> RequestDetail:
     return convert.request_detail(lab.requests.cancel(p, request_uuid, body.reason if body else "cancelled"))
 
 
 @router.post("/requests/{request_uuid}/approve")
-def approve(lab: LabDep, p: CurrentOperator, request_uuid: str) -> dict[str, Any]:
+def approve(lab: LabDep, p: CurrentOperator, request_uuid: str) -> RequestDetail:
     """An operator approves a proposed request: it joins the queue."""
     return convert.request_detail(lab.requests.approve(p, request_uuid))
 
 
 @router.post("/requests/{request_uuid}/reject")
-def reject(lab: LabDep, p: CurrentOperator, request_uuid: str, body: Cancel | None = None) -> dict[str, Any]:
+def reject(lab: LabDep, p: CurrentOperator, request_uuid: str, body: Cancel | None = None) -> RequestDetail:
     return convert.request_detail(lab.requests.cancel(p, request_uuid, body.reason if body else "rejected"))

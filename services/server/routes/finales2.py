@@ -7,16 +7,22 @@ checked, and bad input gets a 4xx that names the field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException
 from fastapi import Request as HTTPRequest
 
-from labweave.schemas.core import Request, RequestStatus, Result, ResultStatus
+from labweave.schemas.api import RequestCreate
+from labweave.schemas.capability import CapabilityPublic, CapabilityTemplate
+from labweave.schemas.core import AccessToken, Request, RequestInfo, RequestStatus, Result, ResultInfo, ResultStatus
+from labweave.schemas.tenant import MergedLimitation, TenantInfo
 
 from .. import convert
 from ..deps import CurrentUser, LabDep
 from ..login_throttle import TooManyAttempts
+from ..lab import Lab
+from ..registry import Catalogue, CapabilityView
 from ..templates import template
 
 router = APIRouter(tags=["FINALES2"])
@@ -33,26 +39,26 @@ def authenticate(
     scope: Annotated[str, Form()] = "",
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
-) -> dict[str, str]:
+) -> AccessToken:
     """OAuth2 password login; the token is reused until it expires. Too many failures: 429 with Retry-After."""
     try:
         token = lab.auth.login(username, password, http.client.host if http.client else None)
     except TooManyAttempts as exc:
         raise HTTPException(429, exc.message, headers={"Retry-After": str(exc.retry_after)}) from None
-    return {"access_token": token, "token_type": "bearer"}
+    return AccessToken(access_token=token, token_type="bearer")
 
 
 @router.post("/requests/")
 def post_request(lab: LabDep, p: CurrentUser, request: Request) -> str:
-    from labweave.schemas.api import RequestCreate
-
+    """Post a request; answers its UUID."""
     body = RequestCreate.model_construct(**request.model_dump(), priority=0, parent_uuid=None, campaign=None,
                                          provenance={}, proposed=False)
     return lab.requests.create(p, body).uuid
 
 
 @router.get("/requests/{object_id}")
-def get_request(lab: LabDep, p: CurrentUser, object_id: str) -> dict[str, Any] | None:
+def get_request(lab: LabDep, p: CurrentUser, object_id: str) -> RequestInfo | None:
+    """The request, or ``null`` for an unknown id (as FINALES2)."""
     row = lab.requests.get(p, object_id)
     return convert.request_info(row) if row else None
 
@@ -60,7 +66,7 @@ def get_request(lab: LabDep, p: CurrentUser, object_id: str) -> dict[str, Any] |
 @router.get("/pending_requests/")
 def pending_requests(
     lab: LabDep, p: CurrentUser, quantity: str | None = None, method: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[RequestInfo]:
     """Pending requests; a tenant sees only those it can serve within its limitations."""
     rows = lab.requests.list(p, status=["pending"], quantity=quantity, method=method, servable_only=True,
                              queue_order=True)
@@ -68,7 +74,7 @@ def pending_requests(
 
 
 @router.get("/all_requests/")
-def all_requests(lab: LabDep, p: CurrentUser) -> list[dict[str, Any]]:
+def all_requests(lab: LabDep, p: CurrentUser) -> list[RequestInfo]:
     return [convert.request_info(r) for r in lab.requests.list(p)]
 
 
@@ -98,13 +104,14 @@ def post_unsolicited_result(lab: LabDep, p: CurrentUser, result: Result) -> str:
 
 
 @router.get("/results/{object_id}")
-def get_result(lab: LabDep, p: CurrentUser, object_id: str) -> dict[str, Any] | None:
+def get_result(lab: LabDep, p: CurrentUser, object_id: str) -> ResultInfo | None:
     row = lab.results.get(p, object_id)
     return convert.result_info(row) if row else None
 
 
 @router.get("/results_requested/{request_id}")
-def result_for_request(lab: LabDep, p: CurrentUser, request_id: str) -> dict[str, Any] | None:
+def result_for_request(lab: LabDep, p: CurrentUser, request_id: str) -> ResultInfo | None:
+    """The result answering a request (how a requester polls), or ``null``."""
     row = lab.results.for_request(p, request_id)
     return convert.result_info(row) if row else None
 
@@ -112,7 +119,7 @@ def result_for_request(lab: LabDep, p: CurrentUser, request_id: str) -> dict[str
 @router.get("/results_requested/")
 def results_requested(
     lab: LabDep, p: CurrentUser, quantity: str | None = None, method: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[ResultInfo]:
     return [convert.result_info(r) for r in lab.results.list(p, quantity=quantity, method=method)]
 
 
@@ -129,7 +136,7 @@ def update_result_status(
     return f"Successful change of status to {new_status.value}"
 
 
-def _available(lab, currently_available: bool):
+def _available(lab: Lab, currently_available: bool) -> Iterator[tuple[str, str, CapabilityView, Catalogue]]:
     cat = lab.registry.catalogue()
     for (q, m), cap in sorted(cat.capabilities.items()):
         if currently_available and not (cap.is_active and cat.offers.get((q, m))):
@@ -138,12 +145,8 @@ def _available(lab, currently_available: bool):
 
 
 @router.get("/capabilities/")
-def capabilities(lab: LabDep, p: CurrentUser, currently_available: bool = True) -> list[dict[str, Any]]:
-    return [
-        {"quantity": q, "method": m, "json_schema_specifications": cap.input_schema,
-         "json_schema_result_output": cap.output_schema}
-        for q, m, cap, _ in _available(lab, currently_available)
-    ]
+def capabilities(lab: LabDep, p: CurrentUser, currently_available: bool = True) -> list[CapabilityPublic]:
+    return [convert.capability(cap) for _, _, cap, _ in _available(lab, currently_available)]
 
 
 @router.get("/capabilities/templates/")
@@ -153,31 +156,27 @@ def capability_templates(
     quantity: str | None = None,
     method: str | None = None,
     currently_available: bool = True,
-) -> dict[str, Any]:
+) -> dict[str, CapabilityTemplate]:
     return {
-        f"{q}-{m}": {"input_template": template(cap.input_schema), "output_template": template(cap.output_schema)}
+        f"{q}-{m}": CapabilityTemplate(input_template=template(cap.input_schema),
+                                       output_template=template(cap.output_schema))
         for q, m, cap, _ in _available(lab, currently_available)
         if (quantity is None or q == quantity) and (method is None or m == method)
     }
 
 
 @router.get("/limitations/")
-def limitations(lab: LabDep, p: CurrentUser, currently_available: bool = True) -> list[dict[str, Any]]:
+def limitations(lab: LabDep, p: CurrentUser, currently_available: bool = True) -> list[MergedLimitation]:
     """Every active tenant's limitations per method, merged as one list of alternatives."""
-    out = []
+    out: list[MergedLimitation] = []
     for q, m, _, cat in _available(lab, currently_available):
         merged: list[Any] = []
         for alternatives in cat.offers.get((q, m), {}).values():
             merged.extend(alternatives)
-        out.append({"quantity": q, "method": m, "limitations": merged})
+        out.append(MergedLimitation(quantity=q, method=m, limitations=merged))
     return out
 
 
 @router.get("/tenants/")
-def tenants(lab: LabDep, p: CurrentUser) -> list[dict[str, Any]]:
-    cat = lab.registry.catalogue()
-    return [
-        {"tenant_uuid": t.uuid, "name": t.name, "limitations": t.limitations, "contact_person": t.contact_person,
-         "is_active": t.is_active}
-        for t in cat.tenants.values()
-    ]
+def tenants(lab: LabDep, p: CurrentUser) -> list[TenantInfo]:
+    return [convert.tenant_info(t) for t in lab.registry.catalogue().tenants.values()]

@@ -22,24 +22,31 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from labweave.schemas.api import Health
+
 from ..db.tables import Event, ReadinessProbe, Request, Result, Tenant
 from ..deps import LabDep
 from ..storage_faults import classify
+from . import media
 
 router = APIRouter(tags=["health"])
 
 REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
-@router.get("/healthz/live")
-def live() -> dict[str, str]:
+#: The answer of a replica that cannot do its work (with ``Retry-After``).
+NOT_READY = {503: {"model": Health, "description": "The database does not take a write: the fault and what failed"}}
+
+
+@router.get("/healthz/live", response_model_exclude_none=True)
+def live() -> Health:
     """The process is up (no database involved)."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@router.get("/healthz/ready")
-@router.get("/healthz")
-def ready(lab: LabDep) -> JSONResponse:
+@router.get("/healthz/ready", response_model=Health, response_model_exclude_none=True, responses=NOT_READY)
+@router.get("/healthz", response_model=Health, response_model_exclude_none=True, responses=NOT_READY)
+def ready(lab: LabDep) -> Health | JSONResponse:
     """The database takes a write: 200, else 503 naming the fault."""
     try:
         with Session(lab.db.write) as s:
@@ -47,13 +54,14 @@ def ready(lab: LabDep) -> JSONResponse:
             row.checked = time.time()
             s.add(row)
             s.commit()
-        return JSONResponse({"status": "ok", "database": lab.db.write.dialect.name})
+        return Health(status="ok", database=lab.db.write.dialect.name)
     except Exception as exc:  # the point of a health check is to report, not raise
         fault = classify(exc)
         detail = fault.detail if fault else f"{type(exc).__name__}: {exc}"
         retry = fault.retry_after if fault else 10
-        return JSONResponse({"status": "error", "fault": fault.kind if fault else "error", "detail": detail},
-                            status_code=503, headers={"Retry-After": str(retry)})
+        body = Health(status="error", fault=fault.kind if fault else "error", detail=detail)
+        return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=503,
+                            headers={"Retry-After": str(retry)})
 
 
 class LabCollector:
@@ -93,6 +101,8 @@ def metrics_registry(lab) -> CollectorRegistry:
     return registry
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses=media.text("text/plain", "The queue's state in Prometheus' text format"))
 def metrics(lab: LabDep) -> PlainTextResponse:
+    """Requests by status, results, lease expiries, tenants registered and online."""
     return PlainTextResponse(generate_latest(lab.metrics), media_type="text/plain; version=0.0.4")
