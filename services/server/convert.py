@@ -1,11 +1,17 @@
 """Rows to wire objects: the models of :mod:`labweave.schemas`, as every route answers them.
 
-Times are stored as Unix seconds and go on the wire as UTC datetimes.
+Requests, results, leases and events are on every hot path (a claim, a page
+of a thousand requests, the event stream): a row was validated when it was
+written, so their models are built without validating it again
+(``model_construct``), each value given in its field's type.
+``tests/server/test_openapi.py`` checks real answers against the published
+schemas. Times are stored as Unix seconds and go on the wire as UTC datetimes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+
 from labweave.schemas.api import CampaignRecord, CampaignStatus, Event, Lease, RequestDetail, UserPublic
 from labweave.schemas.capability import CapabilityDetail, CapabilityPublic
 from labweave.schemas.core import Request as RequestBody
@@ -29,17 +35,17 @@ def when(t: float | None) -> datetime | None:
 
 
 def request_body(row: Request) -> RequestBody:
-    return RequestBody(quantity=row.quantity, methods=row.methods, parameters=row.parameters,
-                       tenant_uuid=row.tenant_uuid)
+    return RequestBody.model_construct(quantity=row.quantity, methods=row.methods, parameters=row.parameters,
+                                       tenant_uuid=row.tenant_uuid)
 
 
 def request_info(row: Request) -> RequestInfo:
-    return RequestInfo(uuid=row.uuid, ctime=stamp(row.ctime), status=RequestStatus(row.status),
-                       request=request_body(row))
+    return RequestInfo.model_construct(uuid=row.uuid, ctime=stamp(row.ctime), status=RequestStatus(row.status),
+                                       request=request_body(row))
 
 
 def request_detail(row: Request) -> RequestDetail:
-    return RequestDetail(
+    return RequestDetail.model_construct(
         uuid=row.uuid,
         ctime=stamp(row.ctime),
         status=RequestStatus(row.status),
@@ -61,20 +67,22 @@ def request_detail(row: Request) -> RequestDetail:
 def lease(row: Request) -> Lease:
     if row.owner_tenant_uuid is None or row.lease_expires is None or row.lease_seconds is None:
         raise ValueError(f"request {row.uuid} is held by no lease")
-    return Lease(request_uuid=row.uuid, tenant_uuid=row.owner_tenant_uuid, expires_at=stamp(row.lease_expires),
-                 lease_seconds=row.lease_seconds)
+    return Lease.model_construct(request_uuid=row.uuid, tenant_uuid=row.owner_tenant_uuid,
+                                 expires_at=stamp(row.lease_expires), lease_seconds=float(row.lease_seconds))
 
 
 def result_info(row: Result) -> ResultInfo:
-    body = ResultBody(data=row.data, quantity=row.quantity, method=[row.method],
-                      parameters={row.method: row.parameters}, tenant_uuid=row.tenant_uuid,
-                      request_uuid=row.request_uuid or "")
-    return ResultInfo(uuid=row.uuid, ctime=stamp(row.ctime), status=ResultStatus(row.status), result=body)
+    body = ResultBody.model_construct(data=row.data, quantity=row.quantity, method=[row.method],
+                                      parameters={row.method: row.parameters}, tenant_uuid=row.tenant_uuid,
+                                      request_uuid=row.request_uuid or "")
+    return ResultInfo.model_construct(uuid=row.uuid, ctime=stamp(row.ctime), status=ResultStatus(row.status),
+                                      result=body)
 
 
 def event(row: EventRow | EventArchive) -> Event:
-    return Event(id=row.id, time=stamp(row.time), kind=row.kind, subject=row.subject, from_status=row.from_status,
-                 to_status=row.to_status, actor=row.actor, message=row.message, data=row.data)
+    return Event.model_construct(id=row.id, time=stamp(row.time), kind=row.kind, subject=row.subject,
+                                 from_status=row.from_status, to_status=row.to_status, actor=row.actor,
+                                 message=row.message, data=row.data)
 
 
 def capability(view: CapabilityView) -> CapabilityPublic:
@@ -89,14 +97,14 @@ def capability_detail(view: CapabilityView, cat: Catalogue) -> CapabilityDetail:
 
 
 def tenant_info(row: Tenant) -> TenantInfo:
-    return TenantInfo(tenant_uuid=row.uuid, name=row.name, limitations=row.limitations,
-                      contact_person=row.contact_person, is_active=row.is_active)
+    return TenantInfo.model_validate({"tenant_uuid": row.uuid, "name": row.name, "limitations": row.limitations,
+                                      "contact_person": row.contact_person, "is_active": row.is_active})
 
 
 def tenant_detail(row: Tenant) -> TenantDetail:
-    return TenantDetail(tenant_uuid=row.uuid, name=row.name, limitations=row.limitations,
-                        contact_person=row.contact_person, is_active=row.is_active, last_seen=when(row.last_seen),
-                        stop_requested=row.stop_requested)
+    return TenantDetail.model_validate({"tenant_uuid": row.uuid, "name": row.name, "limitations": row.limitations,
+                                        "contact_person": row.contact_person, "is_active": row.is_active,
+                                        "last_seen": when(row.last_seen), "stop_requested": row.stop_requested})
 
 
 def campaign(row: Campaign, counts: dict[str, int]) -> CampaignRecord:
@@ -106,4 +114,4 @@ def campaign(row: Campaign, counts: dict[str, int]) -> CampaignRecord:
 
 
 def user(username: str, role: str, tenant_uuid: str | None) -> UserPublic:
-    return UserPublic(username=username, role=role, tenant_uuid=tenant_uuid)
+    return UserPublic.model_validate({"username": username, "role": role, "tenant_uuid": tenant_uuid})
