@@ -74,22 +74,22 @@ class OptimizerDaemon:
     async def run(self) -> str:
         """Run until the budget or the stopping rule ends the campaign; returns why it ended."""
         me = await self.client.me()
-        if not me.get("tenant_uuid"):
-            raise LabweaveError(f"user {me['username']} must be bound to a tenant to post requests "
+        if not me.tenant_uuid:
+            raise LabweaveError(f"user {me.username} must be bound to a tenant to post requests "
                                 "(labweave user add NAME --role requester --tenant UUID)")
-        self.tenant_uuid = me["tenant_uuid"]
+        self.tenant_uuid = me.tenant_uuid
         spec = self.campaign.spec.model_dump(mode="json")
         try:
             record = await self.client.campaign(self.name)
-            if record["status"] in analytics.ENDED:
-                return f"campaign {self.name} is {record['status']}"
+            if record.status in analytics.ENDED:
+                return f"campaign {self.name} is {record.status.value}"
             await self.client.put_campaign(self.name, spec)
         except NotFound:
             await self.client.put_campaign(self.name, spec, "running")
         listener = asyncio.create_task(self._listen())
         try:
             while not self._stop:
-                status = (await self.client.campaign(self.name))["status"]
+                status = (await self.client.campaign(self.name)).status.value
                 if status in analytics.ENDED:
                     return f"campaign {status} by an operator"
                 turn = await self._look(status)
@@ -116,8 +116,7 @@ class OptimizerDaemon:
     async def _listen(self) -> None:
         try:
             async for event in self.client.stream_events(kinds=["request.status", "campaign.status"]):
-                data = event.get("data") or {}
-                if data.get("campaign") == self.name or event["subject"] == self.name:
+                if event.data.get("campaign") == self.name or event.subject == self.name:
                     self._wake.set()
         except asyncio.CancelledError:
             raise
@@ -125,8 +124,8 @@ class OptimizerDaemon:
             log.warning("event stream unavailable (%s); polling", exc)
 
     async def _look(self, status: str) -> Turn:
-        requests = [RequestDetail.model_validate(r) for r in await self.client.list_requests(campaign=self.name)]
-        results = [ResultInfo.model_validate(r) for r in await self.client.list_results(campaign=self.name)]
+        requests = await self.client.list_requests(campaign=self.name)
+        results = await self.client.list_results(campaign=self.name)
         observations = analytics.observations(self.terms, requests, results)
         for o in observations:
             if o.problems:
@@ -157,8 +156,8 @@ class OptimizerDaemon:
                 body, priority=template.priority, campaign=self.name, provenance=provenance,
                 proposed=self.campaign.spec.requires_approval)
             self.proposed_now += 1
-            log.info("%s: proposed %s (%s)", self.name, created["uuid"], proposal.reason)
-            made.append(provenance | {"request_uuid": created["uuid"]})
+            log.info("%s: proposed %s (%s)", self.name, created.uuid, proposal.reason)
+            made.append(provenance | {"request_uuid": created.uuid})
         return made
 
     async def _write_state(self, turn: Turn, proposals: list[dict], finished: str | None = None) -> None:

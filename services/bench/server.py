@@ -120,10 +120,10 @@ def seed_remote(base: str, user: str, password: str) -> tuple[list[str], str]:
         cells = []
         for i in range(4):
             tenant = op.register_tenant(TENANT | {"name": f"bench cell {i} {tag}"})
-            op.add_user(f"cell{i}-{tag}", "bench-password", "tenant", tenant["tenant_uuid"])
+            op.add_user(f"cell{i}-{tag}", "bench-password", "tenant", tenant.tenant_uuid)
             cells.append(f"cell{i}-{tag}")
         requester = op.register_tenant({"name": f"bench requester {tag}", "limitations": []})
-        op.add_user(f"bench-requester-{tag}", "bench-password", "requester", requester["tenant_uuid"])
+        op.add_user(f"bench-requester-{tag}", "bench-password", "requester", requester.tenant_uuid)
     return cells, f"bench-requester-{tag}"
 
 

@@ -1,9 +1,9 @@
 """The labweave client: ``AsyncLabClient`` (the core) and ``LabClient`` (its sync wrapper)."""
 
 from .core import AsyncLabClient
-from .errors import (AuthenticationFailed, Conflict, ConnectionFailed, LabweaveError, NotFound, PermissionDenied,
-                     RequestRejected, ServerError, ValidationFailed)
+from .errors import (AuthenticationFailed, Conflict, ConnectionFailed, InvalidResponse, LabweaveError, NotFound,
+                     PermissionDenied, RequestRejected, ServerError, ValidationFailed)
 from .sync import LabClient
 
-__all__ = ["AsyncLabClient", "LabClient", "LabweaveError", "ConnectionFailed", "ServerError", "RequestRejected",
-           "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict", "ValidationFailed"]
+__all__ = ["AsyncLabClient", "LabClient", "LabweaveError", "ConnectionFailed", "ServerError", "InvalidResponse",
+           "RequestRejected", "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict", "ValidationFailed"]

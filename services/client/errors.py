@@ -2,6 +2,8 @@
 
 - :class:`ConnectionFailed`: the server could not be reached (after retries).
 - :class:`ServerError`: the server answered 5xx (after retries).
+- :class:`InvalidResponse`: the server answered 2xx with a body that does
+  not fit the route's model (a server of another version, or not labweave's).
 - :class:`RequestRejected`: the server answered 4xx; never retried. Its
   subclasses name the common statuses: :class:`AuthenticationFailed` (401),
   :class:`PermissionDenied` (403), :class:`NotFound` (404),
@@ -27,6 +29,14 @@ class ServerError(LabweaveError):
         self.status_code = status_code
         self.detail = detail
         super().__init__(f"server error {status_code}: {detail}")
+
+
+class InvalidResponse(LabweaveError):
+    def __init__(self, method: str, path: str, error: Exception):
+        self.method = method
+        self.path = path
+        self.detail = str(error)
+        super().__init__(f"{method} {path}: the answer does not fit its model: {error}")
 
 
 class RequestRejected(LabweaveError):

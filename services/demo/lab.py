@@ -19,7 +19,6 @@ from pathlib import Path
 
 from labweave.optimizer.campaign import Campaign
 from labweave.schemas.api import RequestDetail
-from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import AuthenticationFailed, Conflict, LabweaveError, NotFound
 from labweave.services.optimizer_daemon import OptimizerDaemon
@@ -161,9 +160,9 @@ class DemoLab:
     async def _requester(self, operator: AsyncLabClient) -> tuple[str, str]:
         """The optimizer's account: a requester bound to the ``optimizer`` tenant; returns its password and
         the tenant's uuid."""
-        existing = {t["name"]: t["tenant_uuid"] for t in await operator.tenants()}
+        existing = {t.name: t.tenant_uuid for t in await operator.tenants()}
         uuid = existing.get(REQUESTER) or (await operator.register_tenant(
-            {"name": REQUESTER, "limitations": [], "contact_person": "labweave demo"}))["tenant_uuid"]
+            {"name": REQUESTER, "limitations": [], "contact_person": "labweave demo"})).tenant_uuid
         password = secrets.token_urlsafe(12)
         await operator.add_user(REQUESTER, password, "requester", uuid)
         return password, uuid
@@ -286,11 +285,11 @@ class DemoLab:
     async def _watch_once(self, operator: AsyncLabClient, views: list[RunView], ended: dict[str, str]) -> None:
         for view in views:
             try:
-                record = await operator.campaign(view.name)
+                record = (await operator.campaign(view.name)).model_dump(mode="json")
             except NotFound:  # its daemon has not written it yet
                 continue
             view.update(record, await self._campaign_requests(operator, view.name, record), ended.get(view.name))
-        reserved = [RequestDetail.model_validate(r) for r in await operator.list_requests(status="reserved")]
+        reserved = await operator.list_requests(status="reserved")
         self.board.show(views, reserved, self.tenant_names)
 
     async def _campaign_requests(self, operator: AsyncLabClient, name: str, record: dict) -> list[RequestDetail]:
@@ -298,7 +297,7 @@ class DemoLab:
         counts = tuple(sorted((record.get("counts") or {}).items()))
         cached = self._requests.get(name)
         if cached is None or cached[0] != counts:
-            found = [RequestDetail.model_validate(r) for r in await operator.list_requests(campaign=name)]
+            found = await operator.list_requests(campaign=name)
             self._requests[name] = cached = (counts, found)
         return cached[1]
 
@@ -314,11 +313,11 @@ class DemoLab:
 
     @staticmethod
     async def _collect_run(operator: AsyncLabClient, role: str, campaign: Campaign, ended: str) -> CampaignRun:
-        """One run as the server holds it: its record, requests and results."""
+        """One run as the server holds it: its record (as JSON), requests and results."""
         name = campaign.spec.name
-        record = await operator.campaign(name)
-        requests = [RequestDetail.model_validate(r) for r in await operator.list_requests(campaign=name)]
-        results = [ResultInfo.model_validate(r) for r in await operator.list_results(campaign=name)]
+        record = (await operator.campaign(name)).model_dump(mode="json")
+        requests = await operator.list_requests(campaign=name)
+        results = await operator.list_results(campaign=name)
         return CampaignRun(campaign, role, record, requests, results, ended)
 
 

@@ -23,8 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from labweave.schemas.api import RequestDetail
-from labweave.schemas.core import RequestStatus, ResultInfo
+from labweave.schemas.core import RequestStatus
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import LabweaveError
 
@@ -74,7 +73,7 @@ async def post(requester: AsyncLabClient, tenant_uuid: str, run: CampaignRun, co
         created = await requester.create_request(
             body, priority=run.campaign.spec.request.priority + 1,
             campaign=run.name + REPLICATE_SUFFIX, provenance=provenance)
-        uuids.append(created["uuid"])
+        uuids.append(created.uuid)
     log.info("%s: %d replicates of its recommended point %s", run.name, count, point)
     return Posted(point, uuids)
 
@@ -95,7 +94,7 @@ async def gather(requester: AsyncLabClient, posted: Mapping[str, Posted],
     waiting = {u for p in posted.values() for u in p.uuids}
     while waiting and time.monotonic() < deadline:
         for uuid in list(waiting):
-            if RequestDetail.model_validate(await requester.request(uuid)).status in ENDED:
+            if (await requester.request(uuid)).status in ENDED:
                 waiting.discard(uuid)
         if waiting:
             await asyncio.sleep(POLL_SECONDS)
@@ -117,7 +116,7 @@ async def gather(requester: AsyncLabClient, posted: Mapping[str, Posted],
                     run.replicate_failures += 1
                     continue
                 try:
-                    run.replicates.append(run.campaign.read_values(ResultInfo.model_validate(found).result.data))
+                    run.replicates.append(run.campaign.read_values(found.result.data))
                 except ValueError as exc:
                     log.warning("replicate %s of %s not usable: %s", uuid, run.name, exc)
                     run.replicate_failures += 1

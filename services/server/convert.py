@@ -80,6 +80,8 @@ def result_info(row: Result) -> ResultInfo:
 
 
 def event(row: EventRow | EventArchive) -> Event:
+    if row.id is None:
+        raise ValueError("an event is read from the table, where it has its id")
     return Event.model_construct(id=row.id, time=stamp(row.time), kind=row.kind, subject=row.subject,
                                  from_status=row.from_status, to_status=row.to_status, actor=row.actor,
                                  message=row.message, data=row.data)

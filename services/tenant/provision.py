@@ -17,12 +17,12 @@ async def provision_tenant(operator: AsyncLabClient, name: str, instruments: lis
         for cap in inst.capabilities():
             await operator.register_capability(cap)
     entries = [entry for inst in instruments for entry in inst.limitations()]
-    existing = {t["name"]: t["tenant_uuid"] for t in await operator.tenants()}
+    existing = {t.name: t.tenant_uuid for t in await operator.tenants()}
     if name in existing:
         tenant_uuid = existing[name]
         await operator.set_limitations(tenant_uuid, entries)
     else:
         tenant_uuid = (await operator.register_tenant({"name": name, "limitations": entries,
-                                                       "contact_person": "labweave"}))["tenant_uuid"]
+                                                       "contact_person": "labweave"})).tenant_uuid
     await operator.add_user(username, password, "tenant", tenant_uuid)
     return tenant_uuid

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labweave.drivers.base import DriverError, Instrument, InstrumentStopped, ParameterError
+from labweave.schemas.api import Claim, RequestDetail
+from labweave.schemas.core import Result
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import Conflict, LabweaveError, RequestRejected
 
@@ -41,7 +43,7 @@ class LeaseLost(Exception):
 @dataclass
 class Job:
     instrument: Instrument
-    request: dict
+    request: RequestDetail
     lease_seconds: float
     task: asyncio.Task | None = None
     lease_lost: bool = False
@@ -88,9 +90,9 @@ class TenantRuntime:
     # -- start -------------------------------------------------------------
     async def start(self) -> None:
         me = await self.client.me()
-        if not me.get("tenant_uuid"):
-            raise LabweaveError(f"user {me['username']} is not bound to a tenant (labweave user add --tenant UUID)")
-        self.tenant_uuid = me["tenant_uuid"]
+        if not me.tenant_uuid:
+            raise LabweaveError(f"user {me.username} is not bound to a tenant (labweave user add --tenant UUID)")
+        self.tenant_uuid = me.tenant_uuid
         entries = [entry for inst in self.instruments for entry in inst.limitations()]
         await self.client.set_limitations(self.tenant_uuid, entries)
         log.info("tenant %s serves %s", self.tenant_uuid,
@@ -138,7 +140,7 @@ class TenantRuntime:
         try:
             async for event in self.client.stream_events(kinds=["request.status", "tenant.stop_requested",
                                                                 "tenant.resumed"]):
-                if event.get("to_status") == "pending" or event["kind"].startswith("tenant."):
+                if event.to_status == "pending" or event.kind.startswith("tenant."):
                     self._wake.set()
         except asyncio.CancelledError:
             raise
@@ -147,11 +149,11 @@ class TenantRuntime:
 
     async def _check_stop_flag(self) -> None:
         record = await self.client.tenant(self.tenant_uuid)
-        if record.get("stop_requested") and not self._stopped_by_operator:
+        if record.stop_requested and not self._stopped_by_operator:
             log.warning("emergency stop requested by an operator")
             self._stopped_by_operator = True
             await self._stop_instruments("emergency stop by an operator")
-        elif not record.get("stop_requested") and self._stopped_by_operator:
+        elif not record.stop_requested and self._stopped_by_operator:
             log.info("resumed by an operator")
             self._stopped_by_operator = False
             for inst in self.instruments:
@@ -179,25 +181,24 @@ class TenantRuntime:
                 break
         return claimed
 
-    def _begin(self, inst: Instrument, claim: dict) -> None:
-        detail = claim["request"]
-        uuid = detail["uuid"]
-        job = Job(inst, detail, claim["lease"]["lease_seconds"])
+    def _begin(self, inst: Instrument, claim: Claim) -> None:
+        uuid = claim.request.uuid
+        job = Job(inst, claim.request, claim.lease.lease_seconds)
         self.jobs[uuid] = job
         self.counters.claimed += 1
-        log.info("%s claimed %s (%s)", inst.name, uuid, detail["request"]["quantity"])
+        log.info("%s claimed %s (%s)", inst.name, uuid, claim.request.request.quantity)
         job.task = asyncio.create_task(self._run_job(uuid, job))
 
     # -- one job -----------------------------------------------------------
     async def _run_job(self, uuid: str, job: Job) -> None:
-        body = job.request["request"]
+        body = job.request.request
         ops = {op.key for op in job.instrument.operations}
-        method = next(m for m in body["methods"] if (body["quantity"], m) in ops)
-        params = body["parameters"][method]
+        method = next(m for m in body.methods if (body.quantity, m) in ops)
+        params = body.parameters[method]
         beat = asyncio.create_task(self._heartbeat(uuid, job))
         try:
             try:
-                data = await self._perform(job, body["quantity"], method, params)
+                data = await self._perform(job, body.quantity, method, params)
             except ParameterError as exc:
                 await self._fail(uuid, f"parameters outside {job.instrument.name}'s limits: {exc}", False)
                 return
@@ -213,10 +214,11 @@ class TenantRuntime:
             beat.cancel()
             if job.lease_lost:
                 log.warning("lease of %s was lost while it ran; posting the result anyway", uuid)
-            result = {"data": data, "quantity": body["quantity"], "method": [method],
-                      "parameters": {method: params}, "tenant_uuid": self.tenant_uuid, "request_uuid": uuid}
-            key = f"{self.tenant_uuid}:{uuid}:{job.request.get('updated') or ''}"
-            self.outbox.put(key, result)
+            result = Result(data=data, quantity=body.quantity, method=[method], parameters={method: params},
+                            tenant_uuid=self.tenant_uuid, request_uuid=uuid)
+            updated = job.request.updated.isoformat() if job.request.updated else ""
+            key = f"{self.tenant_uuid}:{uuid}:{updated}"
+            self.outbox.put(key, result.model_dump(mode="json"))
             try:
                 await self.client.submit_result(result, idempotency_key=key)
                 self.counters.resolved += 1
@@ -235,7 +237,7 @@ class TenantRuntime:
         async def progress(fraction: float, message: str) -> None:
             log.debug("%s: %.0f%% %s", job.instrument.name, 100 * fraction, message)
 
-        token = current_request.set(job.request["uuid"])
+        token = current_request.set(job.request.uuid)
         try:
             return await job.instrument.perform(quantity, method, params, progress)
         finally:

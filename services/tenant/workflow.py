@@ -57,7 +57,7 @@ class WorkflowBackend(Backend):
         self._listener: asyncio.Task | None = None
 
     async def setup(self) -> None:
-        self.tenant_uuid = (await self.client.me())["tenant_uuid"]
+        self.tenant_uuid = (await self.client.me()).tenant_uuid
         self.stopped.clear()
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name="workflow events")
@@ -70,7 +70,7 @@ class WorkflowBackend(Backend):
     async def _listen(self) -> None:
         try:
             async for event in self.client.stream_events(kinds=["request.status"]):
-                changed = self._changed.get(event.get("subject", ""))
+                changed = self._changed.get(event.subject)
                 if changed is not None:
                     changed.set()
         except asyncio.CancelledError:
@@ -93,7 +93,7 @@ class WorkflowBackend(Backend):
             body = {"quantity": quantity, "methods": [method], "parameters": {method: parameters},
                     "tenant_uuid": self.tenant_uuid}
             created = await self.client.create_request(body, parent_uuid=parent, priority=1)
-            uuid = created["uuid"]
+            uuid = created.uuid
             self._changed.setdefault(uuid, asyncio.Event())  # events from now on count
             log.info("asked %s/%s as %s (parent %s)", quantity, method, uuid, parent)
             try:
@@ -101,9 +101,14 @@ class WorkflowBackend(Backend):
                     if self.stopped.is_set():
                         await self.client.cancel(uuid, "the workflow was stopped")
                         raise InstrumentStopped("the workflow was stopped")
-                    status = (await self.client.get_request(uuid))["status"]
+                    status = (await self.client.request(uuid)).status
                     if status == "resolved":
-                        return (await self.client.result_for_request(uuid))["result"]["data"]
+                        result = await self.client.result_for_request(uuid)
+                        if result is not None:
+                            return result.result.data
+                        log.warning("%s/%s sub-request %s is resolved, but its result was deleted", quantity,
+                                    method, uuid)
+                        break
                     if status in ("failed", "retracted"):
                         log.warning("%s/%s sub-request %s %s (attempt %d)", quantity, method, uuid, status, attempt)
                         break

@@ -46,11 +46,11 @@ def test_emt_and_chgnet_tenants(sqlite_url, tmp_path):
                 uuids = {m: alice.post_request(request([m])) for m in ("emt", "chgnet")}
                 either = alice.post_request(request(["emt", "chgnet"]))  # whichever method is free first
                 deadline = time.monotonic() + 300
-                while any(alice.get_request(u)["status"] != "resolved" for u in [*uuids.values(), either]):
+                while any(alice.request(u).status != "resolved" for u in [*uuids.values(), either]):
                     assert time.monotonic() < deadline
                     time.sleep(0.5)
-                data = {m: alice.result_for_request(u)["result"]["data"] for m, u in uuids.items()}
-                either_method = alice.result_for_request(either)["result"]["method"]
+                data = {m: alice.result_for_request(u).result.data for m, u in uuids.items()}
+                either_method = alice.result_for_request(either).result.method
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)

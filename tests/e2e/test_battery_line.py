@@ -48,7 +48,7 @@ def eol_request() -> dict:
 def wait_until_resolved(client, uuid, tmp_path, timeout=400.0) -> None:
     """Until the request is resolved; fails at once if it fails or is retracted."""
     deadline = time.monotonic() + timeout
-    while (status := client.get_request(uuid)["status"]) != "resolved":
+    while (status := client.request(uuid).status) != "resolved":
         assert status in ("pending", "reserved"), client.history(uuid)
         assert time.monotonic() < deadline, (tmp_path / "workflow.log").read_text()[-3000:]
         time.sleep(1)
@@ -74,11 +74,11 @@ def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
             with LabClient(server.url, "alice", "alice") as alice, LabClient(server.url, "op", "op") as op:
                 uuid = alice.post_request(eol_request())
                 wait_until_resolved(alice, uuid, tmp_path)
-                result = alice.result_for_request(uuid)["result"]
+                result = alice.result_for_request(uuid).result
                 children = op.list_requests(parent=uuid)  # posted by the workflow's user: alice sees her own
                 # An emergency stop and a resume of the workflow: it runs the next request as before
                 # (a stop, or a lost lease, used to leave it failing every request it claimed).
-                workflow_tenant = next(t["tenant_uuid"] for t in op.tenants() if t["name"] == "workflow")
+                workflow_tenant = next(t.tenant_uuid for t in op.tenants() if t.name == "workflow")
                 op.stop_tenant(workflow_tenant)
                 deadline = time.monotonic() + 60
                 while "emergency stop requested" not in (tmp_path / "workflow.log").read_text():
@@ -94,9 +94,9 @@ def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
                 p.wait(60)
     capability = json.loads(shared_path("finales2", "serialized_quantities", "degradationEOL",
                                         "degradation_workflow.json").read_text())
-    jsonschema.validate(result["data"], capability["json_schema_result_output"])
-    quantities = sorted(c["request"]["quantity"] for c in children)
+    jsonschema.validate(result.data, capability["json_schema_result_output"])
+    quantities = sorted(c.request.quantity for c in children)
     assert quantities == ["capacity", "capacity", "cell_assembly", "electrolyte"]
-    assert all(c["status"] == "resolved" and c["parent_uuid"] == uuid for c in children)
-    entries = result["data"]["degradationEOL"]
+    assert all(c.status == "resolved" and c.parent_uuid == uuid for c in children)
+    entries = result.data["degradationEOL"]
     assert len(entries) == 2 and all(e["end_of_life"] > 0 for e in entries if e["meta"]["success"])

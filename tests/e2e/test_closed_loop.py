@@ -110,14 +110,14 @@ def test_campaign_survives_a_killed_daemon(sqlite_url, tmp_path):
             tenant.wait(60)
     assert before < 8
     assert len(requests) == 8  # the budget, no more: nothing repeated
-    assert Counter(r["status"] for r in requests) == {"resolved": 8}
-    points = [tuple(sorted(r["provenance"]["parameters"].items())) for r in requests]
+    assert Counter(r.status for r in requests) == {"resolved": 8}
+    points = [tuple(sorted(r.provenance["parameters"].items())) for r in requests]
     assert len(set(points)) == 8
     for r in requests:
-        prov = r["provenance"]
+        prov = r.provenance
         assert prov["campaign"] == "smooth-sto" and prov["strategy"] == "bayesian" and prov["model_version"]
         assert prov["reason"]
-    assert [r for r in requests if r["provenance"]["acquisition_value"] is not None]  # the model took over
-    assert record["status"] == "finished" and record["state"]["n_observations"] == 8
-    history = record["state"]["history"]
+    assert [r for r in requests if r.provenance["acquisition_value"] is not None]  # the model took over
+    assert record.status == "finished" and record.state["n_observations"] == 8
+    history = record.state["history"]
     assert history[-1]["best"] == min(h["value"] for h in history)

@@ -75,32 +75,32 @@ def test_daemon_resolves_requests_and_results_validate(server, tmp_path):
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
         for r in results:
-            data = r["result"]["data"]
+            data = r.result.data
             assert data["growth_mode"] in {"layer_by_layer", "step_flow", "island_3d"}
             assert len(data["rheed"]["intensity"]) > 10
         history = alice.history(uuids[0])
-        assert [h["to_status"] for h in history] == ["pending", "reserved", "resolved"]
+        assert [h.to_status for h in history] == ["pending", "reserved", "resolved"]
 
 
 def test_a_killed_tenant_loses_its_lease_and_another_finishes_once(server, tmp_path):
     with LabClient(server.url, "alice", "alice") as alice, LabClient(server.url, "op", "op") as op:
         uuid = alice.post_request(pld_request(pulses=2500, repetition_rate=1.0))
         first = spawn_tenant(server, "chamber-a", tmp_path, "--lease", "2")
-        wait_for(lambda: alice.get_request(uuid)["status"] == "reserved")
+        wait_for(lambda: alice.request(uuid).status == "reserved")
         time.sleep(1.0)
         first.kill()  # no goodbye: the lease has to run out
         first.wait()
         second = spawn_tenant(server, "chamber-b", tmp_path, "--lease", "2")
         try:
-            wait_for(lambda: alice.get_request(uuid)["status"] == "resolved", timeout=120)
+            wait_for(lambda: alice.request(uuid).status == "resolved", timeout=120)
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(60)
         results = op.list_results(request_uuid=uuid)
         assert len(results) == 1
-        names = {t["tenant_uuid"]: t["name"] for t in op.tenants()}
-        assert names[results[0]["result"]["tenant_uuid"]] == "chamber-b"
-        history = [(h["from_status"], h["to_status"], h["actor"]) for h in alice.history(uuid)]
+        names = {t.tenant_uuid: t.name for t in op.tenants()}
+        assert names[results[0].result.tenant_uuid] == "chamber-b"
+        history = [(h.from_status, h.to_status, h.actor) for h in alice.history(uuid)]
         assert ("reserved", "pending", "lease-sweeper") in history
         assert history[-1][1] == "resolved" and history[-1][2] == "chamber-b"
 
@@ -117,13 +117,13 @@ def test_a_restarted_tenant_does_not_post_twice(server, tmp_path):
             posted = await alice.result_for_request(uuid)
             # A crash between posting and clearing the outbox: the result is still on disk.
             key = f"{runtime.tenant_uuid}:{uuid}:crash"
-            result = posted["result"]
-            runtime.outbox.put(key, result)
+            assert posted is not None
+            runtime.outbox.put(key, posted.result.model_dump(mode="json"))
             again = TenantRuntime(tenant, [build("pld")], state_dir=state, poll_seconds=0.2)
             await again.run(until_idle=True)
             assert again.counters.reposted == 1 and again.outbox.pending() == []
             assert len(await alice.list_results(request_uuid=uuid)) == 1
-            assert (await alice.result_for_request(uuid))["uuid"] == posted["uuid"]
+            assert (await alice.result_for_request(uuid)).uuid == posted.uuid
 
     asyncio.run(scenario())
 
@@ -133,14 +133,14 @@ def test_emergency_stop_releases_the_running_request(server, tmp_path):
         uuid = alice.post_request(pld_request(pulses=4000, repetition_rate=1.0))
         proc = spawn_tenant(server, "chamber-a", tmp_path)
         try:
-            wait_for(lambda: alice.get_request(uuid)["status"] == "reserved")
-            tenant = alice.request(uuid)["owner_tenant_uuid"]
+            wait_for(lambda: alice.request(uuid).status == "reserved")
+            tenant = alice.request(uuid).owner_tenant_uuid
             op.stop_tenant(tenant)
-            wait_for(lambda: alice.get_request(uuid)["status"] == "pending", timeout=60)
+            wait_for(lambda: alice.request(uuid).status == "pending", timeout=60)
             history = alice.history(uuid)
-            assert history[-1]["actor"] == "chamber-a" and "stopped" in history[-1]["message"]
+            assert history[-1].actor == "chamber-a" and "stopped" in history[-1].message
             op.resume_tenant(tenant)
-            wait_for(lambda: alice.get_request(uuid)["status"] in ("reserved", "resolved"), timeout=60)
+            wait_for(lambda: alice.request(uuid).status in ("reserved", "resolved"), timeout=60)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
@@ -160,18 +160,18 @@ def test_workflow_wakes_on_the_event_stream_not_its_poll(server, tmp_path):
             runtime = TenantRuntime(tenant, [build("pld")], state_dir=tmp_path / "state", poll_seconds=0.2)
             chamber = asyncio.create_task(runtime.run())
             reads = 0
-            get_request = alice.get_request
+            read_request = alice.request
 
             async def counted(uuid):
                 nonlocal reads
                 reads += 1
-                return await get_request(uuid)
+                return await read_request(uuid)
 
             try:
                 # a first growth, polled, while the event stream connects (events before it are the poll's)
                 await asyncio.wait_for(backend.ask("thin_film", "pld_growth", RECIPE, parent=None), 120)
                 backend.poll_seconds = 600.0
-                alice.get_request = counted
+                alice.request = counted
                 data = await asyncio.wait_for(
                     backend.ask("thin_film", "pld_growth", RECIPE | {"pulses": 80}, parent=None), 120)
             finally:
