@@ -8,12 +8,11 @@ answer the models of :mod:`.core`, :mod:`.capability` and :mod:`.tenant`), so
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from .core import Request, RequestInfo, RequestStatus, ResultInfo
+from .core import Request, RequestInfo, RequestStatus, ResultInfo, Timestamp
 
 T = TypeVar("T")
 
@@ -33,7 +32,7 @@ class RequestDetail(RequestInfo):
 
     priority: int = 0
     owner_tenant_uuid: str | None = None
-    lease_expires_at: datetime | None = None
+    lease_expires_at: Timestamp | None = None
     lease_expiries: int = 0
     attempts: int = 0
     parent_uuid: str | None = None
@@ -41,7 +40,7 @@ class RequestDetail(RequestInfo):
     provenance: dict[str, Any] = Field(default_factory=dict)
     created_by: str = ""
     failure_reason: str | None = None
-    updated: datetime | None = None
+    updated: Timestamp | None = None
 
 
 class ClaimCreate(BaseModel):
@@ -57,7 +56,7 @@ class Lease(BaseModel):
 
     request_uuid: str
     tenant_uuid: str
-    expires_at: datetime
+    expires_at: Timestamp
     lease_seconds: float
 
 
@@ -100,7 +99,7 @@ class Event(BaseModel):
     """One change: a request's status, a result posted, a tenant registered."""
 
     id: int
-    time: datetime
+    time: Timestamp
     kind: str
     subject: str
     from_status: str | None = None
@@ -165,8 +164,8 @@ class CampaignRecord(BaseModel):
     spec: dict[str, Any]
     state: dict[str, Any]
     created_by: str
-    created: datetime
-    updated: datetime
+    created: Timestamp
+    updated: Timestamp
     counts: dict[RequestStatus, int] = Field(default_factory=dict)
 
 

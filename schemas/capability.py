@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from pydantic import BaseModel, Field, field_validator
 from typing_extensions import TypeAliasType
@@ -54,7 +54,11 @@ class CapabilityDetail(CapabilityPublic):
 
 
 #: A schema's template: its object shape, each leaf a string such as ``"required, float"``.
-TemplateNode = TypeAliasType("TemplateNode", Union[str, list["TemplateNode"], dict[str, "TemplateNode"]])
+#: (pydantic needs the named alias to build a recursive schema; type checkers read the plain one.)
+if TYPE_CHECKING:
+    TemplateNode = Union[str, list["TemplateNode"], dict[str, "TemplateNode"]]
+else:
+    TemplateNode = TypeAliasType("TemplateNode", Union[str, list["TemplateNode"], dict[str, "TemplateNode"]])
 
 
 class CapabilityTemplate(BaseModel):

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator, model_validator
+
+
+#: A time on the wire: ISO 8601 with its UTC offset written out (``2025-01-01T12:00:00.5+00:00``), as the
+#: server has always sent it and as ``datetime.fromisoformat`` reads it on every Python (a ``Z`` needs 3.11).
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(lambda t: t.isoformat(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class RequestStatus(str, enum.Enum):
@@ -81,7 +90,7 @@ class Request(BaseModel):
 
 class RequestInfo(BaseModel):
     uuid: str
-    ctime: datetime
+    ctime: Timestamp
     status: RequestStatus
     request: Request
 
@@ -114,7 +123,7 @@ class Result(BaseModel):
 
 class ResultInfo(BaseModel):
     uuid: str
-    ctime: datetime
+    ctime: Timestamp
     status: ResultStatus
     result: Result
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from .core import Timestamp
 from .limitation import malformed
 
 
@@ -60,7 +60,7 @@ class TenantInfo(BaseModel):
 class TenantDetail(TenantInfo):
     """A tenant as ``/api/v1/tenants`` shows it: when it was last seen, and whether an operator stopped it."""
 
-    last_seen: datetime | None = None
+    last_seen: Timestamp | None = None
     stop_requested: bool = False
 
 

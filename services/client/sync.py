@@ -28,20 +28,12 @@ T = TypeVar("T")
 
 
 class LabClient:
-    """The blocking twin of :class:`~.core.AsyncLabClient`: same arguments, methods and answers.
-
-    Args:
-        base_url: the server, e.g. ``http://127.0.0.1:8000``.
-        username, password: the account to log in with.
-        transport: an async httpx transport (e.g. ``httpx.ASGITransport(app)``).
-        retries: attempts after the first for retryable failures.
-        backoff: first retry delay in seconds (doubling, capped at 10 s).
-        timeout: seconds for one HTTP exchange.
-    """
+    """The blocking twin of :class:`~.core.AsyncLabClient`: the same arguments (the transport an async
+    one, which runs on the client's own loop), methods and answers."""
 
     def __init__(self, base_url: str, username: str, password: str, *,
-           transport: httpx.AsyncBaseTransport | None = None, retries: int = 5, backoff: float = 0.2,
-           timeout: float = 30.0):
+                 transport: httpx.AsyncBaseTransport | None = None, retries: int = 5, backoff: float = 0.2,
+                 timeout: float = 30.0):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="labweave-client", daemon=True)
         self._thread.start()

@@ -148,6 +148,8 @@ class TenantRuntime:
             log.warning("event stream unavailable (%s); polling every %.1f s", exc, self.poll_seconds)
 
     async def _check_stop_flag(self) -> None:
+        if self.tenant_uuid is None:  # not started: nothing is running to stop
+            return
         record = await self.client.tenant(self.tenant_uuid)
         if record.stop_requested and not self._stopped_by_operator:
             log.warning("emergency stop requested by an operator")

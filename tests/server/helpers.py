@@ -158,6 +158,13 @@ def flow_result(request_uuid: str, tenant_uuid: str) -> dict:
     return body
 
 
+def flow_lab(url: str) -> Lab:
+    """A test lab on ``url`` with users ``asab`` and ``asab2`` serving electrolyte/flow (:func:`two_flow_tenants`)."""
+    lab = open_lab(url)
+    two_flow_tenants(lab)
+    return lab
+
+
 def two_flow_tenants(lab: Lab) -> None:
     """Users ``asab`` (the ASAB tenant) and ``asab2`` (a twin with the same limits)."""
     asab = load(shared_path("finales2", "examples", "tenants", "conductivity", "ASAB.json"))

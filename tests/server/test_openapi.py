@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from jsonschema import Draft202012Validator, FormatChecker
 
 from ..conftest import FINALES2, load
-from .helpers import REQUESTER_TENANT, Lab, flow_request, flow_result, open_lab, two_flow_tenants
+from .helpers import REQUESTER_TENANT, Lab, flow_lab, flow_request, flow_result
 
 FORMATS = FormatChecker()
 
@@ -257,8 +257,7 @@ def drive(lab: Lab, contract: Contract) -> list[str]:
 
 @pytest.fixture
 def lab(sqlite_url):
-    lab = open_lab(sqlite_url)
-    two_flow_tenants(lab)
+    lab = flow_lab(sqlite_url)
     yield lab
     lab.lab.close()
 
@@ -266,8 +265,7 @@ def lab(sqlite_url):
 @pytest.fixture
 def any_lab(database_url):
     """The lab on SQLite and, where it runs, PostgreSQL."""
-    lab = open_lab(database_url)
-    two_flow_tenants(lab)
+    lab = flow_lab(database_url)
     yield lab
     lab.lab.close()
 
