@@ -229,7 +229,8 @@ def drive(lab: Lab, contract: Contract) -> list[str]:
     ok(lab.get("op", "/api/v1/events", params={"limit": 50}))
     problems = contract.stream_problems("GET", "/api/v1/events/stream", first_event(
         lab, "/api/v1/events/stream", params={"after": 0}, headers=lab.headers("op")))
-    ok(lab.client.get("/healthz"))
+    for path in ("/healthz", "/healthz/live", "/healthz/ready"):
+        assert ok(lab.client.get(path))["status"] == "ok"
     assert lab.client.get("/metrics").status_code == 200
 
     # the operator's dashboard: pages, fragments, static files, a control, its event stream

@@ -20,8 +20,8 @@ from labweave.schemas.tenant import MergedLimitation, TenantInfo
 
 from .. import convert
 from ..deps import CurrentUser, LabDep
-from ..login_throttle import TooManyAttempts
 from ..lab import Lab
+from ..login_throttle import TooManyAttempts
 from ..registry import Catalogue, CapabilityView
 from ..templates import template
 
