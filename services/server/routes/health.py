@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -35,7 +36,8 @@ REPLICA = f"{socket.gethostname()}:{os.getpid()}"
 
 
 #: The answer of a replica that cannot do its work (with ``Retry-After``).
-NOT_READY = {503: {"model": Health, "description": "The database does not take a write: the fault and what failed"}}
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Health, "description": "The database does not take a write: the fault and what failed"}}
 
 
 @router.get("/healthz/live", response_model_exclude_none=True)
