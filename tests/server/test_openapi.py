@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from jsonschema import Draft202012Validator, FormatChecker
 
-from ..conftest import FINALES2, load
+from ..conftest import load, shared_files
 from .helpers import REQUESTER_TENANT, Lab, flow_lab, flow_request, flow_result
 
 FORMATS = FormatChecker()
@@ -341,12 +341,10 @@ def test_an_undescribed_body_is_caught():
 def test_the_finales2_fixture_files_validate_as_the_published_shapes(lab):
     """FINALES2's own capability and tenant files are what /capabilities/ and /tenants/ describe."""
     contract = Contract(lab.client.get("/openapi.json").json())
-    caps = [load(p) for p in sorted((FINALES2 / "serialized_quantities").rglob("*.json"))]
-    assert caps, "FINALES2's capability files are missing"
+    caps = [load(p) for p in shared_files("finales2", "serialized_quantities")]
     shaped = [{k: c[k] for k in ("quantity", "method", "json_schema_specifications", "json_schema_result_output")}
               for c in caps]
     assert contract.problems("GET", "/capabilities/", 200, "application/json", json.dumps(shaped).encode()) == []
     tenants = [load(p) | {"tenant_uuid": REQUESTER_TENANT, "is_active": True}
-               for p in sorted((FINALES2 / "examples" / "tenants").rglob("*.json"))]
-    assert tenants, "FINALES2's tenant files are missing"
+               for p in shared_files("finales2", "examples", "tenants")]
     assert contract.problems("GET", "/tenants/", 200, "application/json", json.dumps(tenants).encode()) == []
