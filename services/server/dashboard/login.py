@@ -39,10 +39,12 @@ def login_page(request: Request, next: str = "") -> Response:
     return response
 
 
+FORM_AGAIN = {"description": "The form again, saying why", "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 @router.post("/login", dependencies=[session.SameOrigin], response_class=RedirectResponse, status_code=303,
              responses={303: {"description": "Logged in: on to the page asked for"},
-                        401: {"description": "The form again, saying why",
-                              "content": {"text/html": {"schema": {"type": "string"}}}}})
+                        401: FORM_AGAIN, 429: FORM_AGAIN})
 async def login(request: Request, username: Annotated[str, Form(max_length=100)],
                 password: Annotated[str, Form(max_length=200)], next: Annotated[str, Form()] = "") -> Response:
     """Check the password (bcrypt, off the event loop) and keep the token in the session cookie."""
