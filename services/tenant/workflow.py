@@ -158,10 +158,10 @@ class DegradationWorkflow(Instrument):
             data["size"] = disc_area(data.get("size"), default_area)
             return data
 
-        cell = {"battery_chemistry": {"electrolyte": formulation,
-                                      "anode": disc(chem.anode, 1.7663), "cathode": disc(chem.cathode, 1.5386)},
+        chemistry = {"electrolyte": formulation, "anode": disc(chem.anode, 1.7663),
+                     "cathode": disc(chem.cathode, 1.5386)}
+        cell = {"battery_chemistry": {k: v for k, v in chemistry.items() if v is not None},
                 "electrolyte_volume": 35.0}
-        cell["battery_chemistry"] = {k: v for k, v in cell["battery_chemistry"].items() if v is not None}
         await progress(0.15, f"assembling {self.cells} cells")
         assembly = await self.backend.ask(
             "cell_assembly", "autobass_assembly",
