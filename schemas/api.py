@@ -137,10 +137,12 @@ class StatusCount(BaseModel):
 
 
 class CampaignStatus(str, enum.Enum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    FINISHED = "finished"
-    STOPPED = "stopped"
+    """A campaign's status (its moves are the server's lifecycle table)."""
+
+    RUNNING = "running"  # its optimizer proposes experiments
+    PAUSED = "paused"  # its optimizer proposes nothing; work already queued goes on
+    FINISHED = "finished"  # its budget or stopping rule ended it (said by its optimizer)
+    STOPPED = "stopped"  # a person ended it early
 
 
 class CampaignPut(BaseModel):

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session
 
+from labweave.schemas.api import CampaignStatus
 from labweave.schemas.core import RequestStatus as S
 from labweave.schemas.core import ResultStatus as R
 
@@ -65,13 +66,6 @@ REQUEST_MOVES: dict[tuple[str | None, str], frozenset[Actor]] = {
     (S.PROPOSED, S.RETRACTED): _CREATOR_OR_OPERATOR,  # withdrawn, or rejected by an operator
     (S.PROPOSED, S.PENDING): frozenset({Actor.OPERATOR}),  # approved
 }
-
-
-class CampaignStatus(str, enum.Enum):
-    RUNNING = "running"  # its optimizer proposes experiments
-    PAUSED = "paused"  # its optimizer proposes nothing; work already queued goes on
-    FINISHED = "finished"  # its budget or stopping rule ended it (said by its optimizer)
-    STOPPED = "stopped"  # a person ended it early
 
 
 C = CampaignStatus
