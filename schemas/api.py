@@ -149,7 +149,8 @@ class CampaignPut(BaseModel):
     """Create a campaign, or change the spec (and status) of one's own."""
 
     spec: dict[str, Any] = Field(default_factory=dict)
-    status: CampaignStatus | None = None
+    status: str | None = Field(default=None, description="one of the CampaignStatus values (checked by the "
+                               "campaign lifecycle, whose 422 names the allowed ones)")
 
 
 class CampaignStatePut(BaseModel):

@@ -31,8 +31,7 @@ def get_campaign(lab: LabDep, p: CurrentUser, name: str) -> CampaignRecord:
 @router.put("/{name}")
 def put_campaign(lab: LabDep, p: CurrentUser, name: str, body: CampaignPut) -> CampaignRecord:
     """Create a campaign, or change the spec (and status) of one's own."""
-    status = body.status.value if body.status else None
-    return record(lab, lab.campaigns.put(p, name, body.spec, status))
+    return record(lab, lab.campaigns.put(p, name, body.spec, body.status))
 
 
 @router.put("/{name}/state")
