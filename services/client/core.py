@@ -8,7 +8,9 @@ fit its model raises :class:`~.errors.InvalidResponse`. The client logs in once 
 its token, renewing it shortly before it expires (or once, on a 401);
 connection failures and 5xx answers are retried with exponential backoff
 where a retry cannot duplicate anything (reads, idempotent writes, and
-writes carrying an ``Idempotency-Key``); a 4xx is never retried. Pass
+writes carrying an ``Idempotency-Key``), waiting at least what a
+``Retry-After`` asks for (at most :data:`MAX_WAIT` seconds a time); a 4xx is
+never retried. Pass
 ``transport=httpx.ASGITransport(app)`` to talk to an app in-process.
 """
 
@@ -32,11 +34,13 @@ from labweave.schemas.capability import Capability, CapabilityDetail, Capability
 from labweave.schemas.core import AccessToken, Request, RequestInfo, RequestStatus, Result, ResultInfo, ResultStatus
 from labweave.schemas.tenant import LimitationEntry, MergedLimitation, TenantDefinition, TenantDetail, TenantInfo
 
-from .errors import ConnectionFailed, InvalidResponse, ServerError, rejected
+from .errors import ConnectionFailed, InvalidResponse, ServerError, rejected, retry_after
 
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = {"GET", "HEAD", "PUT", "DELETE"}
+#: The longest wait between two attempts, whatever the backoff or a ``Retry-After`` says.
+MAX_WAIT = 10.0
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -134,9 +138,9 @@ class AsyncLabClient:
             try:
                 response = await self._http.request(method, path, headers=headers, **kw)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached the server: always safe
-                error: Exception = ConnectionFailed(f"{method} {path}: {exc}")
+                error: Exception = ConnectionFailed(f"{method} {path}: {exc or type(exc).__name__}")
             except httpx.TransportError as exc:
-                error = ConnectionFailed(f"{method} {path}: {exc}")
+                error = ConnectionFailed(f"{method} {path}: {exc or type(exc).__name__}")
                 if not retry_writes:
                     raise error from exc
             else:
@@ -149,12 +153,12 @@ class AsyncLabClient:
                     continue
                 if response.status_code < 500:
                     raise rejected(response.status_code, detail, method, path)
-                error = ServerError(response.status_code, detail)
+                error = ServerError(response.status_code, detail, _retry_after(response))
                 if not retry_writes:
                     raise error
             if attempt >= self.retries:
                 raise error
-            delay = min(10.0, self.backoff * 2**attempt)
+            delay = min(MAX_WAIT, max(self.backoff * 2**attempt, retry_after(error) or 0.0))
             attempt += 1
             log.warning("%s %s failed (%s); retry %d in %.1f s", method, path, error, attempt, delay)
             await asyncio.sleep(delay)
@@ -436,6 +440,15 @@ def parse_with(adapter: TypeAdapter[T], response: httpx.Response) -> T:
         return adapter.validate_json(response.content)
     except ValidationError as exc:
         raise InvalidResponse(response.request.method, response.request.url.path, exc) from None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The seconds of a ``Retry-After`` header (its HTTP-date form is not used by labweave)."""
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _detail(response: httpx.Response) -> Any:

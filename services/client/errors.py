@@ -1,7 +1,9 @@
 """The client's exceptions: one hierarchy, rooted at :class:`LabweaveError`.
 
 - :class:`ConnectionFailed`: the server could not be reached (after retries).
-- :class:`ServerError`: the server answered 5xx (after retries).
+- :class:`ServerError`: the server answered 5xx (after retries); ``retry_after``
+  holds the seconds its ``Retry-After`` asked for (a 503 of a locked or full
+  database says how long to wait).
 - :class:`InvalidResponse`: the server answered 2xx with a body that does
   not fit the route's model (a server of another version, or not labweave's).
 - :class:`RequestRejected`: the server answered 4xx; never retried. Its
@@ -9,6 +11,9 @@
   :class:`PermissionDenied` (403), :class:`NotFound` (404),
   :class:`Conflict` (409: the request is not in a state that allows it, e.g.
   a lost lease), :class:`ValidationFailed` (422: ``detail`` names the field).
+
+:data:`TRANSIENT` are the failures that pass by themselves (the server down or
+unreachable, its database locked or full): a daemon waits and carries on.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ class ConnectionFailed(LabweaveError):
 
 
 class ServerError(LabweaveError):
-    def __init__(self, status_code: int, detail: Any):
+    def __init__(self, status_code: int, detail: Any, retry_after: float | None = None):
         self.status_code = status_code
         self.detail = detail
+        self.retry_after = retry_after
         super().__init__(f"server error {status_code}: {detail}")
 
 
@@ -64,6 +70,14 @@ class Conflict(RequestRejected):
 
 class ValidationFailed(RequestRejected):
     pass
+
+
+TRANSIENT = (ConnectionFailed, ServerError)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds the server asked to wait before trying again, when it said."""
+    return exc.retry_after if isinstance(exc, ServerError) else None
 
 
 BY_STATUS = {401: AuthenticationFailed, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: ValidationFailed}

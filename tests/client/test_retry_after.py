@@ -1,0 +1,61 @@
+"""The client waits what a 503's ``Retry-After`` asks for (within its cap) and says so in its error."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from labweave.services.client import AsyncLabClient
+from labweave.services.client.core import MAX_WAIT
+from labweave.services.client.errors import TRANSIENT, ServerError, retry_after
+
+
+def busy_then_ok(busy: int, retry: str) -> tuple[httpx.MockTransport, list[float]]:
+    """A server whose database is locked for the first ``busy`` reads; the times it was asked."""
+    asked: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/user_management/authenticate":
+            return httpx.Response(200, json={"access_token": "a.e30.b", "token_type": "bearer"})
+        asked.append(time.monotonic())
+        if len(asked) <= busy:
+            return httpx.Response(503, json={"detail": "the database is locked by another writer; try again later",
+                                             "fault": "locked"}, headers={"Retry-After": retry})
+        return httpx.Response(200, json={"username": "alice", "role": "requester"})
+
+    return httpx.MockTransport(handle), asked
+
+
+def test_a_503_is_retried_after_the_seconds_it_asks_for():
+    transport, asked = busy_then_ok(2, "0.5")
+
+    async def scenario():
+        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, backoff=0.01) as alice:
+            return await alice.me()
+
+    assert asyncio.run(scenario()).username == "alice"
+    gaps = [b - a for a, b in zip(asked, asked[1:])]
+    assert len(gaps) == 2 and all(gap >= 0.5 for gap in gaps), gaps  # not the 0.01 s of its own back-off
+
+
+def test_the_wait_is_capped_and_the_last_error_carries_retry_after(monkeypatch):
+    transport, asked = busy_then_ok(10, "3600")
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("labweave.services.client.core.asyncio.sleep", no_sleep)
+
+    async def scenario():
+        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, retries=2) as alice:
+            await alice.me()
+
+    with pytest.raises(ServerError) as err:
+        asyncio.run(scenario())
+    assert waits == [MAX_WAIT, MAX_WAIT] and len(asked) == 3
+    assert err.value.status_code == 503 and retry_after(err.value) == 3600.0
+    assert isinstance(err.value, TRANSIENT)
