@@ -6,6 +6,9 @@ results. So a daemon killed at any moment and started again (anywhere)
 continues where it stopped, without losing or repeating a request; the only
 thing it writes besides requests is the campaign's state for people to read
 (best so far, history, predictions against measurements, next proposals).
+For the same reason it rides out a server that is down or answering 503: it
+waits and looks again, and a request whose answer was lost on the way is
+found on the server at the next look rather than posted twice.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from labweave.optimizer.strategies import Observation as Point
 from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
-from labweave.services.client.errors import LabweaveError, NotFound
+from labweave.services.client.errors import TRANSIENT, LabweaveError, NotFound, retry_after
 
 log = logging.getLogger(__name__)
+
+#: The longest wait before looking again while the server is unavailable.
+MAX_PAUSE = 10.0
 
 
 @dataclass
@@ -89,29 +95,42 @@ class OptimizerDaemon:
         listener = asyncio.create_task(self._listen())
         try:
             while not self._stop:
-                status = (await self.client.campaign(self.name)).status.value
-                if status in analytics.ENDED:
-                    return f"campaign {status} by an operator"
-                turn = await self._look(status)
-                reason = self.campaign.stop_reason(turn.points, turn.progress.requests)
-                if reason and not turn.in_flight:
-                    return await self._finish(turn, spec, reason)
-                proposals = []
-                if status == "running" and not reason:
-                    wanted = self.campaign.proposals_wanted(turn.progress.requests, len(turn.in_flight))
-                    if wanted:
-                        proposals = await self._propose(turn, wanted)
-                        if not proposals and not turn.in_flight:
-                            return await self._finish(turn, spec, exhausted(turn.progress))
-                await self._write_state(turn, proposals)
+                pause = self.poll_seconds
+                try:
+                    ended = await self._turn(spec)
+                except TRANSIENT as exc:  # the client's own retries are spent: wait, and look again
+                    pause = min(MAX_PAUSE, max(self.poll_seconds, retry_after(exc) or 0.0))
+                    log.warning("%s: server unavailable (%s); looking again in %.1f s", self.name, exc, pause)
+                else:
+                    if ended:
+                        return ended
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), pause)
                 except asyncio.TimeoutError:
                     pass
             return "stopped"
         finally:
             listener.cancel()
+
+    async def _turn(self, spec: dict) -> str | None:
+        """One look at the campaign and what it calls for; why the campaign ended, or None to go on."""
+        status = (await self.client.campaign(self.name)).status.value
+        if status in analytics.ENDED:
+            return f"campaign {status} by an operator"
+        turn = await self._look(status)
+        reason = self.campaign.stop_reason(turn.points, turn.progress.requests)
+        if reason and not turn.in_flight:
+            return await self._finish(turn, spec, reason)
+        proposals = []
+        if status == "running" and not reason:
+            wanted = self.campaign.proposals_wanted(turn.progress.requests, len(turn.in_flight))
+            if wanted:
+                proposals = await self._propose(turn, wanted)
+                if not proposals and not turn.in_flight:
+                    return await self._finish(turn, spec, exhausted(turn.progress))
+        await self._write_state(turn, proposals)
+        return None
 
     async def _listen(self) -> None:
         try:

@@ -10,6 +10,9 @@ The runtime
 - heartbeats the lease while the driver runs (a lost lease stops the job),
 - posts each result with an idempotency key, through an on-disk outbox, so
   that a crash or a restart never loses or duplicates a result,
+- rides out a server that is down, unreachable or answering 503 (its
+  database locked or full): it waits (as long as ``Retry-After`` asks, within
+  reason) and carries on, posting the results it kept meanwhile,
 - reports failures as retryable or final, and
 - on SIGTERM finishes what it holds (within a grace period) or releases it;
   on an operator's emergency stop, stops its instruments at once and
@@ -28,12 +31,16 @@ from labweave.drivers.base import DriverError, Instrument, InstrumentStopped, Pa
 from labweave.schemas.api import Claim, RequestDetail
 from labweave.schemas.core import Result
 from labweave.services.client import AsyncLabClient
-from labweave.services.client.errors import Conflict, LabweaveError, RequestRejected
+from labweave.services.client.errors import TRANSIENT, Conflict, LabweaveError, RequestRejected, retry_after
 
 from .context import current_request
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+
+#: The longest pause of the loop while the server is unavailable.
+MAX_PAUSE = 10.0
 
 
 class LeaseLost(Exception):
@@ -47,6 +54,7 @@ class Job:
     lease_seconds: float
     task: asyncio.Task | None = None
     lease_lost: bool = False
+    key: str | None = None  # of its result in the outbox
 
 
 @dataclass
@@ -86,6 +94,7 @@ class TenantRuntime:
         self._wake = asyncio.Event()
         self._closing = False
         self._stopped_by_operator = False
+        self._kept = False  # a result waits in the outbox for the server to come back
 
     # -- start -------------------------------------------------------------
     async def start(self) -> None:
@@ -100,7 +109,11 @@ class TenantRuntime:
         await self.flush_outbox()
 
     async def flush_outbox(self) -> None:
+        """Post the results kept on disk (but those a running job is posting itself)."""
+        posting = {job.key for job in self.jobs.values()}
         for key, result in self.outbox.pending():
+            if key in posting:
+                continue
             try:
                 await self.client.submit_result(result, idempotency_key=key)
                 self.counters.reposted += 1
@@ -122,13 +135,25 @@ class TenantRuntime:
         listener = asyncio.create_task(self._listen())
         try:
             while not self._closing:
-                await self._check_stop_flag()
-                claimed = 0 if self._stopped_by_operator else await self._claim_for_idle_instruments()
-                if until_idle and not claimed and not self.jobs:
-                    break
+                pause = self.poll_seconds
+                try:
+                    await self._check_stop_flag()
+                    if self._kept:
+                        self._kept = False
+                        await self.flush_outbox()
+                    claimed = 0 if self._stopped_by_operator else await self._claim_for_idle_instruments()
+                except TRANSIENT as exc:  # the client's own retries are spent: wait, and try again
+                    self._kept = self._kept or bool(self.outbox.pending())
+                    pause = min(MAX_PAUSE, max(self.poll_seconds, retry_after(exc) or 0.0))
+                    log.warning("server unavailable (%s); trying again in %.1f s", exc, pause)
+                else:
+                    if until_idle and not claimed and not self.jobs:
+                        break
+                    if claimed:
+                        pause = 0.01
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds if not claimed else 0.01)
+                    await asyncio.wait_for(self._wake.wait(), pause)
                 except asyncio.TimeoutError:
                     pass
         finally:
@@ -219,7 +244,7 @@ class TenantRuntime:
             result = Result(data=data, quantity=body.quantity, method=[method], parameters={method: params},
                             tenant_uuid=self.tenant_uuid, request_uuid=uuid)
             updated = job.request.updated.isoformat() if job.request.updated else ""
-            key = f"{self.tenant_uuid}:{uuid}:{updated}"
+            key = job.key = f"{self.tenant_uuid}:{uuid}:{updated}"
             self.outbox.put(key, result.model_dump(mode="json"))
             try:
                 await self.client.submit_result(result, idempotency_key=key)
@@ -229,7 +254,8 @@ class TenantRuntime:
                 log.warning("result for %s refused: %s", uuid, exc)
             self.outbox.done(key)
         except LabweaveError as exc:  # the server is unreachable: the outbox keeps the result
-            log.error("job %s: %s (kept for the next start)", uuid, exc)
+            log.error("job %s: %s (its result is kept and posted when the server answers)", uuid, exc)
+            self._kept = True
         finally:
             beat.cancel()
             self.jobs.pop(uuid, None)
