@@ -34,12 +34,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     lab = Lab.open(settings)
     lab.metrics = health.metrics_registry(lab)
 
+    def sweep_leases() -> None:
+        """One sweep; a locked or full database skips it with a line in the log (the next one catches up)."""
+        try:
+            sweep(lab.db, settings.max_lease_expiries)
+        except (OperationalError, InternalError, DatabaseBusy) as exc:
+            fault = classify(exc)
+            if fault is None:
+                raise
+            log.warning("lease sweep skipped: %s", fault.detail)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         scheduler = BackgroundScheduler(daemon=True)
         scheduler.add_job(
-            sweep, "interval", seconds=settings.sweep_seconds, args=[lab.db, settings.max_lease_expiries],
-            id="lease-sweep", max_instances=1, coalesce=True,
+            sweep_leases, "interval", seconds=settings.sweep_seconds, id="lease-sweep", max_instances=1,
+            coalesce=True,
         )
         if settings.event_retention_days > 0:
             scheduler.add_job(
