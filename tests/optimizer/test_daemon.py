@@ -8,53 +8,58 @@ import itertools
 from typing import Any
 
 from labweave.optimizer.campaign import Campaign
+from labweave.schemas.api import CampaignRecord, RequestDetail, UserPublic
 from labweave.schemas.campaign import CampaignSpec
+from labweave.schemas.core import ResultInfo
 from labweave.services.client.errors import NotFound
 from labweave.services.optimizer_daemon import OptimizerDaemon
 from tests.campaign_records import request, result
 
+T0 = "2026-12-01T00:00:00+00:00"
 POOL = [{"x": 0.1}, {"x": 0.5}, {"x": 0.9}]
 
 
 class InstantLab:
-    """What the daemon asks of a server, with every request measured the moment it is made."""
+    """What the daemon asks of a server (the typed client's answers), with every request measured the
+    moment it is made."""
 
     def __init__(self) -> None:
-        self.campaigns: dict[str, dict[str, Any]] = {}
-        self.requests: list[dict] = []
-        self.results: list[dict] = []
+        self.campaigns: dict[str, CampaignRecord] = {}
+        self.requests: list[RequestDetail] = []
+        self.results: list[ResultInfo] = []
         self.clock = itertools.count()
 
-    async def me(self) -> dict:
-        return {"username": "optimizer", "tenant_uuid": "t"}
+    async def me(self) -> UserPublic:
+        return UserPublic(username="optimizer", role="requester", tenant_uuid="t")
 
-    async def campaign(self, name: str) -> dict:
+    async def campaign(self, name: str) -> CampaignRecord:
         if name not in self.campaigns:
             raise NotFound(404, f"campaign {name!r} not found")
         return self.campaigns[name]
 
-    async def put_campaign(self, name: str, spec: dict, status: str | None = None) -> dict:
-        record = self.campaigns.setdefault(name, {"name": name, "status": "running", "state": {}})
-        record.update(spec=spec, status=status or record["status"])
-        return record
-
-    async def put_campaign_state(self, name: str, state: dict) -> dict:
-        self.campaigns[name]["state"] = state
+    async def put_campaign(self, name: str, spec: dict, status: str | None = None) -> CampaignRecord:
+        old = self.campaigns.get(name)
+        record = {"name": name, "status": status or (old.status if old else "running"), "spec": spec,
+                  "state": old.state if old else {}, "created_by": "optimizer", "created": T0, "updated": T0}
+        self.campaigns[name] = CampaignRecord.model_validate(record)
         return self.campaigns[name]
 
-    async def list_requests(self, campaign: str) -> list[dict]:
-        return [r for r in self.requests if r["campaign"] == campaign]
+    async def put_campaign_state(self, name: str, state: dict) -> CampaignRecord:
+        self.campaigns[name] = self.campaigns[name].model_copy(update={"state": state})
+        return self.campaigns[name]
 
-    async def list_results(self, campaign: str) -> list[dict]:
-        mine = {r["uuid"] for r in self.requests if r["campaign"] == campaign}
-        return [r for r in self.results if r["result"]["request_uuid"] in mine]
+    async def list_requests(self, campaign: str) -> list[RequestDetail]:
+        return [r for r in self.requests if r.campaign == campaign]
 
-    async def create_request(self, body: dict, *, campaign: str, provenance: dict, **_: Any) -> dict:
+    async def list_results(self, campaign: str) -> list[ResultInfo]:
+        mine = {r.uuid for r in self.requests if r.campaign == campaign}
+        return [r for r in self.results if r.result.request_uuid in mine]
+
+    async def create_request(self, body: dict, *, campaign: str, provenance: dict, **_: Any) -> RequestDetail:
         uuid = f"r{len(self.requests)}"
         x = body["parameters"]["m"]["x"]
-        self.requests.append(request(uuid, provenance=provenance, second=next(self.clock),
-                                     campaign=campaign).model_dump(mode="json"))
-        self.results.append(result(uuid, {"y": x}, second=next(self.clock)).model_dump(mode="json"))
+        self.requests.append(request(uuid, provenance=provenance, second=next(self.clock), campaign=campaign))
+        self.results.append(result(uuid, {"y": x}, second=next(self.clock)))
         return self.requests[-1]
 
     async def stream_events(self, **_: Any):
@@ -75,10 +80,10 @@ def test_a_campaign_whose_strategy_runs_out_of_proposals_ends_finished():
     reason = asyncio.run(asyncio.wait_for(daemon.run(), timeout=20))
     record = lab.campaigns["pool"]
     assert reason == "its strategy has nothing more to propose within its budget (3 / 10 experiments spent)"
-    assert record["status"] == "finished" and record["state"]["finished"] == reason
-    assert record["state"]["progress"] == {"status": "running", "unit": "experiments", "done": 3.0,
+    assert record.status == "finished" and record.state["finished"] == reason
+    assert record.state["progress"] == {"status": "running", "unit": "experiments", "done": 3.0,
                                            "in_flight": 0.0, "total": 10, "requests": 3}
-    assert record["state"]["best"] == {"value": 0.9, "parameters": {"x": 0.9}}
-    values = [h["value"] for h in record["state"]["history"]]
+    assert record.state["best"] == {"value": 0.9, "parameters": {"x": 0.9}}
+    values = [h["value"] for h in record.state["history"]]
     assert sorted(values) == [0.1, 0.5, 0.9]
-    assert [h["best"] for h in record["state"]["history"]] == list(itertools.accumulate(values, max))
+    assert [h["best"] for h in record.state["history"]] == list(itertools.accumulate(values, max))
