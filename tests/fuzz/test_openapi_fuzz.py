@@ -14,7 +14,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from ..server.helpers import open_lab, two_flow_tenants
+from ..server.helpers import flow_lab
 
 EXAMPLES = int(os.environ.get("LABWEAVE_FUZZ_EXAMPLES", "10"))
 USERS = ("op", "alice", "asab")
@@ -22,9 +22,7 @@ USERS = ("op", "alice", "asab")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = open_lab(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'lab.db'}")
-    two_flow_tenants(lab)
-    return lab
+    return flow_lab(f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'lab.db'}")
 
 
 def streams(operation) -> bool:

@@ -8,16 +8,14 @@ import json
 
 import pytest
 
-from .helpers import flow_request, flow_result, open_lab, two_flow_tenants
+from .helpers import flow_lab, flow_request, flow_result
 
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
 def lab(database_url):
-    lab = open_lab(database_url)
-    two_flow_tenants(lab)
-    return lab
+    return flow_lab(database_url)
 
 
 def nested(depth: int) -> dict:

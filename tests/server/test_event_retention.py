@@ -13,14 +13,12 @@ from labweave.services.cli.main import app as cli
 from labweave.services.server.db.tables import Event, EventArchive
 from labweave.services.server.events import archive
 
-from .helpers import flow_request, flow_result, open_lab, two_flow_tenants
+from .helpers import flow_lab, flow_request, flow_result
 
 
 @pytest.fixture
 def lab(database_url):
-    lab = open_lab(database_url)
-    two_flow_tenants(lab)
-    return lab
+    return flow_lab(database_url)
 
 
 def a_resolved_request(lab) -> str:
@@ -59,8 +57,7 @@ def test_old_events_are_archived_not_lost(lab):
 
 def test_labweave_db_archive_events(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'lab.db'}"
-    lab = open_lab(url)
-    two_flow_tenants(lab)
+    lab = flow_lab(url)
     a_resolved_request(lab)
     live, _, _ = counts(lab)
     monkeypatch.setenv("LABWEAVE_DATABASE_URL", url)

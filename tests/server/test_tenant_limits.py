@@ -8,14 +8,12 @@ import copy
 
 import pytest
 
-from .helpers import flow_request, open_lab, two_flow_tenants
+from .helpers import flow_lab, flow_request
 
 
 @pytest.fixture
 def lab(database_url):
-    lab = open_lab(database_url)
-    two_flow_tenants(lab)
-    return lab
+    return flow_lab(database_url)
 
 
 def limitations(lab, tenant: str) -> list[dict]:
