@@ -204,7 +204,7 @@ class Requests:
     def reserve(self, p: Principal, request_uuid: str, lease_seconds: float | None) -> Request:
         if not p.tenant_uuid:
             raise Forbidden("only a tenant user can reserve a request (log in as the tenant's user)")
-        self._check_tenant(p.tenant_uuid)
+        self.registry.serving_tenant(p.tenant_uuid)
         lease = lease_seconds or self.policy.lease_seconds
 
         def grant(row, now: float):
@@ -246,7 +246,7 @@ class Requests:
         runtime the lease is lost, so it stops the job.
         """
         if p.tenant_uuid and not p.is_operator:
-            self._check_tenant(p.tenant_uuid)
+            self.registry.serving_tenant(p.tenant_uuid)
         now = time.time()
         with self.db.write.begin() as conn:
             row = self._locked(conn, p, request_uuid)
@@ -260,14 +260,11 @@ class Requests:
         return row
 
     # -- claims ------------------------------------------------------------
-    def _check_tenant(self, tenant_uuid: str) -> Tenant:
-        return self.registry.serving_tenant(tenant_uuid)
-
     def claim(self, p: Principal, body: ClaimCreate) -> Request | None:
         """Atomically take the next request this tenant can serve, by priority then age."""
         if not p.tenant_uuid:
             raise Forbidden("claims are made by a tenant user")
-        self._check_tenant(p.tenant_uuid)
+        self.registry.serving_tenant(p.tenant_uuid)
         self.touch(p.tenant_uuid)
         cat = self.registry.catalogue()
         offers = cat.tenant_offers(p.tenant_uuid)
