@@ -2,8 +2,9 @@
 
 from .core import AsyncLabClient
 from .errors import (AuthenticationFailed, Conflict, ConnectionFailed, InvalidResponse, LabweaveError, NotFound,
-                     PermissionDenied, RequestRejected, ServerError, ValidationFailed)
+                     PermissionDenied, RequestRejected, ServerError, TooManyRequests, ValidationFailed)
 from .sync import LabClient
 
 __all__ = ["AsyncLabClient", "LabClient", "LabweaveError", "ConnectionFailed", "ServerError", "InvalidResponse",
-           "RequestRejected", "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict", "ValidationFailed"]
+           "RequestRejected", "AuthenticationFailed", "PermissionDenied", "NotFound", "Conflict", "ValidationFailed",
+           "TooManyRequests"]

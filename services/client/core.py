@@ -9,8 +9,9 @@ its token, renewing it shortly before it expires (or once, on a 401);
 connection failures and 5xx answers are retried with exponential backoff
 where a retry cannot duplicate anything (reads, idempotent writes, and
 writes carrying an ``Idempotency-Key``), waiting at least what a
-``Retry-After`` asks for (at most :data:`MAX_WAIT` seconds a time); a 4xx is
-never retried. Pass
+``Retry-After`` asks for (at most :data:`MAX_WAIT` seconds a time). A 4xx is
+never retried, but for 429 (the server did nothing and says when to come back),
+which is retried like a 503. Pass
 ``transport=httpx.ASGITransport(app)`` to talk to an app in-process.
 """
 
@@ -151,11 +152,14 @@ class AsyncLabClient:
                     renewed = True
                     self._token = None
                     continue
-                if response.status_code < 500:
+                if response.status_code == 429:  # refused before acting: always safe to send again
+                    error = rejected(429, detail, method, path, _retry_after(response))
+                elif response.status_code < 500:
                     raise rejected(response.status_code, detail, method, path)
-                error = ServerError(response.status_code, detail, _retry_after(response))
-                if not retry_writes:
-                    raise error
+                else:
+                    error = ServerError(response.status_code, detail, _retry_after(response))
+                    if not retry_writes:
+                        raise error
             if attempt >= self.retries:
                 raise error
             delay = min(MAX_WAIT, max(self.backoff * 2**attempt, retry_after(error) or 0.0))

@@ -10,10 +10,12 @@
   subclasses name the common statuses: :class:`AuthenticationFailed` (401),
   :class:`PermissionDenied` (403), :class:`NotFound` (404),
   :class:`Conflict` (409: the request is not in a state that allows it, e.g.
-  a lost lease), :class:`ValidationFailed` (422: ``detail`` names the field).
+  a lost lease), :class:`ValidationFailed` (422: ``detail`` names the field),
+  :class:`TooManyRequests` (429: login throttled; ``retry_after`` says how long).
 
 :data:`TRANSIENT` are the failures that pass by themselves (the server down or
-unreachable, its database locked or full): a daemon waits and carries on.
+unreachable, its database locked or full, logins throttled for a while): a
+daemon waits and carries on.
 """
 
 from __future__ import annotations
@@ -72,16 +74,29 @@ class ValidationFailed(RequestRejected):
     pass
 
 
-TRANSIENT = (ConnectionFailed, ServerError)
+class TooManyRequests(RequestRejected):
+    """429: the server refused to act for now (too many failed logins); nothing was done, so it is
+    safe to try again after ``retry_after`` seconds."""
+
+    def __init__(self, status_code: int, detail: Any, method: str = "", path: str = "",
+                 retry_after: float | None = None):
+        super().__init__(status_code, detail, method, path)
+        self.retry_after = retry_after
+
+
+TRANSIENT = (ConnectionFailed, ServerError, TooManyRequests)
 
 
 def retry_after(exc: BaseException) -> float | None:
     """The seconds the server asked to wait before trying again, when it said."""
-    return exc.retry_after if isinstance(exc, ServerError) else None
+    return exc.retry_after if isinstance(exc, (ServerError, TooManyRequests)) else None
 
 
 BY_STATUS = {401: AuthenticationFailed, 403: PermissionDenied, 404: NotFound, 409: Conflict, 422: ValidationFailed}
 
 
-def rejected(status_code: int, detail: Any, method: str, path: str) -> RequestRejected:
+def rejected(status_code: int, detail: Any, method: str, path: str,
+             retry_after: float | None = None) -> RequestRejected:
+    if status_code == 429:
+        return TooManyRequests(status_code, detail, method, path, retry_after)
     return BY_STATUS.get(status_code, RequestRejected)(status_code, detail, method, path)

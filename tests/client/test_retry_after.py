@@ -59,3 +59,70 @@ def test_the_wait_is_capped_and_the_last_error_carries_retry_after(monkeypatch):
     assert waits == [MAX_WAIT, MAX_WAIT] and len(asked) == 3
     assert err.value.status_code == 503 and retry_after(err.value) == 3600.0
     assert isinstance(err.value, TRANSIENT)
+
+
+def throttled_then_ok(throttled: int, retry: str) -> tuple[httpx.MockTransport, list[float]]:
+    """A server that throttles the first ``throttled`` logins with 429; the times it was asked to log in."""
+    asked: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/user_management/authenticate":
+            asked.append(time.monotonic())
+            if len(asked) <= throttled:
+                return httpx.Response(429, json={"detail": "too many failed logins; try again later"},
+                                      headers={"Retry-After": retry})
+            return httpx.Response(200, json={"access_token": "a.e30.b", "token_type": "bearer"})
+        return httpx.Response(200, json={"username": "alice", "role": "requester"})
+
+    return httpx.MockTransport(handle), asked
+
+
+def test_a_throttled_login_waits_what_the_429_asks_then_logs_in():
+    transport, asked = throttled_then_ok(1, "0.4")
+
+    async def scenario():
+        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, backoff=0.01) as alice:
+            return await alice.me()
+
+    assert asyncio.run(scenario()).username == "alice"
+    assert len(asked) == 2 and asked[1] - asked[0] >= 0.4
+
+
+def test_a_login_throttled_past_the_retries_is_transient_and_says_how_long(monkeypatch):
+    from labweave.services.client import TooManyRequests
+
+    transport, asked = throttled_then_ok(10, "120")
+    waits: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("labweave.services.client.core.asyncio.sleep", no_sleep)
+
+    async def scenario():
+        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, retries=1) as alice:
+            await alice.me()
+
+    with pytest.raises(TooManyRequests) as err:
+        asyncio.run(scenario())
+    assert isinstance(err.value, TRANSIENT) and retry_after(err.value) == 120.0
+    assert len(asked) == 2 and waits == [MAX_WAIT]
+
+
+def test_a_429_on_a_write_is_retried_because_nothing_was_done():
+    posts: list[int] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/user_management/authenticate":
+            return httpx.Response(200, json={"access_token": "a.e30.b", "token_type": "bearer"})
+        posts.append(1)
+        if len(posts) == 1:
+            return httpx.Response(429, json={"detail": "slow down"}, headers={"Retry-After": "0"})
+        return httpx.Response(200, json="abc")
+
+    async def scenario():
+        async with AsyncLabClient("http://lab", "alice", "pw", transport=httpx.MockTransport(handle),
+                                  backoff=0.01) as alice:
+            return await alice.post_request({"quantity": "q", "methods": ["m"], "parameters": {}})
+
+    assert asyncio.run(scenario()) == "abc" and len(posts) == 2
