@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from labweave.schemas.thin_film import SubstrateMaterial, TargetMaterial
 
+from .growth import SurfaceKinetics
+
 #: Atomic mass unit (kg).
 AMU = 1.66053906660e-27
 
@@ -70,6 +72,21 @@ class TargetProperties:
     def species_mass_kg(self) -> float:
         """Mean mass of one plume species (kg)."""
         return self.formula_mass_amu / self.atoms_per_formula * AMU
+
+    def surface_kinetics(self, temperature: float, miscut_deg: float) -> SurfaceKinetics:
+        """The rates of this film's surface processes at ``temperature`` (K) on a substrate cut
+        ``miscut_deg`` off its axis."""
+        return SurfaceKinetics.at(
+            temperature=temperature,
+            diffusion_barrier_ev=self.diffusion_barrier_ev,
+            attempt_frequency=self.attempt_frequency,
+            schwoebel_barrier_ev=self.schwoebel_barrier_ev,
+            critical_nucleus=self.critical_nucleus,
+            nucleus_binding_ev=self.nucleus_binding_ev,
+            nucleation_prefactor=self.nucleation_prefactor,
+            lattice_nm=self.lattice_nm,
+            miscut_deg=miscut_deg,
+        )
 
 
 TARGETS: dict[TargetMaterial, TargetProperties] = {

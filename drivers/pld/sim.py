@@ -33,7 +33,6 @@ from labweave.drivers.pld import rheed
 from labweave.drivers.pld.analysis import classify_growth
 from labweave.drivers.pld.backend import PldBackend
 from labweave.drivers.pld.deposition import PulsedDeposition
-from labweave.drivers.pld.growth import SurfaceKinetics
 from labweave.drivers.pld.materials import TARGETS, TargetProperties, lattice_mismatch
 from labweave.drivers.pld.plume import ChamberGeometry, deliver_pulse
 from labweave.schemas.thin_film import GrowthRecipe, GrowthResult, RheedTrace, TargetMaterial
@@ -146,17 +145,7 @@ class SimulatedPldBackend(PldBackend):
         rng = np.random.default_rng(self.rng.integers(2**63))
         target = TARGETS[recipe.target]
         surface_temperature = recipe.substrate_temperature + rng.normal(0.0, MOUNTING_SPREAD)
-        kinetics = SurfaceKinetics.at(
-            temperature=surface_temperature,
-            diffusion_barrier_ev=target.diffusion_barrier_ev,
-            attempt_frequency=target.attempt_frequency,
-            schwoebel_barrier_ev=target.schwoebel_barrier_ev,
-            critical_nucleus=target.critical_nucleus,
-            nucleus_binding_ev=target.nucleus_binding_ev,
-            nucleation_prefactor=target.nucleation_prefactor,
-            lattice_nm=target.lattice_nm,
-            miscut_deg=recipe.substrate_miscut_deg,
-        )
+        kinetics = target.surface_kinetics(surface_temperature, recipe.substrate_miscut_deg)
         nominal = deliver_pulse(recipe.laser_fluence, recipe.oxygen_pressure, target, self.geometry)
         deposition = PulsedDeposition(kinetics, 1.0 / recipe.repetition_rate, nominal.arrival_time_s)
         self._growth = _Growth(recipe, target, deposition, rng, nominal.arrival_energy_ev)

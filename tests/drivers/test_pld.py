@@ -10,7 +10,6 @@ import pytest
 from labweave.drivers.base import InstrumentState, InstrumentStopped, ParameterError
 from labweave.drivers.pld.deposition import PulsedDeposition
 from labweave.drivers.pld.frontend import PldChamber
-from labweave.drivers.pld.growth import SurfaceKinetics
 from labweave.drivers.pld.materials import TARGETS
 from labweave.drivers.pld.plume import ChamberGeometry, ablated_depth, deliver_pulse
 from labweave.drivers.pld.sim import SimulatedPldBackend
@@ -34,18 +33,7 @@ def grow(seed: int = 0, **changes) -> dict:
 
 @pytest.mark.parametrize("temperature", [400.0, 800.0, 1000.0, 1300.0])
 def test_growth_model_conserves_material_and_keeps_layers_ordered(temperature):
-    target = TARGETS[TargetMaterial.SRTIO3]
-    kinetics = SurfaceKinetics.at(
-        temperature=temperature,
-        diffusion_barrier_ev=target.diffusion_barrier_ev,
-        attempt_frequency=target.attempt_frequency,
-        schwoebel_barrier_ev=target.schwoebel_barrier_ev,
-        critical_nucleus=target.critical_nucleus,
-        nucleus_binding_ev=target.nucleus_binding_ev,
-        nucleation_prefactor=target.nucleation_prefactor,
-        lattice_nm=target.lattice_nm,
-        miscut_deg=0.5,
-    )
+    kinetics = TARGETS[TargetMaterial.SRTIO3].surface_kinetics(temperature, miscut_deg=0.5)
     deposition = PulsedDeposition(kinetics, pulse_interval=0.5, arrival_time=1e-5)
     for _ in range(60):
         deposition.fire(0.05)
