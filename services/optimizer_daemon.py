@@ -27,6 +27,7 @@ from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import TRANSIENT, LabweaveError, NotFound, retry_after
+from labweave.services.logs import new_request_id, request_id_bound
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,11 @@ class OptimizerDaemon:
         return reason
 
     async def _propose(self, turn: Turn, n: int) -> list[dict]:
+        """Propose and post ``n`` requests, logged and sent under one request id for the batch."""
+        with request_id_bound(f"{self.name}:batch:{new_request_id()[:12]}"):
+            return await self._propose_batch(turn, n)
+
+    async def _propose_batch(self, turn: Turn, n: int) -> list[dict]:
         pending = [r.provenance["parameters"] for r in turn.in_flight if "parameters" in r.provenance]
         started = time.perf_counter()
         proposals = await asyncio.to_thread(self.strategy.propose, turn.points, pending, n)

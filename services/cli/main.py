@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-import logging
-import os
+import enum
 
 import typer
 
+from labweave.services.logs import configure_logging
 from labweave.services.process import configure_threads, opt_out_of_telemetry
 
 from . import bench, db, demo, optimize, registry, serve, users
+
+class LogLevel(str, enum.Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LogFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
 
 app = typer.Typer(help="labweave: a self-driving materials lab.", no_args_is_help=True, add_completion=False)
 app.command("serve")(serve.serve)
@@ -26,15 +38,19 @@ app.add_typer(bench.app, name="bench")
 def process(
     threads: int = typer.Option(1, "--threads", min=1, max=256, envvar="LABWEAVE_THREADS",
                                 help="compute threads of this process (torch, BLAS, OpenMP)"),
+    log_level: LogLevel = typer.Option(LogLevel.WARNING, "--log-level", envvar="LABWEAVE_LOG_LEVEL",
+                                       case_sensitive=False, help="the least severe log records written"),
+    log_format: LogFormat = typer.Option(LogFormat.TEXT, "--log-format", envvar="LABWEAVE_LOG_FORMAT",
+                                         case_sensitive=False,
+                                         help="text lines, or one JSON object per line for a log store"),
 ) -> None:
-    """Set the process's thread limits once, before any command runs."""
+    """Set the process's logging and thread limits once, before any command runs."""
+    configure_logging(log_level.value, "json" if log_format is LogFormat.JSON else "text")
     configure_threads(threads)
 
 
 def main() -> None:
     opt_out_of_telemetry()
-    logging.basicConfig(level=os.environ.get("LABWEAVE_LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app()
 
 

@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from labweave.services import logs
+
 from labweave.schemas.api import (CampaignRecord, CampaignStatus, Claim, Event, EventPage, Lease, Page, RequestDetail,
                                   RequestPage, ResultPage, UserPublic)
 from labweave.schemas.capability import Capability, CapabilityDetail, CapabilityPublic, CapabilityTemplate
@@ -129,7 +131,15 @@ class AsyncLabClient:
 
     async def _send(self, method: str, path: str, *, authenticated: bool = True, retry_all: bool = False,
                     headers: dict[str, str] | None = None, **kw) -> httpx.Response:
+        """One call, retried where that is safe; it carries the context's request id (or a new one, the
+        same for its retries) in ``X-Request-ID``, so the server's log lines name the same id as ours."""
         headers = dict(headers or {})
+        headers.setdefault(logs.HEADER, logs.current_request_id() or logs.new_request_id())
+        with logs.request_id_bound(headers[logs.HEADER]):
+            return await self._send_with_retries(method, path, authenticated, retry_all, headers, **kw)
+
+    async def _send_with_retries(self, method: str, path: str, authenticated: bool, retry_all: bool,
+                                 headers: dict[str, str], **kw) -> httpx.Response:
         retry_writes = retry_all or method in SAFE_METHODS or "Idempotency-Key" in headers
         renewed = False
         attempt = 0

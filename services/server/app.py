@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import InternalError, OperationalError
 
+from .access_log import AccessLog
 from .body_guard import BodyGuard, BodyLimits
 from .config import Settings
 from .db.engine import DatabaseBusy
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodyGuard,
         limits=BodyLimits(settings.max_body_bytes, settings.max_json_depth, settings.max_json_items),
     )
+    app.add_middleware(AccessLog, registry=lab.metrics)  # outermost: it sees every answer, the guard's too
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:

@@ -33,6 +33,8 @@ from labweave.schemas.core import Result
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import TRANSIENT, Conflict, LabweaveError, RequestRejected, retry_after
 
+from labweave.services.logs import request_id_bound
+
 from .context import current_request
 from .outbox import Outbox
 
@@ -213,8 +215,9 @@ class TenantRuntime:
         job = Job(inst, claim.request, claim.lease.lease_seconds)
         self.jobs[uuid] = job
         self.counters.claimed += 1
-        log.info("%s claimed %s (%s)", inst.name, uuid, claim.request.request.quantity)
-        job.task = asyncio.create_task(self._run_job(uuid, job))
+        with request_id_bound(uuid):  # the job's task (and its heartbeats) log and call under the request's id
+            log.info("%s claimed %s (%s)", inst.name, uuid, claim.request.request.quantity)
+            job.task = asyncio.create_task(self._run_job(uuid, job))
 
     # -- one job -----------------------------------------------------------
     async def _run_job(self, uuid: str, job: Job) -> None:

@@ -116,7 +116,7 @@ def test_bench_drivers_refuses_an_unknown_instrument():
 def test_bench_drivers_times_the_cycler_and_the_pld_chamber():
     r = run("bench", "drivers", "--which", "cycler,pld")
     assert r.exit_code == 0, r.output
-    figures = {row["benchmark"]: row for row in map(json.loads, r.output.splitlines())}
+    figures = {row["benchmark"]: row for row in map(json.loads, r.stdout.splitlines())}  # stderr has the log
     assert set(figures) == {"cycler_100_cycles", "pld_200_pulses"}
     cycler = figures["cycler_100_cycles"]
     assert cycler["cycles"] == 100 and cycler["seconds"] > 0
