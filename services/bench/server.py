@@ -12,7 +12,6 @@ the load generator sent.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from labweave.schemas.capability import Capability
 from labweave.schemas.tenant import TenantDefinition
@@ -134,8 +134,13 @@ def login(base: str, user: str, password: str) -> str:
 
 
 def counts(base: str) -> Counter:
-    text = httpx.get(f"{base}/metrics").text
-    return Counter({m[0]: float(m[1]) for m in re.findall(r'labweave_requests\{status="(\w+)"\} ([\d.e+]+)', text)})
+    """Requests by status, summed over quantities, from the server's metrics."""
+    by_status: Counter = Counter()
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text):
+        if family.name == "labweave_requests":
+            for sample in family.samples:
+                by_status[sample.labels["status"]] += int(sample.value)
+    return by_status
 
 
 def measure_floor(seconds: float, connections: int, tmp: Path) -> float:

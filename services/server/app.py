@@ -25,6 +25,7 @@ from .storage_faults import classify
 from .lab import Lab
 from .events import archive_old_events
 from .leases import sweep
+from .metrics import metrics_registry
 from .routes import api_campaigns, api_events, api_registry, api_requests, api_results, finales2, health
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     lab = Lab.open(settings)
-    lab.metrics = health.metrics_registry(lab)
+    lab.metrics = metrics_registry(lab)
 
     def sweep_leases() -> None:
         """One sweep; a locked or full database skips it with a line in the log (the next one catches up)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -204,5 +205,6 @@ def test_health_and_metrics(lab):
     assert lab.client.get("/healthz").json()["status"] == "ok"
     create(lab)
     text = lab.client.get("/metrics").text
-    assert 'labweave_requests{status="pending"} 1.0' in text
+    assert 'labweave_requests{quantity="electrolyte",status="pending"} 1.0' in text
+    assert re.search(r'labweave_oldest_pending_seconds\{quantity="electrolyte"\} \d', text)
     assert "labweave_tenants" in text

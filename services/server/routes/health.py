@@ -18,14 +18,12 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func
-from sqlmodel import Session, select
+from prometheus_client import generate_latest
+from sqlmodel import Session
 
 from labweave.schemas.api import Health
 
-from ..db.tables import Event, ReadinessProbe, Request, Result, Tenant
+from ..db.tables import ReadinessProbe
 from ..deps import LabDep
 from ..storage_faults import classify
 from . import media
@@ -66,45 +64,8 @@ def ready(lab: LabDep) -> Health | JSONResponse:
                             headers={"Retry-After": str(retry)})
 
 
-class LabCollector:
-    """Reads the queue's state from the database at each scrape."""
-
-    def __init__(self, lab):
-        self.lab = lab
-
-    def collect(self):
-        with Session(self.lab.db.read) as s:
-            by_status = s.exec(select(Request.status, func.count()).group_by(Request.status)).all()
-            results = s.exec(select(func.count()).select_from(Result)).one()
-            expiries = s.exec(
-                select(func.count()).select_from(Event).where(Event.actor == "lease-sweeper")
-            ).one()
-            tenants = list(s.exec(select(Tenant)))
-        g = GaugeMetricFamily("labweave_requests", "Requests by status", labels=["status"])
-        for status, count in by_status:
-            g.add_metric([status], count)
-        yield g
-        yield CounterMetricFamily("labweave_results", "Results stored", value=results)
-        yield CounterMetricFamily("labweave_lease_expiries", "Leases that ran out", value=expiries)
-        now = time.time()
-        online = sum(
-            1 for t in tenants
-            if t.is_active and t.last_seen and now - t.last_seen < self.lab.settings.tenant_offline_seconds
-        )
-        t = GaugeMetricFamily("labweave_tenants", "Tenants by state", labels=["state"])
-        t.add_metric(["registered"], len(tenants))
-        t.add_metric(["online"], online)
-        yield t
-
-
-def metrics_registry(lab) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(LabCollector(lab))
-    return registry
-
-
 @router.get("/metrics", response_class=PlainTextResponse,
             responses=media.text("text/plain", "The queue's state in Prometheus' text format"))
 def metrics(lab: LabDep) -> PlainTextResponse:
-    """Requests by status, results, lease expiries, tenants registered and online."""
+    """The lab's metrics in Prometheus' text format (what they are: ``labweave.services.server.metrics``)."""
     return PlainTextResponse(generate_latest(lab.metrics), media_type="text/plain; version=0.0.4")
