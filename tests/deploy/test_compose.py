@@ -29,7 +29,6 @@ DOC = compose()
 SERVICES = labweave_services(DOC)
 #: Variables of a labweave process that are not settings or options: who reads each.
 PROCESS_VARIABLES = {
-    "LABWEAVE_LOG_LEVEL": ("labweave.services.cli.main", None),
     "FORWARDED_ALLOW_IPS": ("uvicorn.config", ("serve",)),  # uvicorn, run by `labweave serve`
 }
 
