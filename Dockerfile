@@ -30,15 +30,17 @@ RUN pip install --constraint /opt/constraints.txt . \
 
 # ---- runtime: the environment alone, run by an unprivileged user -----------------------------
 FROM ${PYTHON_IMAGE} AS runtime
+# /var/lib/labweave/lab: a tenant's state and outbox; a named volume mounted there starts as a copy
+# of this directory, so it belongs to labweave too
 RUN groupadd --system --gid 10001 labweave \
  && useradd --system --uid 10001 --gid labweave --home-dir /var/lib/labweave --create-home \
-            --shell /usr/sbin/nologin labweave
+            --shell /usr/sbin/nologin labweave \
+ && install -d -o labweave -g labweave -m 0700 /var/lib/labweave/lab
 COPY --from=build /opt/labweave /opt/labweave
 ENV PATH=/opt/labweave/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYBAMM_DISABLE_TELEMETRY=true \
-    MPLCONFIGDIR=/tmp/matplotlib
+    PYBAMM_DISABLE_TELEMETRY=true
 USER labweave:labweave
 WORKDIR /var/lib/labweave
 EXPOSE 8000

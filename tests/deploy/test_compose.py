@@ -247,6 +247,15 @@ def test_the_dockerfile_is_multi_stage_non_root_torch_cpu_first_and_runs_labweav
             for source in sources:
                 assert (REPO / source).exists(), f"COPY {source}: not in the repository"
     assert any(ins == "COPY" and args.startswith("--from=build") for ins, args in runtime)
+    # a named volume a labweave service writes to is a directory the image gives its user
+    user = users[-1].split(":")[0]
+    made = " ".join(a for ins, a in runtime if ins == "RUN")
+    for name, spec in SERVICES.items():
+        for volume in spec.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if not source.startswith(".") and not volume.endswith(":ro"):
+                assert re.search(rf"install -d -o {user} .*{re.escape(target)}(\s|$)", made), \
+                    f"{name}: {target} is not made for {user} in the image"
     (cmd,) = [exec_form(args) for ins, args in runtime if ins == "CMD"]
     assert not [a for ins, a in runtime if ins == "ENTRYPOINT"], "compose gives each service its whole command"
     assert parse(cmd).path == ["serve"]
