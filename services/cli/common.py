@@ -28,10 +28,27 @@ def settings(**overrides: Any) -> Settings:
         fail(f"LABWEAVE_{field.upper()}: {first['msg']}")
 
 
+def secret(value: str | None, file: Path | None, flag: str) -> str:
+    """A password given as ``flag`` or read from the file of ``flag``-file (a container secret, its
+    line break ignored); exactly one of them."""
+    from labweave.services.server.config import read_secret_file
+
+    if value is not None and file is not None:
+        fail(f"give {flag} or {flag}-file, not both")
+    if file is not None:
+        try:
+            return read_secret_file(file, f"{flag}-file")
+        except ValueError as exc:
+            fail(str(exc))
+    if value is None:
+        fail(f"give {flag} or {flag}-file")
+    return value
+
+
 def database(s: Settings | None = None) -> Database:
     s = s or settings()
     try:
-        db = open_database(s.database_url)
+        db = open_database(s.engine_url())
         upgrade(db)
     except Exception as exc:  # report a broken URL or unreachable server plainly
         fail(f"cannot open the database {s.database_url!r}: {exc}")

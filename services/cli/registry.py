@@ -10,11 +10,15 @@ from pydantic import ValidationError
 
 from labweave.schemas.capability import Capability
 from labweave.schemas.tenant import TenantDefinition
+from sqlmodel import Session, col, select
+
+from labweave.services.server.auth import add_user
+from labweave.services.server.db.tables import Tenant
 from labweave.services.server.errors import ServiceError
 from labweave.services.server.registry import Registry
 
 from . import tenant_run
-from .common import database, fail, read_json
+from .common import database, fail, read_json, secret, settings
 
 capability_app = typer.Typer(help="Capabilities: what quantities which methods give.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants: instruments and codes serving requests.", no_args_is_help=True)
@@ -68,6 +72,48 @@ def add_tenant(
         except ServiceError as exc:
             fail(f"{path}: {exc.message}")
         typer.echo(f"{row.uuid} {row.name}")
+
+
+@tenant_app.command("provision")
+def provision(
+    instruments: list[str] = typer.Argument(
+        None, help="instruments the tenant runs (pld, emt, chgnet, robot, cycler); none for a requesters' tenant",
+    ),
+    name: str = typer.Option(..., "--name", help="the tenant's name (provisioning it again updates it)"),
+    user: str = typer.Option(..., "--user", help="its user, made or reset"),
+    password: Optional[str] = typer.Option(None, "--password", help="the user's password"),
+    password_file: Optional[Path] = typer.Option(None, "--password-file", help="a file holding the user's password"),
+    role: str = typer.Option("tenant", "--role", help="the user's role: tenant (runs the instruments) or requester"),
+) -> None:
+    """Register the instruments' capabilities, a tenant NAME offering them and its user, in one step;
+    run again, it brings them up to date (the same tenant UUID, the password reset)."""
+    from labweave.services.tenant.catalog import build
+
+    if role not in ("tenant", "requester"):
+        fail(f"--role must be tenant or requester, not {role!r}")
+    login = secret(password, password_file, "--password")
+    built = []
+    for instrument in instruments or []:
+        try:
+            built.append(build(instrument))
+        except ValueError as exc:
+            fail(str(exc))
+    s = settings()
+    db = database(s)
+    registry = Registry(db)
+    try:
+        for inst in built:
+            for cap in inst.capabilities():
+                registry.add_capability(Capability.model_validate(cap), "cli")
+        with Session(db.read) as session:
+            existing = session.exec(select(Tenant.uuid).where(Tenant.name == name).order_by(col(Tenant.created))).first()
+        definition = TenantDefinition(name=name, contact_person="labweave tenant provision", tenant_uuid=existing,
+                                      limitations=[e for inst in built for e in inst.limitations()])
+        row = registry.add_tenant(definition, "cli")
+        add_user(db, user, login, role, row.uuid, s.password_rounds)
+    except ServiceError as exc:
+        fail(exc.message)
+    typer.echo(f"{row.uuid} {row.name}: user {user} ({role})")
 
 
 tenant_app.command("run")(tenant_run.run)

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from .common import fail
+from .common import fail, secret
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,10 @@ def run(
     ),
     server: str = typer.Option("http://127.0.0.1:8000", "--server", envvar="LABWEAVE_SERVER_URL", help="server URL"),
     user: str = typer.Option(..., "--user", envvar="LABWEAVE_USER", help="a tenant user of this tenant"),
-    password: str = typer.Option(..., "--password", envvar="LABWEAVE_PASSWORD", help="its password"),
+    password: Optional[str] = typer.Option(None, "--password", envvar="LABWEAVE_PASSWORD", help="its password"),
+    password_file: Optional[Path] = typer.Option(
+        None, "--password-file", envvar="LABWEAVE_PASSWORD_FILE", help="a file holding its password (a secret)",
+    ),
     seed: int = typer.Option(0, "--seed", help="seed of the simulated backends"),
     state_dir: Path = typer.Option(Path("labweave-lab"), "--state-dir", help="outbox and the simulated lab's state"),
     lease: float = typer.Option(60.0, "--lease", min=1.0, help="lease in seconds"),
@@ -84,6 +88,7 @@ def run(
     from labweave.services.tenant.catalog import build, workflow
     from labweave.services.tenant.runtime import TenantRuntime
 
+    login = secret(password, password_file, "--password")
     choices = backend_choices(instruments, backend, backend_option)
     built = []
     for i, name in enumerate(instruments):  # a name given twice is two instruments (two channels)
@@ -96,7 +101,7 @@ def run(
             fail(str(exc))
 
     async def main() -> None:
-        async with AsyncLabClient(server, user, password) as client:
+        async with AsyncLabClient(server, user, login) as client:
             if WORKFLOW in instruments:
                 built.append(workflow(client, cells, cycles))
             runtime = TenantRuntime(client, built, state_dir=state_dir / f"tenant-{user}", lease_seconds=lease,

@@ -7,6 +7,7 @@ in again but revives no token.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -14,7 +15,7 @@ import typer
 from labweave.services.server.auth import ROLES, add_user, set_active, set_password
 from labweave.services.server.errors import ServiceError
 
-from .common import database, fail, settings
+from .common import database, fail, secret, settings
 
 app = typer.Typer(help="User accounts.", no_args_is_help=True)
 
@@ -22,17 +23,20 @@ app = typer.Typer(help="User accounts.", no_args_is_help=True)
 @app.command("add")
 def add(
     name: str = typer.Argument(..., help="user name"),
-    password: str = typer.Option(..., "--password", help="the user's password (at most 72 bytes)"),
+    password: Optional[str] = typer.Option(None, "--password", help="the user's password (at most 72 bytes)"),
+    password_file: Optional[Path] = typer.Option(None, "--password-file",
+                                                 help="a file holding the password (a secret; its line break ignored)"),
     role: str = typer.Option(..., "--role", help="operator, tenant or requester"),
     tenant: Optional[str] = typer.Option(None, "--tenant", help="UUID of the tenant this user acts for"),
 ) -> None:
     """Add a user (or reset an existing user's password, role and tenant, revoking its tokens)."""
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    login = secret(password, password_file, "--password")
     s = settings()
     db = database(s)
     try:
-        user = add_user(db, name, password, role, tenant, s.password_rounds)
+        user = add_user(db, name, login, role, tenant, s.password_rounds)
     except ServiceError as exc:
         fail(exc.message)
     typer.echo(f"user {user.username} ({user.role}{', tenant ' + user.tenant_uuid if user.tenant_uuid else ''})")

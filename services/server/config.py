@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         default="sqlite:///labweave.db",
         description="SQLAlchemy URL: sqlite:///FILE (default, in the working directory) or postgresql://...",
     )
+    database_password_file: Path | None = Field(
+        default=None,
+        description="file holding the database user's password (a container secret), used with a "
+        "LABWEAVE_DATABASE_URL that names no password; its last line break is ignored",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="JWT signing key (at least 32 bytes), the same on every replica; by default a key file is used",
@@ -108,6 +113,34 @@ class Settings(BaseSettings):
         if self.secret_key is not None and self.secret_key_file is not None:
             raise ValueError("set LABWEAVE_SECRET_KEY or LABWEAVE_SECRET_KEY_FILE, not both")
         return self
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "Settings":
+        if self.database_password_file is not None:
+            if make_url(self.database_url).password is not None:
+                raise ValueError("LABWEAVE_DATABASE_URL names a password and LABWEAVE_DATABASE_PASSWORD_FILE "
+                                 "gives one: set only one")
+            read_secret_file(self.database_password_file, "LABWEAVE_DATABASE_PASSWORD_FILE")
+        return self
+
+    def engine_url(self) -> str:
+        """The URL the database is opened with: :attr:`database_url` with the password of
+        ``LABWEAVE_DATABASE_PASSWORD_FILE`` put in (never logged; show :attr:`database_url`)."""
+        if self.database_password_file is None:
+            return self.database_url
+        password = read_secret_file(self.database_password_file, "LABWEAVE_DATABASE_PASSWORD_FILE")
+        return make_url(self.database_url).set(password=password).render_as_string(hide_password=False)
+
+
+def read_secret_file(path: Path, setting: str) -> str:
+    """The secret held in ``path`` (a compose or Kubernetes secret: one line, its line break ignored)."""
+    try:
+        value = path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ValueError(f"{setting}: {path} is empty")
+    return value
 
 
 def short_key_message(length: int, source: str = "LABWEAVE_SECRET_KEY") -> str:

@@ -5,6 +5,14 @@ replicas sharing one database), sends each row as ``id:``/``data:`` lines
 and a comment every :data:`KEEPALIVE_SECONDS` when nothing happens. A client
 reconnecting with ``Last-Event-ID`` (or ``?after=``) misses nothing.
 
+Event ids are handed out when a row is inserted, not when its transaction
+commits: on PostgreSQL (and so across replicas) an event with a smaller id
+can become visible after one with a larger id has been read. A reader that
+moved past it would never send it. The hub therefore reads only up to the
+first missing id, and waits for it up to :data:`GAP_SECONDS` (a transaction
+still committing) before passing over it (a transaction rolled back: its id
+is never used).
+
 The table is read once per tick for the whole server process, not once per
 stream: an :class:`EventHub` polls it while anyone listens and keeps the
 newest events in memory, and each feed takes its events (filtered by kind)
@@ -51,6 +59,8 @@ WAKE_SECONDS = 1.0
 PAGE = 500
 #: Events the hub keeps in memory for feeds that fall a little behind.
 KEPT = 2000
+#: How long the hub waits for a missing event id (a transaction not yet committed) before passing over it.
+GAP_SECONDS = 2.0
 #: How often a stream opened with a token asks whether the token is still accepted.
 TOKEN_RECHECK_SECONDS = 5.0
 
@@ -89,9 +99,11 @@ class EventHub:
         kept: events held in memory.
     """
 
-    def __init__(self, lab, poll_seconds: float = POLL_SECONDS, kept: int = KEPT):
+    def __init__(self, lab, poll_seconds: float = POLL_SECONDS, kept: int = KEPT, gap_seconds: float = GAP_SECONDS):
         self.lab = lab
         self.poll_seconds = poll_seconds
+        self.gap_seconds = gap_seconds
+        self._gap: tuple[int, float] | None = None  # the missing id waited for, and since when
         self._events: deque[dict[str, Any]] = deque(maxlen=kept)
         self._floor = 0  # every event with a larger id (up to the newest read) is held
         self._newest = 0
@@ -144,6 +156,7 @@ class EventHub:
                 log.warning("event hub: reading the event table failed: %s", exc)
                 await asyncio.sleep(4 * self.poll_seconds)
                 continue
+            items = self._committed(items)
             if items:
                 for item in items:
                     if len(self._events) == self._events.maxlen:
@@ -155,6 +168,24 @@ class EventHub:
                 if len(items) == PAGE:
                     continue  # more are waiting
             await asyncio.sleep(self.poll_seconds)
+
+    def _committed(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events of ``items`` (read after :attr:`newest`) that can be passed on: those before the
+        first missing id, unless that id has been missing for :attr:`gap_seconds`."""
+        expected = self._newest + 1
+        for i, item in enumerate(items):
+            if item["id"] == expected:
+                expected += 1
+                continue
+            now = time.monotonic()
+            if self._gap is None or self._gap[0] != expected:
+                self._gap = (expected, now)
+            if now - self._gap[1] < self.gap_seconds:
+                return items[:i]  # wait: the transaction holding that id may still commit
+            log.debug("event hub: ids %d..%d never committed; passing over them", expected, item["id"] - 1)
+            self._gap = None
+            expected = item["id"] + 1
+        return items
 
     def after(self, cursor: int, kinds: list[str] | None = None,
               limit: int = PAGE) -> tuple[list[dict[str, Any]], int] | None:
@@ -264,8 +295,10 @@ async def feed(request: Request, lab, cursor: int, *, principal: Principal, gree
             if held is None:  # behind what the hub holds: catch up from the table
                 floor = hub.floor
                 items = await run_in_threadpool(page, lab, cursor, PAGE, kinds, principal)
+                full = len(items) == PAGE
+                items = [i for i in items if i["id"] <= hub.newest]  # beyond it the hub waits for a gap
                 upto = max([cursor, *(i["id"] for i in items)])
-                if len(items) < PAGE:  # every event of these kinds up to the floor was in the page
+                if not full:  # every event of these kinds up to the floor was in the page
                     upto = max(upto, floor)
             else:
                 items, upto = held

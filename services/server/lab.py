@@ -31,7 +31,7 @@ class Lab:
 
     @classmethod
     def open(cls, settings: Settings) -> "Lab":
-        db = open_database(settings.database_url, settings.database_busy_seconds)
+        db = open_database(settings.engine_url(), settings.database_busy_seconds)
         if settings.auto_migrate:
             upgrade(db)
         registry = Registry(db, settings.cache_seconds)
