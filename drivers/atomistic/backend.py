@@ -26,7 +26,7 @@ from ase.calculators.calculator import Calculator
 
 from labweave.drivers.atomistic.eos import equation_of_state, fcc_lattice_constant, relax
 from labweave.drivers.atomistic.structures import build_crystal, elements_of, reference_structure
-from labweave.drivers.base import Backend, InstrumentFault, InstrumentStopped, ParameterError
+from labweave.drivers.base import Backend, InstrumentFault, InstrumentStopped, ParameterError, PhysicalLimit
 from labweave.schemas.atomistic import (
     BulkPropertiesParameters,
     BulkPropertiesResult,
@@ -51,6 +51,9 @@ class AtomisticBackend(Backend, abc.ABC):
 
     method: ClassVar[str] = "calculator"
     optimizer: ClassVar[str] = "BFGS on FrechetCellFilter (positions + hydrostatic strain)"
+    #: The smallest force convergence worth asking of the method: below its forces' precision a
+    #: relaxation chases noise until it runs out of steps.
+    force_floor: ClassVar[str] = "1 meV / angstrom"
 
     def __init__(self) -> None:
         self._references: dict[str, ElementReference] = {}
@@ -66,6 +69,9 @@ class AtomisticBackend(Backend, abc.ABC):
         """A fresh ASE calculator of this method."""
 
     # -- Backend -------------------------------------------------------
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return (PhysicalLimit("fmax", f"the precision of {self.method}'s forces", low=self.force_floor),)
+
     async def setup(self) -> None:
         self._stopped.clear()
 

@@ -42,7 +42,14 @@ from typing import Self
 import numpy as np
 from pydantic import Field
 
-from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, Progress
+from labweave.drivers.base import (
+    BackendContext,
+    BackendSettings,
+    InstrumentFault,
+    InstrumentStopped,
+    PhysicalLimit,
+    Progress,
+)
 from labweave.drivers.cells import (
     CATALOGUE,
     NOMINAL_BUILD,
@@ -94,6 +101,11 @@ SLIP_MM = 0.4
 CRIMP_CV = 0.04
 LOADING_CV = 0.015
 CAMERA_SIGMA_MM = 0.02
+#: The station's hardware: its mixing vial holds 15 mL; its pipette dispenses 10-70 uL into a cell.
+STATION_LIMITS = {
+    "flow": (PhysicalLimit("volume", "the mixing vial", high="15 mL"),),
+    "autobass_assembly": (PhysicalLimit("cell.electrolyte_volume", "the dispensing pipette", high="0.07 mL"),),
+}
 
 
 def _logistic(x: float) -> float:
@@ -192,6 +204,9 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
         assert isinstance(settings, SimulatedRobotSettings)
         return cls(CellShelf.of_lab(context.state_dir), seed=context.seed, name=settings.name,
                    fault_rate=settings.fault_rate, time_scale=settings.time_scale)
+
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return STATION_LIMITS.get(method, ())
 
     async def setup(self) -> None:
         self._stopped = False

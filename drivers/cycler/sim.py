@@ -28,7 +28,14 @@ import numpy as np
 import pybamm
 from pydantic import Field
 
-from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, Progress
+from labweave.drivers.base import (
+    BackendContext,
+    BackendSettings,
+    InstrumentFault,
+    InstrumentStopped,
+    PhysicalLimit,
+    Progress,
+)
 from labweave.drivers.cells import CellRecord, CellShelf, InternalShort, stand_in_cell
 from labweave.drivers.cycler import cell_model
 from labweave.drivers.cycler.backend import CycleMeasurement, CyclerBackend, CyclingProtocol, CyclingRun
@@ -42,6 +49,12 @@ log = logging.getLogger(__name__)
 CAPACITY_NOISE = 2e-4
 #: Absolute capacity noise floor, mAh.
 CAPACITY_NOISE_FLOOR = 2e-4
+#: What a channel of the simulated cycler can do (a coin-cell channel: 2 A, within 0-5 V).
+CHANNEL_LIMITS = (
+    PhysicalLimit("I_max", "a cycler channel", high="2000 mA"),
+    PhysicalLimit("V_max", "a cycler channel", high="5 V"),
+    PhysicalLimit("V_min", "a cycler channel", low="0 V"),
+)
 
 
 def _stable_hash(text: str) -> int:
@@ -131,6 +144,9 @@ class SimulatedCyclerBackend(CyclerBackend):
             if self._base is None:
                 self._base = cell_model.base_parameters()
             return self._base
+
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return CHANNEL_LIMITS
 
     async def setup(self) -> None:
         await asyncio.to_thread(self._base_parameters)

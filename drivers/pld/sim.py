@@ -28,7 +28,7 @@ from typing import Self
 
 import numpy as np
 
-from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped
+from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, PhysicalLimit
 from labweave.drivers.pld import rheed
 from labweave.drivers.pld.analysis import classify_growth
 from labweave.drivers.pld.backend import PldBackend
@@ -54,6 +54,14 @@ WINDOW_COATING_DEPTH = 0.15
 MOUNTING_SPREAD = 3.0
 #: RHEED recorded after the last pulse (s, at most).
 FINAL_DWELL = 10.0
+#: What the simulated chamber's hardware is rated for, narrower than the recipe's bounds (which are
+#: those of any chamber of the lab): its substrate heater, the laser's fluence on the target, the
+#: oxygen inlet's mass-flow controller.
+CHAMBER_LIMITS = (
+    PhysicalLimit("substrate_temperature", "the substrate heater", high="1000 degC"),
+    PhysicalLimit("laser_fluence", "the excimer laser on the target", high="45 mJ / mm ** 2"),
+    PhysicalLimit("oxygen_pressure", "the oxygen inlet", high="0.6 mbar"),
+)
 
 
 @dataclass
@@ -121,6 +129,9 @@ class SimulatedPldBackend(PldBackend):
         self.window_pulses = 0
 
     # -- Backend -------------------------------------------------------
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return CHAMBER_LIMITS
+
     async def setup(self) -> None:
         self._interlock.clear()
         log.info("simulated PLD chamber ready, targets %s", [t.value for t in self._targets])
