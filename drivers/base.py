@@ -176,6 +176,9 @@ class Backend:
 
     #: The options this backend takes, validated before it is built.
     settings_model: ClassVar[type[BackendSettings]] = BackendSettings
+    #: What :meth:`stop` leaves the instrument in, as the lab says it (shown to the operator on an
+    #: emergency stop and written into the failure of the work it interrupted).
+    safe_state: ClassVar[str] = "stopped"
 
     @classmethod
     def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
@@ -186,7 +189,11 @@ class Backend:
         """Connect to the instrument (or build the model)."""
 
     async def stop(self) -> None:
-        """Bring the instrument to a safe state; must be idempotent."""
+        """Bring the instrument to its safe state (:attr:`safe_state`) at once; must be idempotent."""
+
+    def in_safe_state(self) -> bool:
+        """Whether the instrument is in its safe state now, as read from the hardware (or the model)."""
+        return True
 
     def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
         """The hardware's limits on the parameters of ``method``, with their units (none by default)."""

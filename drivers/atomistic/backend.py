@@ -59,6 +59,9 @@ class AtomisticBackend(Backend, abc.ABC):
         self._references: dict[str, ElementReference] = {}
         self._reference_lock = threading.Lock()
         self._stopped = threading.Event()
+        #: Calculations running in worker threads now.
+        self.calculations = 0
+        self._count_lock = threading.Lock()
 
     @abc.abstractmethod
     def supported_elements(self) -> frozenset[str]:
@@ -74,6 +77,11 @@ class AtomisticBackend(Backend, abc.ABC):
 
     async def setup(self) -> None:
         self._stopped.clear()
+
+    safe_state = "calculation cancelled at its next optimizer step, nothing left computing"
+
+    def in_safe_state(self) -> bool:
+        return self._stopped.is_set() and self.calculations == 0
 
     def arm(self) -> None:
         """Clear an earlier stop before a new calculation starts."""
@@ -110,7 +118,16 @@ class AtomisticBackend(Backend, abc.ABC):
             The result, with cost and convergence.
         """
         self.check(params)
-        return await asyncio.to_thread(self._compute, params)
+        return await asyncio.to_thread(self._counted, params)
+
+    def _counted(self, params: BulkPropertiesParameters) -> BulkPropertiesResult:
+        with self._count_lock:  # counted in the worker thread: a cancelled task does not end the calculation
+            self.calculations += 1
+        try:
+            return self._compute(params)
+        finally:
+            with self._count_lock:
+                self.calculations -= 1
 
     def _compute(self, params: BulkPropertiesParameters) -> BulkPropertiesResult:
         cpu, wall = time.process_time(), time.perf_counter()

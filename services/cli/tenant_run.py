@@ -82,7 +82,11 @@ def run(
     cells: int = typer.Option(2, "--cells", min=1, max=64, help="workflow: cells assembled per request"),
     cycles: int = typer.Option(150, "--cycles", min=1, max=1000, help="workflow: cycles per cell"),
 ) -> None:
-    """Claim and run requests for INSTRUMENTS until stopped (SIGTERM finishes or releases held work)."""
+    """Claim and run requests for INSTRUMENTS until stopped (SIGTERM finishes or releases held work).
+
+    SIGUSR1 is a local emergency stop: every instrument to its safe state at once, the work held
+    failed (retryable), and nothing claimed until an operator resets it (`labweave tenant reset NAME`).
+    """
     from labweave.services.client import AsyncLabClient
     from labweave.services.client.errors import LabweaveError
     from labweave.services.tenant.catalog import build, workflow
@@ -109,6 +113,7 @@ def run(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.shutdown)
+            loop.add_signal_handler(signal.SIGUSR1, runtime.local_emergency_stop)
             await runtime.run(until_idle=until_idle)
             log.info("tenant %s done: %s", user, runtime.counters)
 

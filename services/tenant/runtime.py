@@ -15,8 +15,11 @@ The runtime
   reason) and carries on, posting the results it kept meanwhile,
 - reports failures as retryable or final, and
 - on SIGTERM finishes what it holds (within a grace period) or releases it;
-  on an operator's emergency stop, stops its instruments at once and
-  releases their requests, then waits until an operator resumes it.
+- on an emergency stop (an operator's, learnt from its poll or the event
+  stream; or a local one, SIGUSR1 to the process, which it reports to the
+  server) brings every instrument to its safe state at once, interrupts the
+  running work, posts a retryable failure of each request it held, and
+  claims nothing until an operator resets the stop on the server.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: The longest pause of the loop while the server is unavailable.
 MAX_PAUSE = 10.0
+#: How long an emergency stop lets running work end by itself (its instrument stopped) before the
+#: runtime cancels it.
+ESTOP_GRACE = 2.0
 
 
 class LeaseLost(Exception):
@@ -95,7 +101,11 @@ class TenantRuntime:
         self.jobs: dict[str, Job] = {}
         self._wake = asyncio.Event()
         self._closing = False
-        self._stopped_by_operator = False
+        #: Why the runtime is emergency-stopped (None: it is not); a stop holds until an operator resets it.
+        self.estop: str | None = None
+        #: The server's record says stopped (an operator's stop, or ours reported); None: it cannot be told.
+        self._estop_on_server: bool | None = False
+        self._estop_task: asyncio.Future | None = None
         self._kept = False  # a result waits in the outbox for the server to come back
 
     # -- start -------------------------------------------------------------
@@ -143,7 +153,7 @@ class TenantRuntime:
                     if self._kept:
                         self._kept = False
                         await self.flush_outbox()
-                    claimed = 0 if self._stopped_by_operator else await self._claim_for_idle_instruments()
+                    claimed = 0 if self.estop else await self._claim_for_idle_instruments()
                 except TRANSIENT as exc:  # the client's own retries are spent: wait, and try again
                     self._kept = self._kept or bool(self.outbox.pending())
                     pause = min(MAX_PAUSE, max(self.poll_seconds, retry_after(exc) or 0.0))
@@ -175,18 +185,74 @@ class TenantRuntime:
             log.warning("event stream unavailable (%s); polling every %.1f s", exc, self.poll_seconds)
 
     async def _check_stop_flag(self) -> None:
+        """Follow the server's emergency-stop flag of this tenant (and report a local stop to it)."""
         if self.tenant_uuid is None:  # not started: nothing is running to stop
             return
+        if self.estop and not self._estop_on_server:  # a local stop not yet known to the server
+            try:
+                await self.client.stop_tenant(self.tenant_uuid)
+            except RequestRejected as exc:
+                log.error("the server refused the report of the local emergency stop (%s); it holds until "
+                          "this tenant is restarted", exc)
+                self._estop_on_server = None  # never reset from the server
+                return
+            self._estop_on_server = True
+            log.warning("local emergency stop reported to the server; an operator resets it there")
+            return
+        if self._estop_on_server is None:
+            return
         record = await self.client.tenant(self.tenant_uuid)
-        if record.stop_requested and not self._stopped_by_operator:
-            log.warning("emergency stop requested by an operator")
-            self._stopped_by_operator = True
-            await self._stop_instruments("emergency stop by an operator")
-        elif not record.stop_requested and self._stopped_by_operator:
-            log.info("resumed by an operator")
-            self._stopped_by_operator = False
+        if record.stop_requested and not self.estop:
+            self._estop_on_server = True
+            await self.emergency_stop("an operator's emergency stop")
+        elif not record.stop_requested and self.estop and self._estop_on_server:
+            log.warning("emergency stop reset by an operator: %s re-armed, claiming again",
+                        ", ".join(inst.name for inst in self.instruments))
+            self.estop = None
+            self._estop_on_server = False
             for inst in self.instruments:
                 inst.resume()
+
+    def local_emergency_stop(self) -> None:
+        """An emergency stop from this machine (SIGUSR1): acts at once, then is reported to the server."""
+        if self.estop:
+            return
+        self._estop_task = asyncio.ensure_future(self.emergency_stop("a local emergency stop (SIGUSR1)"))
+        self._wake.set()
+
+    async def emergency_stop(self, reason: str) -> None:
+        """Every instrument to its safe state now; fail the work held; claim nothing until an operator resets.
+
+        The requests held are failed as *retryable*: nothing was wrong with them, the
+        lab stopped under them, so another tenant (or this one, once reset) may run
+        them again; the server counts each such failure as an attempt, so a request
+        whose runs keep ending in emergency stops is failed for good at its attempt limit.
+        """
+        if self.estop:
+            return
+        self.estop = reason
+        log.warning("EMERGENCY STOP (%s): stopping %s", reason, ", ".join(inst.name for inst in self.instruments))
+        for inst in self.instruments:
+            try:
+                await inst.safe_stop()
+            except Exception:  # one instrument failing to stop must not keep the others running
+                log.exception("%s: safe stop failed", inst.name)
+            state = "in its safe state" if inst.backend.in_safe_state() else "NOT confirmed in its safe state"
+            log.warning("%s %s: %s", inst.name, state, inst.backend.safe_state)
+        running = [job.task for job in self.jobs.values() if job.task]
+        if running:
+            done, pending = await asyncio.wait(running, timeout=ESTOP_GRACE)
+            for task in pending:  # a backend slow to notice its stop: the work is interrupted here
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=ESTOP_GRACE)
+        self._wake.set()
+
+    async def _fail_estopped(self, uuid: str, job: Job) -> None:
+        inst = job.instrument
+        safe = "its safe state" if inst.backend.in_safe_state() else "a state not confirmed safe"
+        await self._fail(uuid, f"emergency stop ({self.estop}): {inst.name} interrupted and brought to {safe}: "
+                               f"{inst.backend.safe_state}", True)
 
     async def _claim_for_idle_instruments(self) -> int:
         busy = {id(job.instrument) for job in self.jobs.values()}
@@ -233,8 +299,15 @@ class TenantRuntime:
                 await self._fail(uuid, f"parameters outside {job.instrument.name}'s limits: {exc}", False)
                 return
             except InstrumentStopped as exc:
-                if not job.lease_lost:
+                if self.estop:
+                    await self._fail_estopped(uuid, job)
+                elif not job.lease_lost:
                     await self._release(uuid, f"{job.instrument.name} stopped: {exc}")
+                return
+            except asyncio.CancelledError:
+                if not self.estop:
+                    raise
+                await self._fail_estopped(uuid, job)  # interrupted by the emergency stop itself
                 return
             except DriverError as exc:
                 await self._fail(uuid, f"{job.instrument.name}: {exc}", exc.retryable)
@@ -281,6 +354,13 @@ class TenantRuntime:
             try:
                 await self.client.heartbeat(uuid, job.lease_seconds)
             except Conflict:
+                # refused because an operator stopped this tenant? then the emergency stop fails the work
+                try:  # shielded: the job ending cancels this heartbeat, not the emergency stop it started
+                    await asyncio.shield(self._check_stop_flag())
+                except LabweaveError:
+                    pass
+                if self.estop:
+                    return
                 log.warning("lease of %s lost; stopping %s", uuid, job.instrument.name)
                 job.lease_lost = True
                 await job.instrument.safe_stop()
