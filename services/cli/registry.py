@@ -147,3 +147,4 @@ def reset(name: str = typer.Argument(..., help="the tenant's name or UUID")) -> 
 
 tenant_app.command("run")(tenant_run.run)
 tenant_app.command("backends")(tenant_run.backends)
+tenant_app.command("outbox")(tenant_run.outbox)

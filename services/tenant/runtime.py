@@ -9,7 +9,9 @@ The runtime
   poll, and claims with a lease,
 - heartbeats the lease while the driver runs (a lost lease stops the job),
 - posts each result with an idempotency key, through an on-disk outbox, so
-  that a crash or a restart never loses or duplicates a result,
+  that a crash or a restart never loses or duplicates a result; a result
+  the server refuses for good is kept as a dead letter with the server's
+  message (never dropped) and reported to the server for the operator,
 - rides out a server that is down, unreachable or answering 503 (its
   database locked or full): it waits (as long as ``Retry-After`` asks, within
   reason) and carries on, posting the results it kept meanwhile,
@@ -25,14 +27,17 @@ The runtime
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from labweave.drivers.base import DriverError, Instrument, InstrumentStopped, ParameterError
 from labweave.schemas.api import Claim, RequestDetail
 from labweave.schemas.core import Result
+from labweave.schemas.tenant import DeadLetter
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.errors import TRANSIENT, Conflict, LabweaveError, RequestRejected, retry_after
 
@@ -107,6 +112,7 @@ class TenantRuntime:
         self._estop_on_server: bool | None = False
         self._estop_task: asyncio.Future | None = None
         self._kept = False  # a result waits in the outbox for the server to come back
+        self._reported_dead: list[tuple[str, str]] | None = None  # the dead letters last reported
 
     # -- start -------------------------------------------------------------
     async def start(self) -> None:
@@ -119,20 +125,73 @@ class TenantRuntime:
         log.info("tenant %s serves %s", self.tenant_uuid,
                  ", ".join(f"{e['quantity']}/{e['method']}" for e in entries))
         await self.flush_outbox()
+        await self.report_dead_letters()
 
     async def flush_outbox(self) -> None:
         """Post the results kept on disk (but those a running job is posting itself)."""
+        if self.estop:  # a stopped tenant posts nothing new; they wait for the reset
+            return
         posting = {job.key for job in self.jobs.values()}
         for key, result in self.outbox.pending():
             if key in posting:
                 continue
             try:
                 await self.client.submit_result(result, idempotency_key=key)
-                self.counters.reposted += 1
-                log.info("re-posted result for %s", result["request_uuid"])
             except RequestRejected as exc:
-                log.warning("server refused the kept result for %s: %s", result["request_uuid"], exc)
+                await self._refused(key, str(result.get("request_uuid")), exc)
+                continue
+            self.counters.reposted += 1
+            log.info("re-posted result for %s", result["request_uuid"])
             self.outbox.done(key)
+
+    async def _refused(self, key: str, request_uuid: str, exc: RequestRejected) -> bool:
+        """The server refused a result: keep it to post again, or as a dead letter; never drop it.
+
+        Kept in the outbox (posted again later) when the refusal says nothing about
+        the result: a login refused (401), a throttle (429), or a 409 while this
+        tenant is stopped or deactivated (it may post once an operator resets it).
+        Any other 4xx is the server's final word on the result: a dead letter, with
+        the server's message, for an operator to retry or discard.
+        """
+        if exc.status_code in (401, 429) or (exc.status_code == 409 and await self._held_back()):
+            log.warning("result for %s refused for now (%s); kept in the outbox to post again", request_uuid, exc)
+            self._kept = True
+            return False
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        self.outbox.dead(key, detail[:4000], exc.status_code)
+        log.error("result for %s refused by the server (%s): kept as a dead letter (labweave tenant outbox)",
+                  request_uuid, exc)
+        return True
+
+    async def _held_back(self) -> bool:
+        """Whether this tenant is stopped or deactivated now (so the server refuses anything it posts)."""
+        if self.estop:
+            return True
+        try:
+            record = await self.client.tenant(self.tenant_uuid or "")
+        except LabweaveError:
+            return False
+        return record.stop_requested or not record.is_active
+
+    async def report_dead_letters(self) -> None:
+        """Tell the server the dead letters kept here, when they changed since the last report."""
+        letters = []
+        for entry in self.outbox.dead_letters():
+            result = entry["result"]
+            methods = result.get("method") or ["?"]
+            letters.append(DeadLetter(
+                key=entry["key"], request_uuid=result.get("request_uuid"), quantity=str(result.get("quantity", "?")),
+                method=str(methods[0] if isinstance(methods, list) else methods), refusal=entry["refusal"],
+                status_code=entry.get("status_code"),
+                kept_at=datetime.fromtimestamp(entry["kept_at"], tz=timezone.utc)))
+        seen = [(letter.key, letter.refusal) for letter in letters]
+        if seen == self._reported_dead or self.tenant_uuid is None:
+            return
+        try:
+            await self.client.report_dead_letters(self.tenant_uuid, letters)
+        except RequestRejected as exc:
+            log.warning("the server refused the report of %d dead letter(s): %s", len(letters), exc)
+        self._reported_dead = seen
 
     # -- the loop ----------------------------------------------------------
     def shutdown(self) -> None:
@@ -150,9 +209,10 @@ class TenantRuntime:
                 pause = self.poll_seconds
                 try:
                     await self._check_stop_flag()
-                    if self._kept:
+                    if (self._kept or self._waiting_in_outbox()) and not self.estop:
                         self._kept = False
                         await self.flush_outbox()
+                    await self.report_dead_letters()
                     claimed = 0 if self.estop else await self._claim_for_idle_instruments()
                 except TRANSIENT as exc:  # the client's own retries are spent: wait, and try again
                     self._kept = self._kept or bool(self.outbox.pending())
@@ -171,6 +231,11 @@ class TenantRuntime:
         finally:
             listener.cancel()
             await self._wind_down()
+
+    def _waiting_in_outbox(self) -> bool:
+        """Whether a result not posted by a running job waits in the outbox (an operator's retry puts one there)."""
+        posting = {job.key for job in self.jobs.values()}
+        return any(key not in posting for key, _ in self.outbox.pending())
 
     async def _listen(self) -> None:
         """Wake the loop when a request becomes pending or a job ends."""
@@ -324,11 +389,16 @@ class TenantRuntime:
             self.outbox.put(key, result.model_dump(mode="json"))
             try:
                 await self.client.submit_result(result, idempotency_key=key)
+            except RequestRejected as exc:
+                if await self._refused(key, uuid, exc):
+                    # final: running it again gives a result refused again; once an operator has fixed
+                    # what made the server refuse it, the dead letter is posted as a late result
+                    await self._fail(uuid, f"its result was refused by the server ({exc.status_code}: "
+                                           f"{str(exc.detail)[:1000]}); kept by the tenant as dead letter {key}", False)
+            else:
                 self.counters.resolved += 1
                 log.info("%s resolved %s", job.instrument.name, uuid)
-            except RequestRejected as exc:
-                log.warning("result for %s refused: %s", uuid, exc)
-            self.outbox.done(key)
+                self.outbox.done(key)
         except LabweaveError as exc:  # the server is unreachable: the outbox keeps the result
             log.error("job %s: %s (its result is kept and posted when the server answers)", uuid, exc)
             self._kept = True
