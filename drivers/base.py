@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
+import types
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,9 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from labweave.schemas.capability import Capability
+from labweave.schemas.limitation import violations
+from labweave.schemas.units import parse_unit
+from labweave.schemas.units import registry as unit_registry
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,43 @@ class Operation:
         return (self.quantity, self.method)
 
 
+@dataclass(frozen=True)
+class PhysicalLimit:
+    """A limit of the hardware (or of the method) on one parameter, in its own unit.
+
+    Backends declare these (:meth:`Backend.physical_limits`) in the unit the
+    hardware is specified in (a heater rated to ``"1000 degC"``, a channel
+    sourcing ``"2000 mA"``); the frontend converts them with the lab's pint
+    registry to the unit the parameter is annotated with, publishes them as
+    part of its limitations, and checks every request against them before the
+    backend is touched (:meth:`Instrument.admit`).
+
+    Attributes:
+        field: the parameter, as a dotted path (``"substrate_temperature"``, ``"electrolyte.volume"``).
+        what: the part of the instrument that sets the limit, as the lab says it (``"the substrate heater"``).
+        low: the least value admitted, a pint quantity (``"1 meV / angstrom"``), or None.
+        high: the largest value admitted, or None.
+    """
+
+    field: str
+    what: str
+    low: str | None = None
+    high: str | None = None
+
+    def bounds(self, unit: str) -> tuple[float | None, float | None]:
+        """The limit's low and high converted to ``unit`` (the parameter's unit)."""
+        ureg = unit_registry()
+
+        def convert(text: str | None) -> float | None:
+            if text is None:
+                return None
+            number, _, unit_text = text.strip().partition(" ")  # "1000 degC": an offset unit, so not a product
+            magnitude = ureg.Quantity(float(number), parse_unit(unit_text)).to(parse_unit(unit)).magnitude
+            return float(f"{magnitude:.12g}")  # 1000 degC is 1273.15 K, not 1273.1499999999999
+
+        return convert(self.low), convert(self.high)
+
+
 class BackendSettings(BaseModel):
     """The options a backend takes (``--backend-option KEY=VALUE``); none by default.
 
@@ -133,6 +176,9 @@ class Backend:
 
     #: The options this backend takes, validated before it is built.
     settings_model: ClassVar[type[BackendSettings]] = BackendSettings
+    #: What :meth:`stop` leaves the instrument in, as the lab says it (shown to the operator on an
+    #: emergency stop and written into the failure of the work it interrupted).
+    safe_state: ClassVar[str] = "stopped"
 
     @classmethod
     def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
@@ -143,7 +189,15 @@ class Backend:
         """Connect to the instrument (or build the model)."""
 
     async def stop(self) -> None:
-        """Bring the instrument to a safe state; must be idempotent."""
+        """Bring the instrument to its safe state (:attr:`safe_state`) at once; must be idempotent."""
+
+    def in_safe_state(self) -> bool:
+        """Whether the instrument is in its safe state now, as read from the hardware (or the model)."""
+        return True
+
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        """The hardware's limits on the parameters of ``method``, with their units (none by default)."""
+        return ()
 
 
 def _limitation_of(schema: dict, defs: dict) -> Any:
@@ -253,11 +307,15 @@ class Instrument:
         return out
 
     def limitations(self) -> list[dict]:
-        """FINALES limitations, ``[{quantity, method, limitations}]``."""
-        return [
-            {"quantity": op.quantity, "method": op.method, "limitations": limitations_from_model(op.parameters)}
-            for op in self.operations
-        ]
+        """FINALES limitations, ``[{quantity, method, limitations}]``: the parameter model's bounds and
+        choices narrowed by the backend's physical limits (converted to each parameter's unit)."""
+        out = []
+        for op in self.operations:
+            limits = limitations_from_model(op.parameters)
+            for limit in self.backend.physical_limits(op.method):
+                _narrow(limits, limit.field.split("."), limit.bounds(field_unit(op.parameters, limit.field)))
+            out.append({"quantity": op.quantity, "method": op.method, "limitations": limits})
+        return out
 
     # -- policy --------------------------------------------------------
     def validate(self, quantity: str, method: str, parameters: dict) -> BaseModel:
@@ -274,9 +332,44 @@ class Instrument:
             field = ".".join(str(p) for p in first["loc"]) or "parameters"
             raise ParameterError(field, first["msg"]) from None
 
-    async def perform(self, quantity: str, method: str, parameters: dict, progress: Progress | None = None) -> dict:
-        """Validate, run and return the result as JSON-ready data."""
+    def admit(self, quantity: str, method: str, parameters: dict) -> BaseModel:
+        """The one gate of every operation: the parameters checked against this instrument's own limits.
+
+        Independent of the server's check (a misbehaving server or a direct
+        caller cannot get past it): the parameter model and the frontend's own
+        rules (:meth:`validate`), then each physical limit of the backend with
+        its unit, then everything the instrument publishes as its limitations
+        (the same rule the server applies, to what this instrument declares).
+
+        Raises:
+            ParameterError: naming the first offending field and the limit it breaks.
+        """
         params = self.validate(quantity, method, parameters)
+        op = self.operation(quantity, method)
+        values = params.model_dump(mode="json")
+        for limit in self.backend.physical_limits(method):
+            value = _at(values, limit.field.split("."))
+            if value is None:
+                continue
+            unit = field_unit(op.parameters, limit.field)
+            low, high = limit.bounds(unit)
+            shown = f"{value} {unit}" if unit != "dimensionless" else f"{value}"
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ParameterError(limit.field, f"{value!r} is not a finite number")
+            if low is not None and value < low:
+                raise ParameterError(limit.field, f"{shown} is below the limit of {limit.what}, {limit.low} ({low} {unit})")
+            if high is not None and value > high:
+                raise ParameterError(limit.field, f"{shown} is above the limit of {limit.what}, {limit.high} ({high} {unit})")
+        published = next(e["limitations"] for e in self.limitations() if (e["quantity"], e["method"]) == op.key)
+        broken = violations(published, values, "parameters")
+        if broken:
+            where, _, message = broken[0].partition(": ")
+            raise ParameterError(where.removeprefix("parameters.") or "parameters", f"{message} (limits of {self.name})")
+        return params
+
+    async def perform(self, quantity: str, method: str, parameters: dict, progress: Progress | None = None) -> dict:
+        """Admit (:meth:`admit`), run and return the result as JSON-ready data."""
+        params = self.admit(quantity, method, parameters)
         if self.state is InstrumentState.STOPPED:
             raise InstrumentStopped(f"{self.name} is stopped")
         if not self._ready:
@@ -318,3 +411,60 @@ class Instrument:
 
 async def _no_progress(fraction: float, message: str) -> None:
     return None
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (through ``X | None``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def field_unit(model: type[BaseModel], path: str) -> str:
+    """The ``unit`` annotation of a parameter (a dotted path through nested models).
+
+    Raises:
+        ValueError: no such field, or it has no unit (a physical limit needs one).
+    """
+    current: type[BaseModel] | None = model
+    parts = path.split(".")
+    for i, name in enumerate(parts):
+        info = current.model_fields.get(name) if current is not None else None
+        if info is None:
+            raise ValueError(f"{model.__name__} has no parameter {path!r}")
+        if i == len(parts) - 1:
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            unit = extra.get("unit")
+            if not isinstance(unit, str):
+                raise ValueError(f"{model.__name__}.{path} has no unit to check a physical limit in")
+            return unit
+        current = _model_of(info.annotation)
+    raise ValueError(f"{model.__name__} has no parameter {path!r}")
+
+
+def _at(values: Any, parts: list[str]) -> Any:
+    for name in parts:
+        if not isinstance(values, dict):
+            return None
+        values = values.get(name)
+    return values
+
+
+def _narrow(limits: dict, parts: list[str], bounds: tuple[float | None, float | None]) -> None:
+    """Intersect the range of one field of a limitation document with ``bounds``."""
+    for name in parts[:-1]:
+        limits = limits.setdefault(name, {})
+    low, high = bounds
+    existing = limits.get(parts[-1])
+    rng: dict[str, Any] = dict(existing[0]) if isinstance(existing, list) and len(existing) == 1 \
+        and isinstance(existing[0], dict) else {}
+    if low is not None:
+        rng["min"] = max(low, rng.get("min", low))
+    if high is not None:
+        rng["max"] = min(high, rng.get("max", high))
+    limits[parts[-1]] = [rng]

@@ -70,3 +70,35 @@ class MergedLimitation(BaseModel):
     quantity: str
     method: str
     limitations: list[Any]
+
+
+class DeadLetter(BaseModel):
+    """A result the server refused for good (a 4xx that is not transient), kept by its tenant.
+
+    A tenant's outbox keeps it, with the server's refusal, instead of dropping
+    it; the tenant reports what it keeps (``PUT /api/v1/tenants/{id}/dead_letters``)
+    and an operator decides, on the tenant's machine, to post it again or discard
+    it (``labweave tenant outbox``).
+    """
+
+    key: str = Field(min_length=1, max_length=300, description="The result's idempotency key in the outbox.")
+    request_uuid: str | None = Field(default=None, max_length=64)
+    quantity: str = Field(max_length=200)
+    method: str = Field(max_length=200)
+    refusal: str = Field(max_length=4000, description="The server's message when it refused the result.")
+    status_code: int | None = Field(default=None, ge=400, le=499, description="The HTTP status of the refusal.")
+    kept_at: Timestamp = Field(description="When the tenant kept it as a dead letter.")
+
+
+class DeadLetterReport(BaseModel):
+    """Every dead letter a tenant keeps now (the report replaces the previous one)."""
+
+    letters: list[DeadLetter] = Field(default_factory=list, max_length=1000)
+
+
+class TenantDeadLetter(DeadLetter):
+    """A dead letter as an operator sees it: whose it is, and when it was last reported."""
+
+    tenant_uuid: str
+    tenant_name: str
+    reported_at: Timestamp

@@ -26,7 +26,7 @@ from ase.calculators.calculator import Calculator
 
 from labweave.drivers.atomistic.eos import equation_of_state, fcc_lattice_constant, relax
 from labweave.drivers.atomistic.structures import build_crystal, elements_of, reference_structure
-from labweave.drivers.base import Backend, InstrumentFault, InstrumentStopped, ParameterError
+from labweave.drivers.base import Backend, InstrumentFault, InstrumentStopped, ParameterError, PhysicalLimit
 from labweave.schemas.atomistic import (
     BulkPropertiesParameters,
     BulkPropertiesResult,
@@ -51,11 +51,17 @@ class AtomisticBackend(Backend, abc.ABC):
 
     method: ClassVar[str] = "calculator"
     optimizer: ClassVar[str] = "BFGS on FrechetCellFilter (positions + hydrostatic strain)"
+    #: The smallest force convergence worth asking of the method: below its forces' precision a
+    #: relaxation chases noise until it runs out of steps.
+    force_floor: ClassVar[str] = "1 meV / angstrom"
 
     def __init__(self) -> None:
         self._references: dict[str, ElementReference] = {}
         self._reference_lock = threading.Lock()
         self._stopped = threading.Event()
+        #: Calculations running in worker threads now.
+        self.calculations = 0
+        self._count_lock = threading.Lock()
 
     @abc.abstractmethod
     def supported_elements(self) -> frozenset[str]:
@@ -66,8 +72,16 @@ class AtomisticBackend(Backend, abc.ABC):
         """A fresh ASE calculator of this method."""
 
     # -- Backend -------------------------------------------------------
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return (PhysicalLimit("fmax", f"the precision of {self.method}'s forces", low=self.force_floor),)
+
     async def setup(self) -> None:
         self._stopped.clear()
+
+    safe_state = "calculation cancelled at its next optimizer step, nothing left computing"
+
+    def in_safe_state(self) -> bool:
+        return self._stopped.is_set() and self.calculations == 0
 
     def arm(self) -> None:
         """Clear an earlier stop before a new calculation starts."""
@@ -104,7 +118,16 @@ class AtomisticBackend(Backend, abc.ABC):
             The result, with cost and convergence.
         """
         self.check(params)
-        return await asyncio.to_thread(self._compute, params)
+        return await asyncio.to_thread(self._counted, params)
+
+    def _counted(self, params: BulkPropertiesParameters) -> BulkPropertiesResult:
+        with self._count_lock:  # counted in the worker thread: a cancelled task does not end the calculation
+            self.calculations += 1
+        try:
+            return self._compute(params)
+        finally:
+            with self._count_lock:
+                self.calculations -= 1
 
     def _compute(self, params: BulkPropertiesParameters) -> BulkPropertiesResult:
         cpu, wall = time.process_time(), time.perf_counter()

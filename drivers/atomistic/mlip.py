@@ -68,6 +68,9 @@ class ChgnetBackend(AtomisticBackend):
     """Bulk properties by the pretrained CHGNet potential (CPU)."""
 
     method: ClassVar[str] = "chgnet"
+    #: An MLIP's forces carry the error of its fit (tens of meV/angstrom for CHGNet): converging
+    #: tighter than 10 meV/angstrom is chasing that error.
+    force_floor: ClassVar[str] = "10 meV / angstrom"
 
     def __init__(self) -> None:
         super().__init__()

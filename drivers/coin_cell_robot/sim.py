@@ -42,7 +42,14 @@ from typing import Self
 import numpy as np
 from pydantic import Field
 
-from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, Progress
+from labweave.drivers.base import (
+    BackendContext,
+    BackendSettings,
+    InstrumentFault,
+    InstrumentStopped,
+    PhysicalLimit,
+    Progress,
+)
 from labweave.drivers.cells import (
     CATALOGUE,
     NOMINAL_BUILD,
@@ -94,6 +101,11 @@ SLIP_MM = 0.4
 CRIMP_CV = 0.04
 LOADING_CV = 0.015
 CAMERA_SIGMA_MM = 0.02
+#: The station's hardware: its mixing vial holds 15 mL; its pipette dispenses 10-70 uL into a cell.
+STATION_LIMITS = {
+    "flow": (PhysicalLimit("volume", "the mixing vial", high="15 mL"),),
+    "autobass_assembly": (PhysicalLimit("cell.electrolyte_volume", "the dispensing pipette", high="0.07 mL"),),
+}
 
 
 def _logistic(x: float) -> float:
@@ -185,6 +197,11 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
         self.cell_batches_made = 0
         self.cells_made = 0
         self._stopped = False
+        #: The line's mechanics: the arm's pose, the gripper, the crimping press, whether motion is enabled.
+        self.arm_pose = "home"
+        self.gripper_closed = False
+        self.crimper_mpa = 0.0
+        self.motion_enabled = True
 
     @classmethod
     def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
@@ -193,15 +210,41 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
         return cls(CellShelf.of_lab(context.state_dir), seed=context.seed, name=settings.name,
                    fault_rate=settings.fault_rate, time_scale=settings.time_scale)
 
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return STATION_LIMITS.get(method, ())
+
+    safe_state = "motion halted, gripper open, crimping press released, arm parked at its safe pose"
+
     async def setup(self) -> None:
         self._stopped = False
+        self.motion_enabled = True
 
     async def stop(self) -> None:
+        """Halt motion at once, open the gripper, release the press and park the arm; a cell under way is lost."""
         self._stopped = True
+        self.motion_enabled = False
+        if self.gripper_closed or self.crimper_mpa:
+            log.warning("%s: halted with the arm at %s; gripper opened, press released", self.name, self.arm_pose)
+        self.gripper_closed = False
+        self.crimper_mpa = 0.0
+        self.arm_pose = "safe"
+
+    def in_safe_state(self) -> bool:
+        return not self.motion_enabled and not self.gripper_closed and self.crimper_mpa == 0.0 \
+            and self.arm_pose == "safe"
 
     async def _work(self, seconds: float) -> None:
-        if self.time_scale > 0:
-            await asyncio.sleep(seconds * self.time_scale)
+        """Robot time passing (in real time when ``time_scale`` > 0), ended early by a stop.
+
+        Raises:
+            InstrumentStopped: a stop came while the robot worked.
+        """
+        remaining = seconds * self.time_scale
+        while remaining > 0 and not self._stopped:
+            await asyncio.sleep(min(remaining, 0.05))
+            remaining -= 0.05
+        if self._stopped:
+            raise InstrumentStopped(f"{self.name}: stopped")
 
     @staticmethod
     def _id() -> str:
@@ -359,7 +402,9 @@ class SimulatedRobotBackend(CoinCellRobotBackend):
         )
         measured_offset = abs(offset + CAMERA_SIGMA_MM * rng.standard_normal())
         temperature = 298.15 + 0.3 * rng.standard_normal()
-        await self._work(self.SECONDS_PER_CELL)
+        self.arm_pose, self.gripper_closed, self.crimper_mpa = "crimping press", True, crimp
+        await self._work(self.SECONDS_PER_CELL)  # a stop here leaves an unfinished cell, never shelved
+        self.arm_pose, self.gripper_closed, self.crimper_mpa = "cell shelf", False, 0.0
         self.shelf.put(record)
         if defects:
             log.debug("%s: cell %s left the line with %s", self.name, cell_id, [d.kind for d in defects])

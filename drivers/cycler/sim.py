@@ -21,6 +21,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -28,7 +29,14 @@ import numpy as np
 import pybamm
 from pydantic import Field
 
-from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, Progress
+from labweave.drivers.base import (
+    BackendContext,
+    BackendSettings,
+    InstrumentFault,
+    InstrumentStopped,
+    PhysicalLimit,
+    Progress,
+)
 from labweave.drivers.cells import CellRecord, CellShelf, InternalShort, stand_in_cell
 from labweave.drivers.cycler import cell_model
 from labweave.drivers.cycler.backend import CycleMeasurement, CyclerBackend, CyclingProtocol, CyclingRun
@@ -42,6 +50,12 @@ log = logging.getLogger(__name__)
 CAPACITY_NOISE = 2e-4
 #: Absolute capacity noise floor, mAh.
 CAPACITY_NOISE_FLOOR = 2e-4
+#: What a channel of the simulated cycler can do (a coin-cell channel: 2 A, within 0-5 V).
+CHANNEL_LIMITS = (
+    PhysicalLimit("I_max", "a cycler channel", high="2000 mA"),
+    PhysicalLimit("V_max", "a cycler channel", high="5 V"),
+    PhysicalLimit("V_min", "a cycler channel", low="0 V"),
+)
 
 
 def _stable_hash(text: str) -> int:
@@ -64,6 +78,15 @@ class _ChannelWatch(pybamm.callbacks.Callback):
     def on_cycle_end(self, logs):
         done, _ = logs.get("cycle number", (0, self.total))
         self.report(min(done / self.total, 1.0), f"channel {self.channel}: cycle {done}/{self.total}")
+
+
+@dataclass
+class ChannelState:
+    """What a channel of the cycler does now: the current it sources, its relay, the cell on it."""
+
+    current_a: float = 0.0
+    relay_closed: bool = False
+    cell_uuid: str | None = None
 
 
 class SimulatedCyclerSettings(BackendSettings):
@@ -113,6 +136,7 @@ class SimulatedCyclerBackend(CyclerBackend):
         self.seed = seed
         self._tests_of_cell: Counter[str] = Counter()
         self._free_channels = list(range(1, channels + 1))
+        self.channels = {number: ChannelState() for number in range(1, channels + 1)}
         self._running: set[threading.Event] = set()
         self._base: pybamm.ParameterValues | None = None
         self._base_lock = threading.Lock()
@@ -132,13 +156,26 @@ class SimulatedCyclerBackend(CyclerBackend):
                 self._base = cell_model.base_parameters()
             return self._base
 
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return CHANNEL_LIMITS
+
     async def setup(self) -> None:
         await asyncio.to_thread(self._base_parameters)
 
+    safe_state = "every channel at zero current and open circuit, its cell disconnected and the channel released"
+
     async def stop(self) -> None:
-        """Stop every running test at its next cycle boundary."""
+        """Zero every channel's current and open its relay at once; the test on it ends at its next cycle start."""
         for stop in list(self._running):
             stop.set()
+        for number, state in self.channels.items():
+            if state.relay_closed:
+                log.warning("%s: channel %d to zero current and open circuit (cell %s)", self.name, number,
+                            state.cell_uuid)
+            state.current_a, state.relay_closed = 0.0, False
+
+    def in_safe_state(self) -> bool:
+        return all(state.current_a == 0.0 and not state.relay_closed for state in self.channels.values())
 
     # -- cells -----------------------------------------------------------
     def cell(self, cell_uuid: str) -> CellRecord:
@@ -190,10 +227,13 @@ class SimulatedCyclerBackend(CyclerBackend):
             loop.call_soon_threadsafe(deliver)
 
         log.info("%s: cell %s on channel %d", self.name, cell_uuid, channel)
+        state = self.channels[channel]
+        state.cell_uuid, state.relay_closed, state.current_a = cell_uuid, True, protocol.formation_charge_a
         try:
             run = await asyncio.to_thread(self._simulate, record, protocol, channel, rng, stop, report)
         finally:
             self._running.discard(stop)
+            state.current_a, state.relay_closed, state.cell_uuid = 0.0, False, None  # the channel is released
             self._free_channels.append(channel)
             self._free_channels.sort()
         if self.shelf is not None and not record.stand_in:

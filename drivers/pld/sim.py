@@ -28,7 +28,7 @@ from typing import Self
 
 import numpy as np
 
-from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped
+from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, InstrumentStopped, PhysicalLimit
 from labweave.drivers.pld import rheed
 from labweave.drivers.pld.analysis import classify_growth
 from labweave.drivers.pld.backend import PldBackend
@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 #: Heater ramp rate (K/s) and pressure settling time (s).
 HEATER_RAMP = 0.5
 PRESSURE_SETTLE = 60.0
+#: The heater's set point at rest (K), the chamber's base pressure (Pa) and the time constant of
+#: pumping down to it once the gas inlet is closed (s).
+AMBIENT = 300.0
+BASE_PRESSURE = 1e-5
+PUMP_DOWN = 30.0
 #: Pulse-to-pulse energy jitter of the excimer laser (relative rms).
 PULSE_JITTER = 0.03
 #: Pulses of the same track after which the yield has lost 1 - 1/e of its drop.
@@ -54,6 +59,14 @@ WINDOW_COATING_DEPTH = 0.15
 MOUNTING_SPREAD = 3.0
 #: RHEED recorded after the last pulse (s, at most).
 FINAL_DWELL = 10.0
+#: What the simulated chamber's hardware is rated for, narrower than the recipe's bounds (which are
+#: those of any chamber of the lab): its substrate heater, the laser's fluence on the target, the
+#: oxygen inlet's mass-flow controller.
+CHAMBER_LIMITS = (
+    PhysicalLimit("substrate_temperature", "the substrate heater", high="1000 degC"),
+    PhysicalLimit("laser_fluence", "the excimer laser on the target", high="45 mJ / mm ** 2"),
+    PhysicalLimit("oxygen_pressure", "the oxygen inlet", high="0.6 mbar"),
+)
 
 
 @dataclass
@@ -70,6 +83,10 @@ class _Growth:
 
 class SimulatedPldBackend(PldBackend):
     """A seeded, stateful model of a PLD chamber (registered as ``pld.simulated``; no options).
+
+    The chamber's state: the laser (on from ``prepare`` to ``finish``), the oxygen inlet's valves,
+    the heater's set point and temperature (ramping at :data:`HEATER_RAMP`), the chamber pressure,
+    the wear of targets and window, and a clock of chamber time (:meth:`elapse` lets it run idle).
 
     Args:
         seed: seed of the chamber's random generator.
@@ -88,8 +105,11 @@ class SimulatedPldBackend(PldBackend):
         self._targets = tuple(targets)
         self.target_pulses: dict[TargetMaterial, int] = {t: 0 for t in self._targets}
         self.window_pulses = 0
-        self.heater_temperature = 300.0
-        self.chamber_pressure = 1e-5
+        self.heater_temperature = AMBIENT
+        self.heater_setpoint = AMBIENT
+        self.chamber_pressure = BASE_PRESSURE
+        self.laser_on = False
+        self.gas_valves_open = False
         self.clock = 0.0
         self.selected_target: TargetMaterial | None = None
         self._interlock = threading.Event()
@@ -121,14 +141,38 @@ class SimulatedPldBackend(PldBackend):
         self.window_pulses = 0
 
     # -- Backend -------------------------------------------------------
+    def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
+        return CHAMBER_LIMITS
+
     async def setup(self) -> None:
         self._interlock.clear()
         log.info("simulated PLD chamber ready, targets %s", [t.value for t in self._targets])
 
+    safe_state = ("laser off (shutter closed, no further pulse), substrate heater ramping down to ambient, "
+                  "oxygen inlet valves closed")
+
     async def stop(self) -> None:
-        """Close the laser shutter; a growth under way stops before its next pulse."""
+        """Laser off, heater set to ambient (it ramps down), gas valves closed; a growth stops before its next pulse."""
         self._interlock.set()
-        log.warning("PLD chamber: laser shutter closed (safe stop)")
+        self.laser_on = False
+        self.gas_valves_open = False
+        self.heater_setpoint = AMBIENT
+        log.warning("PLD chamber: laser off, heater ramping down from %.0f K, gas valves closed (safe stop)",
+                    self.heater_temperature)
+
+    def in_safe_state(self) -> bool:
+        return not self.laser_on and not self.gas_valves_open and self.heater_setpoint == AMBIENT
+
+    def elapse(self, seconds: float) -> None:
+        """Let chamber time pass with nothing fired: the heater ramps toward its set point, and a
+        chamber with its gas inlet closed pumps down toward its base pressure."""
+        self.clock += seconds
+        step = HEATER_RAMP * seconds
+        gap = self.heater_setpoint - self.heater_temperature
+        self.heater_temperature += max(-step, min(step, gap))
+        if not self.gas_valves_open:
+            excess = self.chamber_pressure - BASE_PRESSURE
+            self.chamber_pressure = BASE_PRESSURE + excess * math.exp(-seconds / PUMP_DOWN)
 
     # -- PldBackend ----------------------------------------------------
     async def prepare(self, recipe: GrowthRecipe) -> None:
@@ -138,9 +182,11 @@ class SimulatedPldBackend(PldBackend):
         ramp = abs(recipe.substrate_temperature - self.heater_temperature) / HEATER_RAMP
         settle = PRESSURE_SETTLE if not math.isclose(recipe.oxygen_pressure, self.chamber_pressure) else 0.0
         self.clock += max(ramp, settle)
-        self.heater_temperature = recipe.substrate_temperature
+        self.heater_setpoint = self.heater_temperature = recipe.substrate_temperature
+        self.gas_valves_open = True
         self.chamber_pressure = recipe.oxygen_pressure
         self.selected_target = recipe.target
+        self.laser_on = True
 
         rng = np.random.default_rng(self.rng.integers(2**63))
         target = TARGETS[recipe.target]
@@ -167,7 +213,7 @@ class SimulatedPldBackend(PldBackend):
         recipe = growth.recipe
         jitter = growth.rng.normal(0.0, PULSE_JITTER, pulses)
         for k in range(pulses):
-            if self._interlock.is_set():
+            if self._interlock.is_set() or not self.laser_on:
                 raise InstrumentStopped(f"laser stopped after {growth.fired} of {recipe.pulses} pulses")
             fluence = recipe.laser_fluence * self.window_transmission() * (1.0 + jitter[k])
             pulse = deliver_pulse(
@@ -183,6 +229,7 @@ class SimulatedPldBackend(PldBackend):
         growth = self._current()
         result = await asyncio.to_thread(self._report, growth)
         self._growth = None
+        self.laser_on = False  # to standby; heater and gas stay as the recipe set them for the next growth
         return result
 
     def _report(self, growth: _Growth) -> GrowthResult:

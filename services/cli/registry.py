@@ -116,5 +116,35 @@ def provision(
     typer.echo(f"{row.uuid} {row.name}: user {user} ({role})")
 
 
+def _tenant_named(registry: Registry, name: str) -> str:
+    """The UUID of the tenant called ``name`` (or with that UUID)."""
+    tenants = registry.catalogue().tenants
+    if name in tenants:
+        return name
+    found = [uuid for uuid, t in tenants.items() if t.name == name]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        fail(f"{len(found)} tenants are called {name!r}; give the UUID of one: {', '.join(found)}")
+    fail(f"no tenant {name!r}; registered: {', '.join(sorted(t.name for t in tenants.values())) or 'none'}")
+
+
+@tenant_app.command("estop")
+def estop(name: str = typer.Argument(..., help="the tenant's name or UUID")) -> None:
+    """Emergency stop of a tenant: its runtime brings its instruments to their safe state and fails its work."""
+    registry = Registry(database())
+    row = registry.request_stop(_tenant_named(registry, name), "cli")
+    typer.echo(f"{row.uuid} {row.name}: emergency stop requested; it holds until `labweave tenant reset`")
+
+
+@tenant_app.command("reset")
+def reset(name: str = typer.Argument(..., help="the tenant's name or UUID")) -> None:
+    """Reset a tenant's emergency stop (an operator's, or one made at the instrument): it claims again."""
+    registry = Registry(database())
+    row = registry.clear_stop(_tenant_named(registry, name), "cli")
+    typer.echo(f"{row.uuid} {row.name}: emergency stop reset")
+
+
 tenant_app.command("run")(tenant_run.run)
 tenant_app.command("backends")(tenant_run.backends)
+tenant_app.command("outbox")(tenant_run.outbox)

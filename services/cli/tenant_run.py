@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -82,7 +83,11 @@ def run(
     cells: int = typer.Option(2, "--cells", min=1, max=64, help="workflow: cells assembled per request"),
     cycles: int = typer.Option(150, "--cycles", min=1, max=1000, help="workflow: cycles per cell"),
 ) -> None:
-    """Claim and run requests for INSTRUMENTS until stopped (SIGTERM finishes or releases held work)."""
+    """Claim and run requests for INSTRUMENTS until stopped (SIGTERM finishes or releases held work).
+
+    SIGUSR1 is a local emergency stop: every instrument to its safe state at once, the work held
+    failed (retryable), and nothing claimed until an operator resets it (`labweave tenant reset NAME`).
+    """
     from labweave.services.client import AsyncLabClient
     from labweave.services.client.errors import LabweaveError
     from labweave.services.tenant.catalog import build, workflow
@@ -104,11 +109,12 @@ def run(
         async with AsyncLabClient(server, user, login) as client:
             if WORKFLOW in instruments:
                 built.append(workflow(client, cells, cycles))
-            runtime = TenantRuntime(client, built, state_dir=state_dir / f"tenant-{user}", lease_seconds=lease,
+            runtime = TenantRuntime(client, built, state_dir=tenant_state(state_dir, user), lease_seconds=lease,
                                     poll_seconds=poll)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, runtime.shutdown)
+            loop.add_signal_handler(signal.SIGUSR1, runtime.local_emergency_stop)
             await runtime.run(until_idle=until_idle)
             log.info("tenant %s done: %s", user, runtime.counters)
 
@@ -116,6 +122,54 @@ def run(
         asyncio.run(main())
     except LabweaveError as exc:
         fail(str(exc))
+
+
+def tenant_state(state_dir: Path, user: str) -> Path:
+    """Where the runtime of tenant user ``user`` keeps its outbox, under the lab's folder."""
+    return state_dir / f"tenant-{user}"
+
+
+def outbox(
+    user: str = typer.Option(..., "--user", envvar="LABWEAVE_USER", help="the tenant user the daemon runs as"),
+    state_dir: Path = typer.Option(Path("labweave-lab"), "--state-dir", help="as given to `labweave tenant run`"),
+    retry: list[str] = typer.Option([], "--retry", metavar="KEY", help="post this dead letter again (repeatable)"),
+    discard: list[str] = typer.Option([], "--discard", metavar="KEY",
+                                      help="give this dead letter up (kept under discarded/, repeatable)"),
+) -> None:
+    """List a tenant's outbox on this machine: results waiting to be posted, and dead letters (results the
+    server refused, with its message); retry or discard dead letters. A running daemon posts a retried one
+    at its next poll and reports the change to the server."""
+    from labweave.services.tenant.outbox import Outbox
+
+    folder = tenant_state(state_dir, user) / "outbox"
+    if not folder.is_dir():
+        fail(f"no outbox of tenant user {user!r} under {state_dir} (is --state-dir the one `tenant run` uses?)")
+    box = Outbox(folder)
+    for key in retry:
+        try:
+            box.retry(key)
+        except KeyError as exc:
+            fail(str(exc.args[0]))
+        typer.echo(f"retry {key}: back in the outbox, posted again by the running tenant")
+    for key in discard:
+        try:
+            box.discard(key)
+        except KeyError as exc:
+            fail(str(exc.args[0]))
+        typer.echo(f"discarded {key} (kept under {box.discarded_folder})")
+    if retry or discard:
+        return
+    waiting = box.pending()
+    letters = box.dead_letters()
+    typer.echo(f"{len(waiting)} result(s) waiting to be posted, {len(letters)} dead letter(s)")
+    for key, result in waiting:
+        typer.echo(f"  waiting  {key}  request {result.get('request_uuid')}")
+    for entry in letters:
+        result = entry["result"]
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.get("kept_at", 0.0)))
+        typer.echo(f"  dead     {entry['key']}  request {result.get('request_uuid')} "
+                   f"({result.get('quantity')}), kept {when} UTC")
+        typer.echo(f"           refused ({entry.get('status_code')}): {entry['refusal']}")
 
 
 def backends() -> None:

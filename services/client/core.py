@@ -35,7 +35,16 @@ from labweave.schemas.api import (CampaignRecord, CampaignStatus, Claim, Event, 
                                   RequestPage, ResultPage, UserPublic)
 from labweave.schemas.capability import Capability, CapabilityDetail, CapabilityPublic, CapabilityTemplate
 from labweave.schemas.core import AccessToken, Request, RequestInfo, RequestStatus, Result, ResultInfo, ResultStatus
-from labweave.schemas.tenant import LimitationEntry, MergedLimitation, TenantDefinition, TenantDetail, TenantInfo
+from labweave.schemas.tenant import (
+    DeadLetter,
+    DeadLetterReport,
+    LimitationEntry,
+    MergedLimitation,
+    TenantDeadLetter,
+    TenantDefinition,
+    TenantDetail,
+    TenantInfo,
+)
 
 from .errors import ConnectionFailed, InvalidResponse, ServerError, rejected, retry_after
 
@@ -62,6 +71,7 @@ TEMPLATES: TypeAdapter[dict[str, CapabilityTemplate]] = TypeAdapter(dict[str, Ca
 LIMITATIONS: TypeAdapter[list[MergedLimitation]] = TypeAdapter(list[MergedLimitation])
 TENANTS: TypeAdapter[list[TenantInfo]] = TypeAdapter(list[TenantInfo])
 EVENTS: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+DEAD_LETTERS: TypeAdapter[list[TenantDeadLetter]] = TypeAdapter(list[TenantDeadLetter])
 
 
 def as_json(body: Body) -> dict[str, Any]:
@@ -405,6 +415,15 @@ class AsyncLabClient:
     async def resume_tenant(self, tenant_uuid: str) -> TenantDetail:
         """Let a stopped tenant claim work again (operators)."""
         return await self._model(TenantDetail, "POST", f"/api/v1/tenants/{tenant_uuid}/resume")
+
+    async def report_dead_letters(self, tenant_uuid: str, letters: Sequence[DeadLetter]) -> list[TenantDeadLetter]:
+        """Tell the server every result this tenant keeps because the server refused it (the tenant itself)."""
+        body = DeadLetterReport(letters=list(letters)).model_dump(mode="json")
+        return await self._answer(DEAD_LETTERS, "PUT", f"/api/v1/tenants/{tenant_uuid}/dead_letters", json=body)
+
+    async def dead_letters(self) -> list[TenantDeadLetter]:
+        """Every tenant's dead letters (operators)."""
+        return await self._answer(DEAD_LETTERS, "GET", "/api/v1/dead_letters")
 
     async def tenant(self, tenant_uuid: str) -> TenantDetail:
         """A tenant with when it was last seen and whether it is asked to stop."""

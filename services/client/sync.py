@@ -20,7 +20,15 @@ from labweave.schemas.api import (CampaignRecord, CampaignStatus, Claim, Event, 
                                   UserPublic)
 from labweave.schemas.capability import Capability, CapabilityDetail, CapabilityPublic, CapabilityTemplate
 from labweave.schemas.core import Request, RequestInfo, RequestStatus, Result, ResultInfo, ResultStatus
-from labweave.schemas.tenant import LimitationEntry, MergedLimitation, TenantDefinition, TenantDetail, TenantInfo
+from labweave.schemas.tenant import (
+    DeadLetter,
+    LimitationEntry,
+    MergedLimitation,
+    TenantDeadLetter,
+    TenantDefinition,
+    TenantDetail,
+    TenantInfo,
+)
 
 from .core import AsyncLabClient
 
@@ -248,6 +256,14 @@ class LabClient:
     def resume_tenant(self, tenant_uuid: str) -> TenantDetail:
         """Let a stopped tenant claim work again (operators)."""
         return self._run(self._core.resume_tenant(tenant_uuid))
+
+    def report_dead_letters(self, tenant_uuid: str, letters: Sequence[DeadLetter]) -> list[TenantDeadLetter]:
+        """Tell the server every result this tenant keeps because the server refused it (the tenant itself)."""
+        return self._run(self._core.report_dead_letters(tenant_uuid, letters))
+
+    def dead_letters(self) -> list[TenantDeadLetter]:
+        """Every tenant's dead letters (operators)."""
+        return self._run(self._core.dead_letters())
 
     def tenant(self, tenant_uuid: str) -> TenantDetail:
         """A tenant with when it was last seen and whether it is asked to stop."""

@@ -26,7 +26,7 @@ from .lab import Lab
 from .events import archive_old_events
 from .leases import sweep
 from .metrics import metrics_registry
-from .routes import api_campaigns, api_events, api_registry, api_requests, api_results, finales2, health
+from .routes import api_campaigns, api_dead_letters, api_events, api_registry, api_requests, api_results, finales2, health
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"{fault.detail}; try again later", "fault": fault.kind},
                             status_code=503, headers={"Retry-After": str(fault.retry_after)})
 
-    for module in (finales2, api_requests, api_results, api_registry, api_campaigns, api_events, health, dashboard):
+    for module in (finales2, api_requests, api_results, api_registry, api_dead_letters, api_campaigns, api_events, health,
+                   dashboard):
         app.include_router(module.router)
     @app.get("/", include_in_schema=False)
     async def _home() -> RedirectResponse:

@@ -9,6 +9,7 @@ from typing import Any
 from .auth import Authenticator
 from .campaigns import Campaigns
 from .config import Settings
+from .dead_letters import DeadLetters
 from .db.engine import Database, open_database
 from .db.migrate import upgrade
 from .registry import Registry
@@ -25,6 +26,7 @@ class Lab:
     results: Results
     auth: Authenticator
     campaigns: Campaigns
+    dead_letters: DeadLetters
     metrics: Any = None
     #: The event-stream hubs, by event loop (see ``event_stream.hub_of``).
     event_hubs: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
@@ -38,7 +40,7 @@ class Lab:
         policy = Policy(settings.lease_seconds, settings.max_attempts, settings.max_lease_expiries)
         auth = Authenticator.open(db, settings)
         return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth,
-                   Campaigns(db, registry))
+                   Campaigns(db, registry), DeadLetters(db))
 
     def close(self) -> None:
         self.db.dispose()

@@ -325,7 +325,7 @@ class Registry:
         return self._change_tenant(tenant_uuid, kind, actor, is_active=active)
 
     def set_stop(self, tenant_uuid: str, stop: bool, actor: str) -> Tenant:
-        """Ask a tenant to stop safely (its runtime releases or fails its work), or clear that."""
+        """Emergency-stop a tenant (its runtime brings its instruments to their safe state and fails its work), or reset that."""
         kind = "tenant.stop_requested" if stop else "tenant.resumed"
         return self._change_tenant(tenant_uuid, kind, actor, stop_requested=stop)
 

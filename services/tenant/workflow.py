@@ -62,6 +62,8 @@ class WorkflowBackend(Backend):
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name="workflow events")
 
+    safe_state = "its waiting sub-requests retracted, nothing more asked of the lab"
+
     async def stop(self) -> None:
         self.stopped.set()
         for changed in self._changed.values():

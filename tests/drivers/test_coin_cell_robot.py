@@ -98,14 +98,14 @@ def test_assembly_result_validates_against_finales2_output_schema(finales2, shel
 def test_limitations_are_derived_from_the_parameter_bounds(shelf_dir):
     by_key = {(x["quantity"], x["method"]): x["limitations"] for x in robot(shelf_dir).limitations()}
     flow = by_key[("electrolyte", "flow")]
-    assert flow["volume"] == [{"min": 0.5, "max": 20.0}]
+    assert flow["volume"] == [{"min": 0.5, "max": 15.0}]  # the model's 20 mL narrowed to the station's 15 mL vial
     component = flow["electrolyte"]["formulation"][0][0]
     assert set(component["chemical"]["InChIKey"]) == {s.value for s in StockedChemical}
     assert component["fraction_type"] == ["molPerMol"]
     assembly = by_key[("cell_assembly", "autobass_assembly")]
     assert assembly["batch_volume"] == [{"min": 1, "max": 64, "step": 1}]
-    assert assembly["cell"]["electrolyte_volume"] == [{"min": 10.0, "max": 80.0}]
-    assert limitations_from_model(FlowInput) == flow
+    assert assembly["cell"]["electrolyte_volume"] == [{"min": 10.0, "max": 70.0}]  # the pipette's 70 uL
+    assert limitations_from_model(FlowInput) == flow | {"volume": [{"min": 0.5, "max": 20.0}]}
 
 
 # -- limits --------------------------------------------------------------------------

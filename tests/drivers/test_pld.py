@@ -152,7 +152,7 @@ def test_unmounted_target_refused():
     assert err.value.field == "target"
     limits = chamber.limitations()[0]["limitations"]
     assert limits["target"] == ["SrTiO3"]
-    assert limits["substrate_temperature"] == [{"min": 300.0, "max": 1300.0}]
+    assert limits["substrate_temperature"] == [{"min": 300.0, "max": 1273.15}]  # the heater's 1000 degC
 
 
 def test_capability_schema_carries_units():

@@ -81,7 +81,7 @@ def test_degradation_eol_through_the_lab(sqlite_url, tmp_path):
                 workflow_tenant = next(t.tenant_uuid for t in op.tenants() if t.name == "workflow")
                 op.stop_tenant(workflow_tenant)
                 deadline = time.monotonic() + 60
-                while "emergency stop requested" not in (tmp_path / "workflow.log").read_text():
+                while "EMERGENCY STOP (an operator's emergency stop)" not in (tmp_path / "workflow.log").read_text():
                     assert time.monotonic() < deadline, "the workflow did not see its emergency stop"
                     time.sleep(0.2)
                 op.resume_tenant(workflow_tenant)

@@ -36,10 +36,11 @@ def test_campaign_lifecycle(lab):
 def test_a_stopped_tenant_claims_nothing_until_resumed(lab):
     lab.post("alice", "/requests/", json=flow_request())
     tenant = lab.tenants["ASAB_tenant"]
-    assert lab.post("asab", f"/api/v1/tenants/{tenant}/stop").status_code == 403
+    assert lab.post("alice", f"/api/v1/tenants/{tenant}/stop").status_code == 403  # a requester stops no tenant
     r = lab.post("op", f"/api/v1/tenants/{tenant}/stop")
     assert r.status_code == 200 and r.json()["stop_requested"] is True
     r = lab.post("asab", "/api/v1/claims", json={})
     assert r.status_code == 409 and "asked to stop" in r.json()["detail"]
+    assert lab.post("asab", f"/api/v1/tenants/{tenant}/resume").status_code == 403  # only an operator resets it
     lab.post("op", f"/api/v1/tenants/{tenant}/resume")
     assert lab.post("asab", "/api/v1/claims", json={}).status_code == 200

@@ -226,6 +226,11 @@ def drive(lab: Lab, contract: Contract) -> list[str]:
     ok(lab.get("op", "/api/v1/campaigns/films"))
     ok(lab.post("op", f"/api/v1/tenants/{asab}/stop"))
     ok(lab.post("op", f"/api/v1/tenants/{asab}/resume"))
+    letter = {"key": "asab:kept", "request_uuid": claimed, "quantity": "electrolyte", "method": "flow",
+              "refusal": "data: 'volume' is a required property", "status_code": 422,
+              "kept_at": "2026-12-04T04:00:00+00:00"}
+    ok(put("asab", f"/api/v1/tenants/{asab}/dead_letters", json={"letters": [letter]}))
+    ok(lab.get("op", "/api/v1/dead_letters"))
     ok(lab.get("op", "/api/v1/events", params={"limit": 50}))
     problems = contract.stream_problems("GET", "/api/v1/events/stream", first_event(
         lab, "/api/v1/events/stream", params={"after": 0}, headers=lab.headers("op")))

@@ -128,7 +128,7 @@ def test_a_restarted_tenant_does_not_post_twice(server, tmp_path):
     asyncio.run(scenario())
 
 
-def test_emergency_stop_releases_the_running_request(server, tmp_path):
+def test_emergency_stop_fails_the_running_request_as_retryable(server, tmp_path):
     with LabClient(server.url, "alice", "alice") as alice, LabClient(server.url, "op", "op") as op:
         uuid = alice.post_request(pld_request(pulses=4000, repetition_rate=1.0))
         proc = spawn_tenant(server, "chamber-a", tmp_path)
@@ -138,7 +138,8 @@ def test_emergency_stop_releases_the_running_request(server, tmp_path):
             op.stop_tenant(tenant)
             wait_for(lambda: alice.request(uuid).status == "pending", timeout=60)
             history = alice.history(uuid)
-            assert history[-1].actor == "chamber-a" and "stopped" in history[-1].message
+            assert history[-1].actor == "chamber-a" and "retryable failure: emergency stop" in history[-1].message
+            assert alice.request(uuid).attempts == 1
             op.resume_tenant(tenant)
             wait_for(lambda: alice.request(uuid).status in ("reserved", "resolved"), timeout=60)
         finally:

@@ -159,7 +159,7 @@ def stop_tenant(request: Request, user: ActionUser, tenant_uuid: str) -> Respons
     def change() -> str:
         _operator(user)
         row = request.app.state.lab.registry.request_stop(tenant_uuid, user.username)
-        return f"Tenant {row.name} asked to stop: it claims nothing more and releases or fails its work."
+        return f"Tenant {row.name} asked to stop: its instruments go to their safe state, its work fails (retryable) and it claims nothing until resumed."
 
     return _act(request, user, f"stop tenant {tenant_uuid}", change)
 

@@ -53,7 +53,8 @@ def overview(request: Request, user: PageUser) -> HTMLResponse:
 def tenants_page(request: Request, user: PageUser) -> HTMLResponse:
     lab = request.app.state.lab
     return page(request, "tenants.html", user, "tenants", title="Tenants", can=Controls(user), compact=False,
-                tenants=views.tenants(lab, user), offline_seconds=lab.settings.tenant_offline_seconds)
+                tenants=views.tenants(lab, user), offline_seconds=lab.settings.tenant_offline_seconds,
+                dead_letters=views.dead_letters(lab, user))
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -88,8 +89,9 @@ def summary_fragment(request: Request, user: FragmentUser) -> HTMLResponse:
 
 @router.get("/fragments/tenants", response_class=HTMLResponse)
 def tenants_fragment(request: Request, user: FragmentUser, compact: bool = False) -> HTMLResponse:
-    return fragment("_tenants.html", user, tenants=views.tenants(request.app.state.lab, user), compact=compact,
-                    can=Controls(user))
+    lab = request.app.state.lab
+    return fragment("_tenants.html", user, tenants=views.tenants(lab, user), compact=compact, can=Controls(user),
+                    dead_letters=[] if compact else views.dead_letters(lab, user))
 
 
 @router.get("/fragments/queue", response_class=HTMLResponse)

@@ -125,6 +125,11 @@ def tenants(lab, p: Principal, now: float | None = None) -> list[TenantRow]:
     return out
 
 
+def dead_letters(lab, p: Principal) -> list:
+    """The results tenants keep because the server refused them (operators only; others see none)."""
+    return lab.dead_letters.listing() if p.is_operator else []
+
+
 # -- the queue -----------------------------------------------------------------
 @dataclass
 class QueueFilter:

@@ -54,6 +54,24 @@ class Tenant(SQLModel, table=True):
     last_seen: float | None = None
 
 
+class DeadLetter(SQLModel, table=True):
+    """A result its tenant keeps because the server refused it (as the tenant last reported)."""
+
+    __tablename__ = "dead_letter"
+    __table_args__ = (Index("ux_dead_letter_tenant_key", "tenant_uuid", "key", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_uuid: str = Field(max_length=64)
+    key: str = Field(max_length=300)
+    request_uuid: str | None = Field(default=None, max_length=64)
+    quantity: str = Field(max_length=200)
+    method: str = Field(max_length=200)
+    refusal: str
+    status_code: int | None = None
+    kept_at: float
+    reported_at: float
+
+
 class Capability(SQLModel, table=True):
     __table_args__ = (Index("ux_capability_quantity_method", "quantity", "method", unique=True),)
 

@@ -75,13 +75,21 @@ def activate(lab: LabDep, p: CurrentOperator, tenant_uuid: str) -> TenantDetail:
 
 
 @router.post("/tenants/{tenant_uuid}/stop")
-def stop_tenant(lab: LabDep, p: CurrentOperator, tenant_uuid: str) -> TenantDetail:
-    """Emergency stop: the tenant's runtime stops its instrument and releases or fails its work."""
+def stop_tenant(lab: LabDep, p: CurrentUser, tenant_uuid: str) -> TenantDetail:
+    """Emergency stop: the tenant's runtime brings its instruments to their safe state and fails its work.
+
+    An operator stops any tenant; a tenant's own user reports a stop made at the
+    instrument (its runtime does, after a local emergency stop), so that it shows
+    and is reset here. Only an operator resets it (``resume``).
+    """
+    if not p.is_operator and p.tenant_uuid != tenant_uuid:
+        raise Forbidden("only an operator, or the tenant itself, can emergency-stop a tenant")
     return convert.tenant_detail(lab.registry.request_stop(tenant_uuid, p.username))
 
 
 @router.post("/tenants/{tenant_uuid}/resume")
 def resume_tenant(lab: LabDep, p: CurrentOperator, tenant_uuid: str) -> TenantDetail:
+    """Reset an emergency stop: the tenant's runtime re-arms its instruments and claims again."""
     return convert.tenant_detail(lab.registry.clear_stop(tenant_uuid, p.username))
 
 
