@@ -129,9 +129,13 @@ class DaskExecutor(Executor):
         self._workers_lock = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, scheduler: str = LOCAL, scheduler_file: Path | None = None,
-                      timeout: float = 20.0) -> DaskExecutor:
+    async def connect(cls, scheduler: str = LOCAL, scheduler_file: Path | None = None, timeout: float = 20.0,
+                      local_workers: int = 1, local_processes: bool = False) -> DaskExecutor:
         """A client of the scheduler at ``scheduler`` (or in ``scheduler_file``), or of an embedded cluster.
+
+        Args:
+            local_workers, local_processes: the embedded cluster's one-thread workers, and whether each is
+                a process of its own (the tenant uses one thread in its own process; the benchmark more).
 
         Raises:
             ClusterUnavailable: naming the scheduler and why.
@@ -143,7 +147,8 @@ class DaskExecutor(Executor):
                 client = await Client(scheduler_file=str(scheduler_file), asynchronous=True, timeout=timeout)
             elif scheduler == LOCAL:
                 with dask.config.set({ALLOWED_FAILURES: 0}):
-                    cluster = await LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                    cluster = await LocalCluster(n_workers=local_workers, threads_per_worker=1,
+                                                 processes=local_processes,
                                                  dashboard_address=":0", asynchronous=True)
                 client = await Client(cluster, asynchronous=True)
             else:
