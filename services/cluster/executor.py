@@ -172,7 +172,7 @@ class DaskExecutor(Executor):
         """The scheduler's worker table (address -> nthreads, resources...), at most :data:`WORKERS_TTL` old."""
         async with self._workers_lock:
             if time.monotonic() - self._workers_at > WORKERS_TTL:
-                identity = await self.client.scheduler.identity(n_workers=-1)
+                identity = await self.client.scheduler.identity()  # every worker (newer Dask: n_workers=-1 by default)
                 self._workers = dict(identity.get("workers", {}))
                 self._workers_at = time.monotonic()
             return self._workers
