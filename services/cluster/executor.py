@@ -178,7 +178,13 @@ class DaskExecutor(Executor):
             return self._workers
 
     async def slots(self, resources: Mapping[str, float]) -> tuple[str, int]:
-        name, slots, _ = pool_of(await self.workers(), resources)
+        """The pool and its slots; none while the scheduler cannot be reached (nothing more is claimed)."""
+        try:
+            workers = await self.workers()
+        except (OSError, CommClosedError, TimeoutError) as exc:
+            log.warning("Dask scheduler unreachable (%s): claiming nothing until it answers", exc)
+            workers = {}
+        name, slots, _ = pool_of(workers, resources)
         return name, slots
 
     # -- running -----------------------------------------------------------
