@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from labweave.drivers.compute import IN_PROCESS, Executor
 from labweave.schemas.capability import Capability
 from labweave.schemas.limitation import violations
 from labweave.schemas.units import parse_unit
@@ -57,7 +58,11 @@ class ParameterError(DriverError, ValueError):
 
     def __init__(self, field: str, message: str):
         self.field = field
+        self.message = message
         super().__init__(f"{field}: {message}")
+
+    def __reduce__(self):  # raised on a Dask worker, re-raised here: keep both arguments
+        return (type(self), (self.field, self.message))
 
 
 class InstrumentFault(DriverError):
@@ -66,6 +71,9 @@ class InstrumentFault(DriverError):
     def __init__(self, message: str, retryable: bool = True):
         self.retryable = retryable
         super().__init__(message)
+
+    def __reduce__(self):  # raised on a Dask worker, re-raised here: keep whether it is retryable
+        return (type(self), (self.args[0] if self.args else "", self.retryable))
 
 
 class InstrumentStopped(DriverError):
@@ -179,6 +187,22 @@ class Backend:
     #: What :meth:`stop` leaves the instrument in, as the lab says it (shown to the operator on an
     #: emergency stop and written into the failure of the work it interrupted).
     safe_state: ClassVar[str] = "stopped"
+    #: True for a backend whose work is a pure computation it hands to :attr:`executor`
+    #: (:mod:`labweave.drivers.compute`); such an instrument runs as many requests at once as the
+    #: executor has slots (and :meth:`concurrency` allows).
+    offloads: ClassVar[bool] = False
+    #: Worker resources its computations prefer on a cluster (``{"GPU": 1}`` for an MLIP).
+    resources: ClassVar[dict[str, float]] = {}
+    #: Where its computations run; the tenant daemon sets a cluster's executor here.
+    executor: Executor = IN_PROCESS
+
+    def concurrency(self) -> int:
+        """How many operations the instrument itself can run at once (a cycler's channels)."""
+        return 1
+
+    def warmups(self) -> tuple[Callable[[], object], ...]:
+        """Loads its computations need once per process (a cluster runs them on each worker as it joins)."""
+        return ()
 
     @classmethod
     def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:

@@ -2,8 +2,12 @@
 
 A backend supplies an ASE calculator and the elements it can handle; this
 class runs the bulk-properties procedure (relaxation, equation of state,
-elemental references by the same method) in a worker thread so the event
-loop stays responsive, and honours a safe stop between optimizer steps.
+elemental references by the same method) through its executor
+(:mod:`labweave.drivers.compute`): a worker thread of this process, where a
+safe stop is honoured between optimizer steps, or a Dask worker, where the
+backend travels pickled (without its locks and caches) and each worker keeps
+one resident copy per method, with its elemental references, for all the
+computations it runs (:func:`bulk_properties_task`).
 
 The matrices of a few-atom relaxation are small, fastest on one BLAS (and
 torch) thread: the tenant process limits its threads once, at its start
@@ -13,12 +17,12 @@ torch) thread: the tenant process limits its threads once, at its start
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
 import threading
 import time
 from collections import Counter
-from typing import ClassVar
+from collections.abc import Callable, Hashable
+from typing import Any, ClassVar
 
 from ase import Atoms
 from ase.build import bulk
@@ -27,6 +31,7 @@ from ase.calculators.calculator import Calculator
 from labweave.drivers.atomistic.eos import equation_of_state, fcc_lattice_constant, relax
 from labweave.drivers.atomistic.structures import build_crystal, elements_of, reference_structure
 from labweave.drivers.base import Backend, InstrumentFault, InstrumentStopped, ParameterError, PhysicalLimit
+from labweave.drivers.compute import Computation
 from labweave.schemas.atomistic import (
     BulkPropertiesParameters,
     BulkPropertiesResult,
@@ -54,6 +59,7 @@ class AtomisticBackend(Backend, abc.ABC):
     #: The smallest force convergence worth asking of the method: below its forces' precision a
     #: relaxation chases noise until it runs out of steps.
     force_floor: ClassVar[str] = "1 meV / angstrom"
+    offloads: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._references: dict[str, ElementReference] = {}
@@ -62,6 +68,33 @@ class AtomisticBackend(Backend, abc.ABC):
         #: Calculations running in worker threads now.
         self.calculations = 0
         self._count_lock = threading.Lock()
+
+    # pickled to a Dask worker: the settings travel, the locks and caches are made anew there
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in _PER_PROCESS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._references = {}
+        self._reference_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self.calculations = 0
+        self._count_lock = threading.Lock()
+
+    def identity(self) -> Hashable:
+        """What makes two backends compute the same numbers (a worker keeps one of each).
+
+        A backend with settings that change its results (a functional, a cut-off) adds them.
+        """
+        return (type(self).__module__, type(self).__qualname__, self.method)
+
+    def warmups(self) -> tuple[Callable[[], object], ...]:
+        """Loads a process needs once before this method's first calculation (a model's weights)."""
+        return ()
+
+    def concurrency(self) -> int:
+        """A simulation code has no channels: as many requests as the executor has slots."""
+        return 1 << 16
 
     @abc.abstractmethod
     def supported_elements(self) -> frozenset[str]:
@@ -118,25 +151,32 @@ class AtomisticBackend(Backend, abc.ABC):
             The result, with cost and convergence.
         """
         self.check(params)
-        return await asyncio.to_thread(self._counted, params)
+        computation = Computation(bulk_properties_task, (self, params), name=f"{self.method}-bulk-properties",
+                                  resources=dict(self.resources), warmups=self.warmups(),
+                                  local={"check_stop": self._check_stop, "running": self._running})
+        return await self.executor.run(computation, self._stopped)
 
-    def _counted(self, params: BulkPropertiesParameters) -> BulkPropertiesResult:
-        with self._count_lock:  # counted in the worker thread: a cancelled task does not end the calculation
-            self.calculations += 1
-        try:
-            return self._compute(params)
-        finally:
-            with self._count_lock:
-                self.calculations -= 1
+    def _running(self, change: int) -> None:
+        """Counts calculations computing in this process's threads (a cancelled task does not end one)."""
+        with self._count_lock:
+            self.calculations += change
 
-    def _compute(self, params: BulkPropertiesParameters) -> BulkPropertiesResult:
+    def compute(self, params: BulkPropertiesParameters,
+                check_stop: Callable[[], None] | None = None) -> BulkPropertiesResult:
+        """The bulk properties, computed in the calling thread.
+
+        Args:
+            params: validated parameters.
+            check_stop: called between optimizer steps; raises to stop.
+        """
+        check_stop = check_stop or _never
         cpu, wall = time.process_time(), time.perf_counter()
         atoms = build_crystal(params)
         atoms.calc = self.calculator()
-        relaxation = relax(atoms, params.fmax, params.max_steps, self._check_stop)
+        relaxation = relax(atoms, params.fmax, params.max_steps, check_stop)
         fit, points = self._fit(atoms)
         counts = Counter(atoms.get_chemical_symbols())
-        references = [self.reference(symbol) for symbol in sorted(counts)]
+        references = [self.reference(symbol, check_stop) for symbol in sorted(counts)]
         n = len(atoms)
         reference_energy = sum(counts[r.element] * r.energy_per_atom for r in references) / n
         formula = "".join(f"{s}{c if c > 1 else ''}" for s, c in sorted(counts.items()))
@@ -178,11 +218,12 @@ class AtomisticBackend(Backend, abc.ABC):
         except ValueError as exc:
             raise InstrumentFault(f"{self.method}: equation of state failed: {exc}", retryable=False) from exc
 
-    def reference(self, symbol: str) -> ElementReference:
+    def reference(self, symbol: str, check_stop: Callable[[], None] | None = None) -> ElementReference:
         """The pure element in its ground-state structure, by this method (cached).
 
         Args:
             symbol: chemical symbol.
+            check_stop: called between optimizer steps; raises to stop.
 
         Returns:
             Its equilibrium energy and volume per atom.
@@ -193,7 +234,7 @@ class AtomisticBackend(Backend, abc.ABC):
                 return cached
             atoms = bulk(symbol)
             atoms.calc = self.calculator()
-            relax(atoms, REFERENCE_FMAX, REFERENCE_STEPS, self._check_stop)
+            relax(atoms, REFERENCE_FMAX, REFERENCE_STEPS, check_stop or _never)
             fit, _ = self._fit(atoms)
             reference = ElementReference(
                 element=symbol,
@@ -208,3 +249,45 @@ class AtomisticBackend(Backend, abc.ABC):
     def _check_stop(self) -> None:
         if self._stopped.is_set():
             raise InstrumentStopped(f"{self.method} calculation stopped")
+
+
+#: What a pickled backend leaves behind (made anew where it lands).
+_PER_PROCESS = frozenset({"_references", "_reference_lock", "_stopped", "executor", "_count_lock", "calculations"})
+#: The backend each method's computations use in this process, by :meth:`AtomisticBackend.identity`.
+_resident: dict[Hashable, AtomisticBackend] = {}
+_resident_lock = threading.Lock()
+
+
+def _never() -> None:
+    return None
+
+
+def resident(backend: AtomisticBackend) -> AtomisticBackend:
+    """This process's backend computing as ``backend`` does: the first one seen, kept with its references.
+
+    On a Dask worker every task brings a fresh copy of the backend; computing with the resident
+    one relaxes each element's reference once per worker, not once per request.
+    """
+    with _resident_lock:
+        return _resident.setdefault(backend.identity(), backend)
+
+
+def bulk_properties_task(backend: AtomisticBackend, params: BulkPropertiesParameters,
+                         check_stop: Callable[[], None] | None = None,
+                         running: Callable[[int], None] | None = None) -> BulkPropertiesResult:
+    """A bulk-properties calculation as an executor runs it: here, or on a Dask worker.
+
+    Args:
+        backend: the backend whose method computes it (its resident copy in this process does).
+        params: validated parameters.
+        check_stop: only where it runs in the backend's own process.
+        running: only there too: told +1 as the calculation starts and -1 as it ends, so the backend
+            knows when nothing is left computing after a stop.
+    """
+    if running is None:
+        return resident(backend).compute(params, check_stop)
+    running(1)
+    try:
+        return resident(backend).compute(params, check_stop)
+    finally:
+        running(-1)

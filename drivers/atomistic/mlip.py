@@ -3,8 +3,11 @@
 CHGNet (Deng et al., Nat. Mach. Intell. 5, 1031 (2023)) is a graph neural
 network trained on the Materials Project trajectory data set (PBE/PBE+U);
 its pretrained weights ship inside the ``chgnet`` wheel, so nothing is
-downloaded at run time. The model is loaded once per process, lazily, on the
-first calculation, and shared by every calculator.
+downloaded at run time. The model is loaded once per process and shared by
+every calculator: lazily on the first calculation here, or, on a Dask cluster,
+by the worker plugin when the worker joins (:meth:`ChgnetBackend.warmups`).
+On a cluster the calculations prefer workers started with ``--resources GPU=1``
+(where there are some) and run on CUDA where torch sees a GPU.
 
 Elements: CHGNet covers Z = 1..94, but a formation energy needs each element's
 solid ground state; elements whose reference state in ASE is a crystal (fcc,
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from ase.calculators.calculator import Calculator
@@ -71,6 +75,7 @@ class ChgnetBackend(AtomisticBackend):
     #: An MLIP's forces carry the error of its fit (tens of meV/angstrom for CHGNet): converging
     #: tighter than 10 meV/angstrom is chasing that error.
     force_floor: ClassVar[str] = "10 meV / angstrom"
+    resources: ClassVar[dict[str, float]] = {"GPU": 1}
 
     def __init__(self) -> None:
         super().__init__()
@@ -82,4 +87,14 @@ class ChgnetBackend(AtomisticBackend):
     def calculator(self) -> Calculator:
         from chgnet.model.dynamics import CHGNetCalculator
 
-        return CHGNetCalculator(model=chgnet_model(), use_device="cpu")
+        return CHGNetCalculator(model=chgnet_model(), use_device=device())
+
+    def warmups(self) -> tuple[Callable[[], object], ...]:
+        return (chgnet_model,)
+
+
+def device() -> str:
+    """``cuda`` where torch sees a GPU (a GPU worker of a cluster), else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

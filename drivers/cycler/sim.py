@@ -3,9 +3,14 @@
 The backend takes the physical cell from the shelf (:mod:`labweave.drivers.cells`),
 maps its electrolyte and build to a PyBaMM single-particle model with SEI
 growth and stress-driven active-material loss (:mod:`.formulation`,
-:mod:`.cell_model`), runs the protocol as a PyBaMM experiment on a worker
-thread (:mod:`.experiment`), and reports what a channel measures, with seeded
-measurement noise. A cell the shelf does not hold is cycled as a nominal
+:mod:`.cell_model`), runs the protocol as a PyBaMM experiment (:mod:`.experiment`)
+through its executor (:mod:`labweave.drivers.compute`: a worker thread here, or
+a Dask worker, :func:`simulate_test`), and reports what a channel measures,
+with seeded measurement noise. The backend keeps the state (the shelf, each
+cell's test count, the channels) and draws the noise's seed; the solve itself
+is a pure function of the cell, the protocol and that seed, so it gives the
+same numbers wherever it runs. The OKane2022 parameter set is loaded once per
+process (:func:`base_parameters`). A cell the shelf does not hold is cycled as a nominal
 stand-in of the reference electrolyte seeded from its uuid, with a warning.
 A cell already cycled to the end of a test is refused: it is aged, and the
 model does not carry its state over.
@@ -42,6 +47,7 @@ from labweave.drivers.cycler import cell_model
 from labweave.drivers.cycler.backend import CycleMeasurement, CyclerBackend, CyclingProtocol, CyclingRun
 from labweave.drivers.cycler.experiment import LOGGED_VARIABLES, build_experiment, measure_cycle, plan_cycles
 from labweave.drivers.cycler.formulation import electrolyte_properties
+from labweave.drivers.compute import Computation
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,19 @@ CHANNEL_LIMITS = (
 
 def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+_base: pybamm.ParameterValues | None = None
+_base_lock = threading.Lock()
+
+
+def base_parameters() -> pybamm.ParameterValues:
+    """The OKane2022 parameter set, loaded once per process (a worker's warm-up) and never modified."""
+    global _base
+    with _base_lock:
+        if _base is None:
+            _base = cell_model.base_parameters()
+        return _base
 
 
 class _ChannelWatch(pybamm.callbacks.Callback):
@@ -138,8 +157,7 @@ class SimulatedCyclerBackend(CyclerBackend):
         self._free_channels = list(range(1, channels + 1))
         self.channels = {number: ChannelState() for number in range(1, channels + 1)}
         self._running: set[threading.Event] = set()
-        self._base: pybamm.ParameterValues | None = None
-        self._base_lock = threading.Lock()
+        self._channels = channels
         self._warned: set[str] = set()
         self.tests_run = 0
 
@@ -150,17 +168,22 @@ class SimulatedCyclerBackend(CyclerBackend):
         return cls(CellShelf.of_lab(context.state_dir), seed=context.seed, channels=settings.channels,
                    name=settings.name)
 
-    def _base_parameters(self) -> pybamm.ParameterValues:
-        with self._base_lock:
-            if self._base is None:
-                self._base = cell_model.base_parameters()
-            return self._base
+    offloads = True
+
+    def concurrency(self) -> int:
+        """One test per channel."""
+        return self._channels
+
+    def warmups(self) -> tuple[Callable[[], object], ...]:
+        return (base_parameters,)
 
     def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
         return CHANNEL_LIMITS
 
     async def setup(self) -> None:
-        await asyncio.to_thread(self._base_parameters)
+        await self.executor.prepare(self.warmups())
+        if not self.executor.remote:
+            await asyncio.to_thread(base_parameters)
 
     safe_state = "every channel at zero current and open circuit, its cell disconnected and the channel released"
 
@@ -212,7 +235,7 @@ class SimulatedCyclerBackend(CyclerBackend):
         # noise seeded by (cycler seed, cell, how often this cycler tested it), so
         # results do not depend on the order in which concurrent tests start
         self._tests_of_cell[cell_uuid] += 1
-        rng = np.random.default_rng([self.seed, _stable_hash(cell_uuid), self._tests_of_cell[cell_uuid]])
+        noise_seed = [self.seed, _stable_hash(cell_uuid), self._tests_of_cell[cell_uuid]]
         stop = threading.Event()
         self._running.add(stop)
         self.tests_run += 1
@@ -230,7 +253,10 @@ class SimulatedCyclerBackend(CyclerBackend):
         state = self.channels[channel]
         state.cell_uuid, state.relay_closed, state.current_a = cell_uuid, True, protocol.formation_charge_a
         try:
-            run = await asyncio.to_thread(self._simulate, record, protocol, channel, rng, stop, report)
+            computation = Computation(simulate_test, (record, protocol, channel, noise_seed, self.rtol, self.name),
+                                      name="pybamm-cycling", warmups=self.warmups(),
+                                      local={"stop": stop, "report": report})
+            run = await self.executor.run(computation, stop)
         finally:
             self._running.discard(stop)
             state.current_a, state.relay_closed, state.cell_uuid = 0.0, False, None  # the channel is released
@@ -247,85 +273,103 @@ class SimulatedCyclerBackend(CyclerBackend):
             )
         return run
 
-    def _simulate(
-        self,
-        record: CellRecord,
-        protocol: CyclingProtocol,
-        channel: int,
-        rng: np.random.Generator,
-        stop: threading.Event,
-        report: Callable[[float, str], None],
-    ) -> CyclingRun:
-        """Run the protocol on the cell model (worker thread)."""
-        base = self._base_parameters()
-        run = CyclingRun(cell_uuid=record.uuid, channel=channel, stand_in=record.stand_in)
-        electrolyte = electrolyte_properties(record.electrolyte)
-        design = cell_model.design_cell(record, electrolyte, base)
-        v_min = min(protocol.formation_v_min, protocol.v_min)
-        v_max = max(protocol.formation_v_max, protocol.v_max)
-        values = cell_model.parameter_values(design, base, v_min, v_max)
-        short = next((d for d in record.defects if isinstance(d, InternalShort)), None)
-        plan, abort_reason = plan_cycles(protocol, short)
-        log.debug(
-            "cell %s: area %.3f cm2, R %.2f ohm, SEI x%.2f, cathode LAM x%.2f, kappa %.3f S/m",
-            record.uuid,
-            design.area_m2 * 1e4,
-            design.series_resistance_ohm,
-            design.sei_factor,
-            design.cathode_lam_factor,
-            electrolyte.conductivity,
-        )
-        if not plan:
-            run.abort_reason = abort_reason
-            return run
-        simulation = pybamm.Simulation(
-            cell_model.build_model(),
-            parameter_values=values,
-            experiment=build_experiment(plan),
-            # only what a channel logs is kept: about a third less time per test
-            solver=pybamm.IDAKLUSolver(rtol=self.rtol, atol=1e-7, output_variables=list(LOGGED_VARIABLES)),
-            # one model for the whole schedule, step values as inputs: a short's
-            # cycle-by-cycle currents do not each cost a model build
-            experiment_model_mode="unified",
-        )
-        watch = _ChannelWatch(stop, report, len(plan), channel)
-        try:
-            solution = simulation.solve(initial_soc=0.0, callbacks=[watch], calc_esoh=False)
-        except pybamm.SolverError as exc:
-            run.abort_reason = f"the cell could not follow the protocol from its first step: {exc}"
-            return run
-        cycles = [c for c in solution.cycles if c is not None]
-        for planned, cycle_solution in zip(plan, cycles, strict=False):
-            measured, finished = measure_cycle(cycle_solution, planned, protocol.capacity_ah)
-            measured = self._with_noise(measured, rng)
-            (run.formation if planned.stage == "formation" else run.cycles).append(measured)
-            where = f"{planned.stage} cycle {planned.number}"
-            if not measured.reached_v_max:
-                abort_reason = f"{where}: the charge did not reach {planned.v_max} V within the step time limit"
-                break
-            if not finished:
-                abort_reason = f"{where}: the discharge did not reach {planned.v_min} V"
-                break
-        else:
-            if len(cycles) < len(plan):
-                missing = plan[len(cycles)]
-                abort_reason = (
-                    f"{missing.stage} cycle {missing.number}: the cell could no longer follow the protocol "
-                    f"({solution.termination})"
-                )
+
+def simulate_test(
+    record: CellRecord,
+    protocol: CyclingProtocol,
+    channel: int,
+    noise_seed: list[int],
+    rtol: float,
+    cycler: str,
+    stop: threading.Event | None = None,
+    report: Callable[[float, str], None] | None = None,
+) -> CyclingRun:
+    """Run the protocol on the cell model, as an executor runs it (a worker thread here, or a Dask worker).
+
+    Args:
+        record: the cell, as the shelf holds it.
+        protocol: the schedule.
+        channel: the channel it runs on (recorded in the run).
+        noise_seed: seed of the measurement noise (drawn by the backend).
+        rtol: the solver's relative tolerance.
+        cycler: the cycler's name (for the log).
+        stop: set by a safe stop (only where it runs in the backend's process).
+        report: progress per cycle (only there, too).
+    """
+    rng = np.random.default_rng(noise_seed)
+    base = base_parameters()
+    run = CyclingRun(cell_uuid=record.uuid, channel=channel, stand_in=record.stand_in)
+    electrolyte = electrolyte_properties(record.electrolyte)
+    design = cell_model.design_cell(record, electrolyte, base)
+    v_min = min(protocol.formation_v_min, protocol.v_min)
+    v_max = max(protocol.formation_v_max, protocol.v_max)
+    values = cell_model.parameter_values(design, base, v_min, v_max)
+    short = next((d for d in record.defects if isinstance(d, InternalShort)), None)
+    plan, abort_reason = plan_cycles(protocol, short)
+    log.debug(
+        "cell %s: area %.3f cm2, R %.2f ohm, SEI x%.2f, cathode LAM x%.2f, kappa %.3f S/m",
+        record.uuid,
+        design.area_m2 * 1e4,
+        design.series_resistance_ohm,
+        design.sei_factor,
+        design.cathode_lam_factor,
+        electrolyte.conductivity,
+    )
+    if not plan:
         run.abort_reason = abort_reason
-        if abort_reason:
-            log.info("%s: test of %s ended early: %s", self.name, record.uuid, abort_reason)
         return run
-
-    @staticmethod
-    def _with_noise(measured: CycleMeasurement, rng: np.random.Generator) -> CycleMeasurement:
-        def noisy(value: float) -> float:
-            return max(
-                value * (1.0 + CAPACITY_NOISE * rng.standard_normal()) + CAPACITY_NOISE_FLOOR * rng.standard_normal(),
-                0.0,
+    simulation = pybamm.Simulation(
+        cell_model.build_model(),
+        parameter_values=values,
+        experiment=build_experiment(plan),
+        # only what a channel logs is kept: about a third less time per test
+        solver=pybamm.IDAKLUSolver(rtol=rtol, atol=1e-7, output_variables=list(LOGGED_VARIABLES)),
+        # one model for the whole schedule, step values as inputs: a short's
+        # cycle-by-cycle currents do not each cost a model build
+        experiment_model_mode="unified",
+    )
+    watch = _ChannelWatch(stop or threading.Event(), report or _ignore, len(plan), channel)
+    try:
+        solution = simulation.solve(initial_soc=0.0, callbacks=[watch], calc_esoh=False)
+    except pybamm.SolverError as exc:
+        run.abort_reason = f"the cell could not follow the protocol from its first step: {exc}"
+        return run
+    cycles = [c for c in solution.cycles if c is not None]
+    for planned, cycle_solution in zip(plan, cycles, strict=False):
+        measured, finished = measure_cycle(cycle_solution, planned, protocol.capacity_ah)
+        measured = _with_noise(measured, rng)
+        (run.formation if planned.stage == "formation" else run.cycles).append(measured)
+        where = f"{planned.stage} cycle {planned.number}"
+        if not measured.reached_v_max:
+            abort_reason = f"{where}: the charge did not reach {planned.v_max} V within the step time limit"
+            break
+        if not finished:
+            abort_reason = f"{where}: the discharge did not reach {planned.v_min} V"
+            break
+    else:
+        if len(cycles) < len(plan):
+            missing = plan[len(cycles)]
+            abort_reason = (
+                f"{missing.stage} cycle {missing.number}: the cell could no longer follow the protocol "
+                f"({solution.termination})"
             )
+    run.abort_reason = abort_reason
+    if abort_reason:
+        log.info("%s: test of %s ended early: %s", cycler, record.uuid, abort_reason)
+    return run
 
-        measured.charge_capacity_mah = noisy(measured.charge_capacity_mah)
-        measured.discharge_capacity_mah = noisy(measured.discharge_capacity_mah)
-        return measured
+
+def _with_noise(measured: CycleMeasurement, rng: np.random.Generator) -> CycleMeasurement:
+    def noisy(value: float) -> float:
+        return max(
+            value * (1.0 + CAPACITY_NOISE * rng.standard_normal()) + CAPACITY_NOISE_FLOOR * rng.standard_normal(),
+            0.0,
+        )
+
+    measured.charge_capacity_mah = noisy(measured.charge_capacity_mah)
+    measured.discharge_capacity_mah = noisy(measured.discharge_capacity_mah)
+    return measured
+
+
+def _ignore(fraction: float, message: str) -> None:
+    return None

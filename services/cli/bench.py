@@ -56,6 +56,26 @@ def drivers(
         typer.echo(json.dumps(row))
 
 
+@app.command("dask")
+def dask(
+    workers: str = typer.Option("1,2", "--workers", help="comma-separated sizes of the local Dask cluster"),
+    simulations: int = typer.Option(12, "--simulations", min=2, max=1000, help="EMT requests per setting"),
+) -> None:
+    """EMT relaxations per second through the tenant runtime, in-process and on 1, 2... local Dask workers,
+    and the orchestration overhead per simulation (claim to result minus the computation)."""
+    try:
+        sizes = [int(w) for w in workers.split(",") if w.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(n < 1 or n > 64 for n in sizes):
+        typer.secho(f"error: --workers {workers!r}: give comma-separated counts between 1 and 64", fg="red",
+                    err=True)
+        raise typer.Exit(2)
+    from labweave.services.bench.dask import run
+
+    run(sizes, simulations)
+
+
 def _moved(name: str, commands: tuple[str, ...]) -> None:
     """A hidden subcommand for a study that moved: it names the command that runs it now."""
 

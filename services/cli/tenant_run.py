@@ -82,6 +82,15 @@ def run(
     until_idle: bool = typer.Option(False, "--until-idle", help="exit when nothing is left to claim"),
     cells: int = typer.Option(2, "--cells", min=1, max=64, help="workflow: cells assembled per request"),
     cycles: int = typer.Option(150, "--cycles", min=1, max=1000, help="workflow: cycles per cell"),
+    dask_scheduler: str = typer.Option(
+        "local", "--dask-scheduler", envvar="LABWEAVE_DASK_SCHEDULER", metavar="local|none|tcp://HOST:8786",
+        help="where simulations (emt, chgnet, cycler) compute: an embedded Dask cluster (local), this "
+             "process without Dask (none), or a Dask scheduler's address",
+    ),
+    dask_scheduler_file: Optional[Path] = typer.Option(
+        None, "--dask-scheduler-file", envvar="LABWEAVE_DASK_SCHEDULER_FILE",
+        help="a Dask scheduler file (dask scheduler --scheduler-file) instead of --dask-scheduler",
+    ),
 ) -> None:
     """Claim and run requests for INSTRUMENTS until stopped (SIGTERM finishes or releases held work).
 
@@ -94,6 +103,10 @@ def run(
     from labweave.services.tenant.runtime import TenantRuntime
 
     login = secret(password, password_file, "--password")
+
+    from labweave.services.cluster import metrics
+
+    scheduler = cluster_choice(dask_scheduler, dask_scheduler_file)
     choices = backend_choices(instruments, backend, backend_option)
     built = []
     for i, name in enumerate(instruments):  # a name given twice is two instruments (two channels)
@@ -106,21 +119,29 @@ def run(
             fail(str(exc))
 
     async def main() -> None:
-        async with AsyncLabClient(server, user, login) as client:
-            if WORKFLOW in instruments:
-                built.append(workflow(client, cells, cycles))
-            runtime = TenantRuntime(client, built, state_dir=tenant_state(state_dir, user), lease_seconds=lease,
-                                    poll_seconds=poll)
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, runtime.shutdown)
-            loop.add_signal_handler(signal.SIGUSR1, runtime.local_emergency_stop)
-            await runtime.run(until_idle=until_idle)
-            log.info("tenant %s done: %s", user, runtime.counters)
+        executor = await attach_executor(built, *scheduler)
+        try:
+            async with AsyncLabClient(server, user, login) as client:
+                if WORKFLOW in instruments:
+                    built.append(workflow(client, cells, cycles))
+                runtime = TenantRuntime(client, built, state_dir=tenant_state(state_dir, user),
+                                        lease_seconds=lease, poll_seconds=poll)
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, runtime.shutdown)
+                loop.add_signal_handler(signal.SIGUSR1, runtime.local_emergency_stop)
+                await runtime.run(until_idle=until_idle)
+                log.info("tenant %s done: %s", user, runtime.counters)
+        finally:
+            if executor is not None:
+                log.info("Dask tasks: %s", metrics.totals())
+                await executor.close()
+
+    from labweave.services.cluster.executor import ClusterUnavailable
 
     try:
         asyncio.run(main())
-    except LabweaveError as exc:
+    except (LabweaveError, ClusterUnavailable) as exc:
         fail(str(exc))
 
 
@@ -170,6 +191,39 @@ def outbox(
         typer.echo(f"  dead     {entry['key']}  request {result.get('request_uuid')} "
                    f"({result.get('quantity')}), kept {when} UTC")
         typer.echo(f"           refused ({entry.get('status_code')}): {entry['refusal']}")
+
+
+def cluster_choice(scheduler: str, scheduler_file: Path | None) -> tuple[str, Path | None]:
+    """``--dask-scheduler`` and ``--dask-scheduler-file``, checked."""
+    from labweave.services.cluster.executor import LOCAL, check_scheduler
+
+    if scheduler_file is not None:
+        if scheduler.strip() != LOCAL:
+            fail("give --dask-scheduler or --dask-scheduler-file, not both")
+        if not scheduler_file.is_file():
+            fail(f"--dask-scheduler-file {scheduler_file}: no such file")
+        return LOCAL, scheduler_file
+    try:
+        return check_scheduler(scheduler), None
+    except ValueError as exc:
+        fail(str(exc))
+
+
+async def attach_executor(instruments: list, scheduler: str, scheduler_file: Path | None):
+    """Connect the instruments whose computations can leave the process to the chosen Dask cluster.
+
+    Returns:
+        The executor, or None where no instrument computes (pld, robot, workflow) or with ``none``.
+    """
+    from labweave.services.cluster.executor import NONE, DaskExecutor
+
+    offloading = [inst for inst in instruments if inst.backend.offloads]
+    if not offloading or (scheduler == NONE and scheduler_file is None):
+        return None
+    executor = await DaskExecutor.connect(scheduler, scheduler_file)
+    for inst in offloading:
+        inst.backend.executor = executor
+    return executor
 
 
 def backends() -> None:

@@ -1,7 +1,11 @@
 """The tenant runtime: claims what its instruments can serve, runs it, posts the result.
 
-One process may serve several instruments; each runs one request at a time.
-The runtime
+One process may serve several instruments; each runs one request at a time,
+but for a simulation whose backend hands its computations to an executor
+(:mod:`labweave.drivers.compute`; a Dask cluster, :mod:`labweave.services.cluster`):
+it keeps as many requests claimed as the executor has slots for them (the
+cluster's worker threads, or its GPU workers for the MLIP), each with its own
+lease and heartbeat. The runtime
 
 - publishes its instruments' limitations for its tenant (the capabilities
   must be registered by an operator),
@@ -122,6 +126,9 @@ class TenantRuntime:
         self.tenant_uuid = me.tenant_uuid
         entries = [entry for inst in self.instruments for entry in inst.limitations()]
         await self.client.set_limitations(self.tenant_uuid, entries)
+        for inst in self.instruments:  # models loaded on the workers before the first claim
+            if self._concurrent(inst):
+                await inst.backend.executor.prepare(inst.backend.warmups())
         log.info("tenant %s serves %s", self.tenant_uuid,
                  ", ".join(f"{e['quantity']}/{e['method']}" for e in entries))
         await self.flush_outbox()
@@ -319,26 +326,46 @@ class TenantRuntime:
         await self._fail(uuid, f"emergency stop ({self.estop}): {inst.name} interrupted and brought to {safe}: "
                                f"{inst.backend.safe_state}", True)
 
+    async def _room(self, inst: Instrument) -> int:
+        """How many more requests ``inst`` may take now.
+
+        One at a time, but for an instrument computing through a remote executor: as many as the
+        slots of its pool on the cluster (shared with the other instruments of this process whose
+        computations go to that pool), and no more than the instrument runs at once itself.
+        """
+        mine = sum(1 for job in self.jobs.values() if job.instrument is inst)
+        backend = inst.backend
+        if not (backend.offloads and backend.executor.remote):
+            return 0 if mine else 1
+        pool, slots = await backend.executor.slots(backend.resources)
+        shared = 0
+        for job in self.jobs.values():
+            other = job.instrument.backend
+            if other.offloads and other.executor is backend.executor and \
+                    (await other.executor.slots(other.resources))[0] == pool:
+                shared += 1
+        return max(0, min(slots - shared, backend.concurrency() - mine))
+
     async def _claim_for_idle_instruments(self) -> int:
-        busy = {id(job.instrument) for job in self.jobs.values()}
         claimed = 0
         for inst in self.instruments:
-            if id(inst) in busy or self._closing:
-                continue
             by_quantity: dict[str, list[str]] = {}
             for op in inst.operations:
                 by_quantity.setdefault(op.quantity, []).append(op.method)
-            for quantity, methods in by_quantity.items():
-                try:
-                    claim = await self.client.claim(quantity, methods, self.lease_seconds)
-                except Conflict as exc:  # e.g. asked to stop between two checks
-                    log.warning("claim refused: %s", exc)
-                    return claimed
-                if claim is None:
-                    continue
-                self._begin(inst, claim)
-                claimed += 1
-                break
+            while not self._closing and await self._room(inst) > 0:
+                for quantity, methods in by_quantity.items():
+                    try:
+                        claim = await self.client.claim(quantity, methods, self.lease_seconds)
+                    except Conflict as exc:  # e.g. asked to stop between two checks
+                        log.warning("claim refused: %s", exc)
+                        return claimed
+                    if claim is None:
+                        continue
+                    self._begin(inst, claim)
+                    claimed += 1
+                    break
+                else:  # nothing pending for it
+                    break
         return claimed
 
     def _begin(self, inst: Instrument, claim: Claim) -> None:
@@ -431,13 +458,23 @@ class TenantRuntime:
                     pass
                 if self.estop:
                     return
-                log.warning("lease of %s lost; stopping %s", uuid, job.instrument.name)
                 job.lease_lost = True
+                if self._concurrent(job.instrument):  # stop this request's computation, not the others'
+                    log.warning("lease of %s lost; cancelling its computation", uuid)
+                    if job.task is not None:
+                        job.task.cancel()
+                    return
+                log.warning("lease of %s lost; stopping %s", uuid, job.instrument.name)
                 await job.instrument.safe_stop()
                 job.instrument.resume()
                 return
             except LabweaveError as exc:
                 log.warning("heartbeat of %s failed: %s", uuid, exc)
+
+    @staticmethod
+    def _concurrent(inst: Instrument) -> bool:
+        """Whether the instrument may run several requests at once (its computations on a cluster)."""
+        return inst.backend.offloads and inst.backend.executor.remote
 
     async def _fail(self, uuid: str, reason: str, retryable: bool) -> None:
         try:

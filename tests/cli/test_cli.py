@@ -52,6 +52,12 @@ def test_db_capability_tenant_and_user(env):
         (("user", "add", "x", "--password", "pw12", "--role", "tenant", "--tenant", "nope"), "not registered"),
         (("capability", "add", "missing.json"), "no such file"),
         (("tenant", "run", "teleporter", "--user", "u", "--password", "p"), "unknown instrument"),
+        (("tenant", "run", "emt", "--user", "u", "--password", "p", "--dask-scheduler", "10.0.0.1:8786"),
+         "--dask-scheduler '10.0.0.1:8786': give 'local', 'none' or an address such as tcp://HOST:8786"),
+        (("tenant", "run", "emt", "--user", "u", "--password", "p", "--dask-scheduler-file", "missing.json"),
+         "--dask-scheduler-file missing.json: no such file"),
+        (("tenant", "run", "emt", "--user", "u", "--password", "p", "--dask-scheduler", "tcp://h:8786",
+          "--dask-scheduler-file", __file__), "not both"),
     ],
 )
 def test_bad_input_gets_a_clear_message(env, args, message):
