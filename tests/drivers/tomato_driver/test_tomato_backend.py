@@ -172,3 +172,25 @@ def test_an_unknown_pipeline_is_named_with_those_there_are(daemon, tmp_path):
         inst.limitations()
     assert not err.value.retryable and "pipeline 'pip-nothing' not found on tomato (its pipelines: pip-counter)" \
         in str(err.value)
+
+
+def test_a_unicycler_protocol_as_a_tomato_payload_is_accepted_by_the_daemon(daemon, tmp_path):
+    """The round trip's tomato half: the payload made from a unicycler protocol goes into tomato's queue (the
+    counter cannot run cycling tasks, so it waits there) and is cancelled."""
+    from aurora_unicycler import CyclingProtocol as UnicyclerProtocol
+
+    from labweave.drivers.cycler.unicycler import tomato_tasks
+    from labweave.drivers.tomato.payload import build_payload
+    from tests.drivers.test_unicycler import protocol
+
+    tasks = tomato_tasks(UnicyclerProtocol.model_validate(protocol()), None)
+    payload = build_payload(tasks, "cell-7", tmp_path / "out", "cell-7")
+    client = TomatoDaemon(daemon.port)
+    try:
+        job = client.submit(payload, tmp_path / "payloads", "cell-7-cycling")
+        assert job.status == "q" and len(job.payload.method) == 15
+        assert job.payload.method[0].technique_name == "constant_current"
+        client.cancel(job.id)
+        assert client.job(job.id).status == "cd"
+    finally:
+        client.close()
