@@ -41,6 +41,9 @@ from .payload import TomatoTask, build_payload, check_payload
 
 log = logging.getLogger(__name__)
 
+#: How long a stop waits for tomato to end a cancelled job before it stops the devices' tasks, s.
+STOP_WAIT_SECONDS = 10.0
+
 
 class TomatoSettings(BackendSettings):
     """``--backend-option`` of the tomato backend.
@@ -138,6 +141,13 @@ class TomatoBackend(Backend):
         try:
             await self._call(self.daemon.cancel, jobid)
             log.info("tomato job %d cancelled", jobid)
+            # the daemon ends the job's process first (status cd); stopping the task before that would let
+            # the job see its task end and finish as complete
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+            while time.monotonic() < deadline:
+                if (await self._call(self.daemon.job, jobid)).status in FINISHED:
+                    break
+                await asyncio.sleep(0.2)
         except TomatoError as exc:
             log.warning("could not cancel tomato job %d: %s", jobid, exc)
         for role in self.roles.values():
@@ -212,7 +222,7 @@ class TomatoBackend(Backend):
             await self._call(self._eject_when_free)
         except TomatoError as exc:
             log.warning("could not eject the sample from %s: %s", self.settings.pipeline, exc)
-        if record.status == CANCELLED:
+        if record.status == CANCELLED or self._stopping:  # a job stopped under way holds partial data only
             raise InstrumentStopped(f"tomato job {jobid} was cancelled")
         if record.status == CRASHED:
             raise InstrumentFault(f"tomato job {jobid} failed: {_last_error(record)}", retryable=True)
