@@ -35,8 +35,8 @@ class TomatoTask(BaseModel):
 
     component_role: str = Field(min_length=1, max_length=100)
     technique_name: str = Field(min_length=1, max_length=100)
-    max_duration: float = Field(gt=0, le=7 * 86400, json_schema_extra={"unit": "s"})
-    sampling_interval: float = Field(gt=0, le=86400, json_schema_extra={"unit": "s"})
+    max_duration: float = Field(gt=0, le=7 * 86400, json_schema_extra={"unit": "second"})
+    sampling_interval: float = Field(gt=0, le=86400, json_schema_extra={"unit": "second"})
     task_params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     task_name: str | None = None
 
