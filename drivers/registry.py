@@ -9,7 +9,7 @@ subclass. labweave registers its simulated backends in its own ``pyproject.toml`
     cycler.simulated = "labweave.drivers.cycler.sim:SimulatedCyclerBackend"
 
 and a package driving a real cycler adds one the same way, without touching
-labweave (``cycler.tomato = "labweave_tomato.cycler:TomatoCyclerBackend"``).
+labweave (``cycler.arbin = "labweave_arbin.cycler:ArbinCyclerBackend"``).
 The instrument part is a name of the tenant catalogue (``pld``, ``robot``,
 ``cycler``, ``emt``, ``chgnet``); the backend part is what ``labweave tenant
 run INSTRUMENT --backend NAME`` takes, :data:`DEFAULT` when none is given.

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -426,6 +426,12 @@ class CapacityCyclingInput(BaseModel):
         le=5.0,
         description="Current ending the constant-voltage hold of cycling.",
         json_schema_extra={"unit": "ampere"},
+    )
+    protocol: dict[str, Any] | None = Field(
+        default=None,
+        description="A cycling protocol in aurora-unicycler's format (labweave addition): when given, its steps "
+                    "set the voltage windows, C-rates, CV cut-offs and cycle counts; a step the cycler cannot run "
+                    "is refused by name.",
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from labweave.drivers.base import Instrument, Operation, ParameterError, Progress
 from labweave.drivers.cycler.analysis import cycling_output
 from labweave.drivers.cycler.backend import CyclerBackend, CyclingProtocol
+from labweave.drivers.cycler.unicycler import read_protocol, schedule_fields
 from labweave.schemas.battery import CapacityCyclingInput, CapacityCyclingOutput, CellInfo
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,34 @@ class Cycler(Instrument):
         ``V_min``..``V_max`` and is at least 0.5 V wide, and (when the
         capacity is given) no current exceeds ``I_max``.
 
+        A request carrying an aurora-unicycler ``protocol`` is checked as the fields its steps set
+        (:func:`~.unicycler.schedule_fields`); a refusal then names the step.
+
         Raises:
-            ParameterError: naming the first offending field.
+            ParameterError: naming the first offending field (or protocol step).
         """
+        if parameters.get("protocol") is None:
+            return self._validate_fields(quantity, method, parameters)
+        protocol = read_protocol(parameters["protocol"])
+        capacity = parameters.get("capacity")
+        fields, sources = schedule_fields(protocol, capacity if isinstance(capacity, (int, float)) else None)
+        requested = parameters.get("number_cycles")
+        if requested is not None and requested != fields["number_cycles"]:
+            raise ParameterError("number_cycles", f"the protocol runs {fields['number_cycles']} cycles after "
+                                 f"formation, the request asks for {requested}")
+        merged = {k: v for k, v in parameters.items() if k != "protocol"} | fields
+        try:
+            params = self._validate_fields(quantity, method, merged)
+        except ParameterError as exc:
+            field = exc.field.split(".")[0]
+            if field not in sources:
+                raise
+            step = protocol.method[sources[field]]
+            raise ParameterError(f"protocol.method[{sources[field]}]",
+                                 f"({step.step}) {exc}") from None
+        return params.model_copy(update={"protocol": parameters["protocol"]})
+
+    def _validate_fields(self, quantity: str, method: str, parameters: dict) -> BaseModel:
         params = super().validate(quantity, method, parameters)
         assert isinstance(params, CapacityCyclingInput)
         v_max = _or(params.V_max, STANDARD["V_max"])

@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -45,6 +45,11 @@ from labweave.schemas.tenant import (
     TenantDetail,
     TenantInfo,
 )
+
+if TYPE_CHECKING:  # pandas is imported by the methods that use it, not by every client
+    import pandas as pd
+
+    from labweave.services.export.bundle import CampaignData
 
 from .errors import ConnectionFailed, InvalidResponse, ServerError, rejected, retry_after
 
@@ -454,6 +459,20 @@ class AsyncLabClient:
         verb = {CampaignStatus.PAUSED: "pause", CampaignStatus.RUNNING: "resume"}[CampaignStatus(status)]
         return await self._model(CampaignRecord, "POST", f"/api/v1/campaigns/{name}/{verb}")
 
+
+    async def campaign_data(self, name: str) -> CampaignData:
+        """A campaign's record, requests and results, and the lab's tenants (to name who ran what)."""
+        from labweave.services.export.bundle import CampaignData
+
+        record = await self.campaign(name)
+        requests = await self.list_requests(campaign=name)
+        results = await self.list_results(campaign=name)
+        return CampaignData(record, requests, results, await self.tenants())
+
+    async def campaign_frame(self, name: str) -> pd.DataFrame:
+        """A campaign as a pandas DataFrame: one row per request with its provenance, result and objectives
+        (columns: :mod:`labweave.services.export.frame`); :class:`~.errors.NotFound` if there is no such campaign."""
+        return (await self.campaign_data(name)).frame()
 
 def parse(model: type[M], response: httpx.Response) -> M:
     """An answer read as ``model``; :class:`~.errors.InvalidResponse` if it does not fit."""

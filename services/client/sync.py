@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -31,6 +31,11 @@ from labweave.schemas.tenant import (
 )
 
 from .core import AsyncLabClient
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from labweave.services.export.bundle import CampaignData
 
 T = TypeVar("T")
 
@@ -290,3 +295,12 @@ class LabClient:
     def set_campaign_status(self, name: str, status: CampaignStatus | str) -> CampaignRecord:
         """Pause (``paused``) or resume (``running``) a campaign."""
         return self._run(self._core.set_campaign_status(name, status))
+
+    def campaign_data(self, name: str) -> CampaignData:
+        """A campaign's record, requests and results, and the lab's tenants (to name who ran what)."""
+        return self._run(self._core.campaign_data(name))
+
+    def campaign_frame(self, name: str) -> pd.DataFrame:
+        """A campaign as a pandas DataFrame: one row per request with its provenance, result and objectives
+        (columns: :mod:`labweave.services.export.frame`); :class:`~.errors.NotFound` if there is no such campaign."""
+        return self._run(self._core.campaign_frame(name))

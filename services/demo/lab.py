@@ -318,7 +318,9 @@ class DemoLab:
         record = (await operator.campaign(name)).model_dump(mode="json")
         requests = await operator.list_requests(campaign=name)
         results = await operator.list_results(campaign=name)
-        return CampaignRun(campaign, role, record, requests, results, ended)
+        run = CampaignRun(campaign, role, record, requests, results, ended)
+        run.tenants = await operator.tenants()
+        return run
 
 
 async def _raise_first_failure(tasks: list[asyncio.Task], when: str) -> None:

@@ -2,7 +2,9 @@
 
 ``DIR/report.html`` embeds its figures (base64), so the page alone can be
 mailed or archived; the same figures are in ``DIR/*.png`` and the numbers
-behind the summary in ``DIR/summary.json``.
+behind the summary in ``DIR/summary.json``. Each run's data is exported as
+``labweave export`` does it: ``DIR/data/CAMPAIGN.csv`` (the campaign frame)
+and ``DIR/data/CAMPAIGN-crate/`` (an RO-Crate), linked from the page.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from typing import Any
 
 from labweave.optimizer import analytics
 from labweave.optimizer.campaign import Campaign
+from labweave.schemas.api import CampaignRecord
+from labweave.services.export.bundle import CampaignData
+from labweave.services.export.crate import pack_crate
+from labweave.services.export.files import write_frame
 
 from . import analysis, figures, symbolic
 from .campaigns import DemoCampaign
@@ -40,6 +46,7 @@ class CampaignReport:
         formulas: SISSO formulas fitted to the results of both runs (one line each).
         strategy_formulas: formulas the campaign's strategy reported itself.
         figures: the PNG files drawn for it.
+        exports: per run, its campaign name, its table (CSV) and its RO-Crate folder.
     """
 
     key: str
@@ -51,6 +58,8 @@ class CampaignReport:
     formulas: list[str]
     strategy_formulas: list[str]
     figures: list[Path] = field(default_factory=list)
+    #: each run's exported table and RO-Crate, relative to the report's folder
+    exports: list[tuple[str, Path, Path]] = field(default_factory=list)
 
     @property
     def winner(self) -> str | None:
@@ -127,12 +136,27 @@ def write_report(result: DemoResult) -> tuple[Path, list[CampaignReport]]:
     for demo in result.campaigns:
         if demo.recipe.key in result.runs:
             optimised, baseline = result.runs[demo.recipe.key]
-            parts.append(analyse(demo, optimised, baseline, out))
+            part = analyse(demo, optimised, baseline, out)
+            part.exports = [export_run(run, out) for run in (optimised, baseline)]
+            parts.append(part)
     page = out / "report.html"
     page.write_text(_html(result, parts), encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(_summary(result, parts), indent=2, default=str), encoding="utf-8")
     log.info("wrote %s", page)
     return page, parts
+
+
+def export_run(run: CampaignRun, out: Path) -> tuple[str, Path, Path]:
+    """Write a run as ``labweave export`` would: ``data/NAME.csv`` and the RO-Crate ``data/NAME-crate/``.
+
+    Returns:
+        The campaign's name, the table and the crate, relative to ``out``.
+    """
+    name = run.campaign.spec.name
+    data = CampaignData(CampaignRecord.model_validate(run.record), run.requests, run.results, run.tenants)
+    table = write_frame(data.frame(), out / "data" / f"{name}.csv", "csv")
+    crate = pack_crate(data, out / "data" / f"{name}-crate")
+    return name, table.relative_to(out), crate.relative_to(out)
 
 
 def _summary(result: DemoResult, parts: list[CampaignReport]) -> dict[str, Any]:
@@ -145,7 +169,9 @@ def _summary(result: DemoResult, parts: list[CampaignReport]) -> dict[str, Any]:
                               "winner": p.winner, "reference": p.reference,
                               "calibration": {name: asdict(c) for name, c in p.calibration.items()},
                               "formulas": p.formulas, "strategy_formulas": p.strategy_formulas,
-                              "figures": [f.name for f in p.figures]}
+                              "figures": [f.name for f in p.figures],
+                              "exports": {name: {"table": str(table), "crate": str(crate)}
+                                          for name, table, crate in p.exports}}
                       for p in parts},
     }
 
@@ -259,6 +285,12 @@ def _part(part: CampaignReport, demo: DemoCampaign, replicates: int) -> str:
     if part.strategy_formulas:
         lines.append(f"<p>Formulas the {_e(part.optimised.strategy)} strategy reported:</p><ul>"
                      + "".join(f"<li><code>{_e(f)}</code></li>" for f in part.strategy_formulas) + "</ul>")
+    if part.exports:
+        lines.append("<p>The runs' data (one row per request: parameters, provenance, result, objectives) and "
+                     "RO-Crates to archive them: "
+                     + "; ".join(f'{_e(name)}: <a href="{_e(table.as_posix())}">table (CSV)</a>, '
+                                 f'<a href="{_e((crate / "ro-crate-metadata.json").as_posix())}">RO-Crate</a>'
+                                 for name, table, crate in part.exports) + ".</p>")
     lines.append('<div class="figures">' + "".join(_img(f) for f in part.figures) + "</div>")
     return "\n".join(lines)
 

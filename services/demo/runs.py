@@ -18,6 +18,7 @@ from labweave.optimizer.analytics import CampaignTerms, Observation, Progress
 from labweave.optimizer.campaign import Campaign
 from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import ResultInfo
+from labweave.schemas.tenant import TenantInfo
 
 from .campaigns import RECIPES, DemoCampaign, DemoRecipe
 
@@ -65,6 +66,7 @@ class CampaignRun:
             :mod:`.replicates`), where its recipe asks for replicates.
         replicates: values read from those replicate measurements.
         replicate_failures: replicates that gave no usable result.
+        tenants: the lab's tenants, naming who ran what in the run's export.
     """
 
     campaign: Campaign
@@ -76,6 +78,8 @@ class CampaignRun:
     replicated: dict[str, Any] | None = None
     replicates: list[dict[str, float]] = field(default_factory=list)
     replicate_failures: int = 0
+    #: the lab's tenants when the run was collected (to name who ran what in its export)
+    tenants: list[TenantInfo] = field(default_factory=list)
 
     @property
     def name(self) -> str:

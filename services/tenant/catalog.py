@@ -23,6 +23,7 @@ INSTRUMENTS: dict[str, str] = {
     "chgnet": "labweave.drivers.atomistic.frontend:ChgnetSimulator",
     "robot": "labweave.drivers.coin_cell_robot.frontend:CoinCellRobot",
     "cycler": "labweave.drivers.cycler.frontend:Cycler",
+    "tomato": "labweave.drivers.tomato.frontend:TomatoDevice",
 }
 
 

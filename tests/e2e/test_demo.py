@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
 import pytest
 
 from labweave.optimizer import analytics
@@ -24,6 +25,7 @@ from labweave.services.demo.campaigns import (
     demo_campaign,
 )
 from labweave.services.demo.runs import CampaignRun
+from labweave.services.export.files import read_frame
 from labweave.services.demo.tenants import DEMO_TENANTS, unavailable
 from tests.campaign_records import request, run
 
@@ -199,6 +201,17 @@ def test_short_demo_runs_the_lab_and_writes_its_report(tmp_path):
     assert summary["reference"] == {"roughness": 1.0, "oscillations": 3.0}
     assert summary["calibration"]["roughness"]["n"] >= 1  # the model made proposals and was scored on them
     assert summary["calibration"]["oscillations"]["n"] >= 1
+
+    # each run's data exported as `labweave export` does, linked from the page
+    for name in ("pld-srtio3-smooth", "pld-srtio3-smooth-random"):
+        table = read_frame(out / "data" / f"{name}.csv", "csv")
+        assert len(table) == 4 and (table["status"] == "resolved").all()
+        assert table["objective.roughness"].notna().all() and table["strategy"].notna().all()
+        crate = json.loads((out / "data" / f"{name}-crate" / "ro-crate-metadata.json").read_text())
+        assert crate["@context"] == "https://w3id.org/ro/crate/1.1/context"
+        assert sum(e["@type"] == "CreateAction" for e in crate["@graph"]) == 8  # proposal and measurement each
+        assert f'href="data/{name}.csv"' in page
+    assert summary["exports"]["pld-srtio3-smooth"]["table"] == "data/pld-srtio3-smooth.csv"
 
     # the numbers came from real requests, resolved by the PLD tenant through the server
     with sqlite3.connect(out / "labweave.db") as db:

@@ -143,8 +143,8 @@ runner = CliRunner()
 
 def test_the_cli_names_the_backends_there_are(installed, tmp_path):
     base = ["tenant", "run", "--user", "u", "--password", "p", "--state-dir", str(tmp_path)]
-    r = runner.invoke(app, [*base, "cycler", "--backend", "tomato"])
-    assert r.exit_code == 2 and "no backend 'tomato' for the cycler; installed: networked, simulated" in r.output
+    r = runner.invoke(app, [*base, "cycler", "--backend", "arbin"])
+    assert r.exit_code == 2 and "no backend 'arbin' for the cycler; installed: networked, simulated, tomato" in r.output
     r = runner.invoke(app, [*base, "pld", "--backend", "networked", "--backend-option", "address=udp://x"])
     assert r.exit_code == 2 and "option address: String should match" in r.output
     r = runner.invoke(app, [*base, "pld", "cycler", "--backend", "robot=simulated"])
