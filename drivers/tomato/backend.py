@@ -170,28 +170,28 @@ class TomatoBackend(Backend):
         for i, (task, parsed) in enumerate(zip(tasks, checked)):
             role = roles.get(task.component_role)
             if role is None:
-                raise ParameterError(f"tasks.{i}.component_role",
+                raise ParameterError(f"tasks[{i}].component_role",
                                      f"pipeline {self.settings.pipeline!r} has no component in role "
                                      f"{task.component_role!r} (its roles: {', '.join(sorted(roles))})")
             if task.technique_name not in role.component.capabilities:
-                raise ParameterError(f"tasks.{i}.technique_name",
+                raise ParameterError(f"tasks[{i}].technique_name",
                                      f"the {task.component_role} cannot run {task.technique_name!r} "
                                      f"(its techniques: {', '.join(role.techniques)})")
             for name, value in task.task_params.items():
                 limit = role.limits.get(name)
                 if limit is None:
-                    raise ParameterError(f"tasks.{i}.task_params.{name}",
+                    raise ParameterError(f"tasks[{i}].task_params.{name}",
                                          f"the {task.component_role} has no attribute a task may set of that "
                                          f"name (its attributes: {', '.join(role.limits) or 'none'})")
                 reason = limit.refusal(value)
                 if reason is not None:
-                    raise ParameterError(f"tasks.{i}.task_params.{name}", reason)
+                    raise ParameterError(f"tasks[{i}].task_params.{name}", reason)
             try:
                 refusal = await self._call(self.daemon.validate_task, role.component, parsed)
             except TomatoError as exc:
                 raise InstrumentFault(f"tomato: {exc}", retryable=exc.retryable) from None
             if refusal is not None:
-                raise ParameterError(f"tasks.{i}", f"tomato refuses {task.technique_name!r}: {refusal}")
+                raise ParameterError(f"tasks[{i}]", f"tomato refuses {task.technique_name!r}: {refusal}")
 
     async def run_job(self, tasks: Sequence[TomatoTask], sample: str, jobname: str,
                       progress: Progress) -> JobOutcome:
