@@ -10,7 +10,10 @@ schemas. Times are stored as Unix seconds and go on the wire as UTC datetimes.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
 
 from labweave.schemas.api import CampaignRecord, CampaignStatus, Event, Lease, RequestDetail, UserPublic
 from labweave.schemas.capability import CapabilityDetail, CapabilityPublic
@@ -32,6 +35,27 @@ def stamp(t: float) -> datetime:
 def when(t: float | None) -> datetime | None:
     """A stored time that may be unset."""
     return None if t is None else stamp(t)
+
+
+def request_wire(uuid: str, ctime: float, quantity: str, methods: list[str], parameters: dict[str, Any],
+                 tenant_uuid: str) -> str:
+    """A request's :class:`RequestInfo` but its status (the one field that changes), as JSON text:
+    written once when the request is stored (``Request.wire``)."""
+    body = {"quantity": quantity, "methods": methods, "parameters": parameters, "tenant_uuid": tenant_uuid}
+    return json.dumps({"uuid": uuid, "ctime": stamp(ctime).isoformat(), "request": body},
+                      separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def request_infos_json(rows: Iterable[tuple[str, str]]) -> bytes:
+    """A JSON list of :class:`RequestInfo` from ``(status, wire)`` pairs, assembled as text.
+
+    FINALES2's listings cannot be paged: thousands of requests go out on every
+    poll. Each request's info was encoded once when it was stored
+    (``Request.wire``), so here nothing is decoded, validated or encoded again:
+    the status is added to the stored text. ``test_finales2_routes`` checks the
+    answer against the models' own encoding.
+    """
+    return ("[" + ",".join(f'{w[:-1]},"status":"{s}"}}' for s, w in rows) + "]").encode()
 
 
 def request_body(row: Request) -> RequestBody:

@@ -9,9 +9,12 @@ principal may see is :mod:`.visibility`'s rule.
 
 from __future__ import annotations
 
+import builtins
+import json
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, Callable
 
@@ -23,6 +26,7 @@ from labweave.schemas.core import RequestStatus as S
 
 from . import lifecycle
 from .auth import Principal
+from .convert import request_wire
 from .db.engine import Database
 from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -56,14 +60,22 @@ def new_request(status: S, quantity: str, methods: list[str], parameters: dict, 
                 **extra: Any) -> dict[str, Any]:
     """The column values of a request about to be stored (``extra``: priority, campaign...)."""
     now = time.time()
+    request_uuid = str(uuidlib.uuid4())
     values = dict(
-        uuid=str(uuidlib.uuid4()), ctime=now, updated=now, status=status.value, quantity=quantity, methods=methods,
+        uuid=request_uuid, ctime=now, updated=now, status=status.value, quantity=quantity, methods=methods,
         parameters=parameters, tenant_uuid=tenant_uuid, priority=0, owner_tenant_uuid=None, last_owner_uuid=None,
         lease_expires=None, lease_seconds=None, lease_expiries=0, attempts=0, failure_reason=None,
-        parent_uuid=None, campaign=None, provenance={}, created_by=created_by,
+        parent_uuid=None, campaign=None, provenance={}, created_by=created_by, lease_beat=0,
+        wire=request_wire(request_uuid, now, quantity, methods, parameters, tenant_uuid),
     )
     values.update(extra)
     return values
+
+
+def stored_body(wire: str) -> dict[str, Any]:
+    """The body of a request (quantity, methods, parameters) from its stored wire text."""
+    body: dict[str, Any] = json.loads(wire)["request"]
+    return body
 
 
 LET_GO = {"owner_tenant_uuid": None, "lease_expires": None}  # the holder (if any) lets go of the lease
@@ -138,6 +150,53 @@ class Requests:
             cat = self.registry.catalogue()
             rows = [r for r in rows if cat.can_serve(p.tenant_uuid, r.quantity, r.methods, r.parameters)]
         return rows
+
+    def wire_listing(self, p: Principal, *, pending: bool, quantity: str | None = None,
+                     method: str | None = None) -> builtins.list[tuple[str, str]]:
+        """FINALES2's unpaged listings as ``(status, wire)`` rows (see ``convert.request_infos_json``).
+
+        ``pending``: only pending requests, in queue order, and for a tenant only those its
+        limitations admit. Only the columns sent are read (the info as stored text, nothing
+        decoded); each tenant's verdicts are remembered by the catalogue, so a request is
+        matched against the tenant's limitations once, not on every poll.
+        """
+        c = REQ.c
+        stmt = select(c.uuid, c.status, c.wire, c.id)
+        if pending:
+            stmt = stmt.where(c.status == S.PENDING.value)
+        if quantity:
+            stmt = stmt.where(c.quantity == quantity)
+        if method:
+            stmt = stmt.where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method == method))
+        stmt = self.viewer(p).requests(stmt)
+        stmt = stmt.order_by(c.priority.desc(), c.id) if pending else stmt.order_by(c.id)
+        with self.db.read.connect() as conn:
+            rows: Any = conn.execute(stmt).all()
+            unwritten = [r[3] for r in rows if r[2] is None]
+            if unwritten:  # never so for rows written by this server or migrated; kept readable all the same
+                wires = {r.id: request_wire(r.uuid, r.ctime, r.quantity, r.methods, r.parameters, r.tenant_uuid)
+                         for r in conn.execute(select(REQ).where(c.id.in_(unwritten)))}
+                rows = [r if r[2] is not None else (r[0], r[1], wires[r[3]], r[3]) for r in rows]
+        if not (pending and p.tenant_uuid and not p.is_operator):
+            return [(r[1], r[2]) for r in rows]
+        # A tenant sees the pending requests its limitations admit: each verdict is reached once
+        # (Catalogue.serves) and looked up on later polls; verdicts on requests no longer pending
+        # are forgotten when the whole queue is listed.
+        cat = self.registry.catalogue()
+        t = p.tenant_uuid
+        known = cat.verdicts.get(t, {})
+        kept: dict[str, bool] = {}
+        out = []
+        for u, status, wire, _ in rows:
+            verdict = known.get(u)
+            if verdict is None:
+                verdict = cat.serves(t, u, partial(stored_body, wire))
+            kept[u] = verdict
+            if verdict:
+                out.append((status, wire))
+        if quantity is None and method is None:
+            cat.verdicts[t] = kept
+        return out
 
     # -- creating ----------------------------------------------------------
     def create(self, p: Principal, body: RequestCreate) -> Request:
