@@ -24,7 +24,7 @@ from .errors import ServiceError
 from .storage_faults import classify
 from .lab import Lab
 from .events import archive_old_events
-from .leases import sweep
+from .leases import LeaseSweeper
 from .metrics import metrics_registry
 from .routes import api_campaigns, api_dead_letters, api_events, api_registry, api_requests, api_results, finales2, health
 
@@ -35,11 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     lab = Lab.open(settings)
     lab.metrics = metrics_registry(lab)
+    sweeper = LeaseSweeper(lab.db, settings.max_lease_expiries)
 
     def sweep_leases() -> None:
         """One sweep; a locked or full database skips it with a line in the log (the next one catches up)."""
         try:
-            sweep(lab.db, settings.max_lease_expiries)
+            sweeper.sweep()
         except (OperationalError, InternalError, DatabaseBusy) as exc:
             fault = classify(exc)
             if fault is None:
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lab = lab
+    app.state.lease_sweeper = sweeper
     app.add_middleware(
         BodyGuard,
         limits=BodyLimits(settings.max_body_bytes, settings.max_json_depth, settings.max_json_items),

@@ -268,7 +268,8 @@ class Requests:
 
         def grant(row, now: float):
             return S.RESERVED, {"owner_tenant_uuid": p.tenant_uuid, "last_owner_uuid": p.tenant_uuid,
-                                "lease_seconds": lease, "lease_expires": now + lease}, {}
+                                "lease_seconds": lease, "lease_expires": now + lease,
+                                "lease_beat": row.lease_beat + 1}, {}
 
         return self._change(p, request_uuid, grant, f"reserved by tenant {p.tenant_uuid}")
 
@@ -312,8 +313,9 @@ class Requests:
             if row.status != S.RESERVED or row.owner_tenant_uuid != p.tenant_uuid or not p.tenant_uuid:
                 raise Conflict(f"request {request_uuid} is not held by your tenant: the lease is lost")
             lease = lease_seconds or row.lease_seconds or self.policy.lease_seconds
-            conn.execute(update(REQ).where(REQ.c.id == row.id)
-                         .values(lease_seconds=lease, lease_expires=now + lease, updated=now))
+            conn.execute(update(REQ).where(REQ.c.id == row.id)  # the beat the lease sweeper watches
+                         .values(lease_seconds=lease, lease_expires=now + lease, updated=now,
+                                 lease_beat=REQ.c.lease_beat + 1))
         row.lease_seconds, row.lease_expires, row.updated = lease, now + lease, now
         self.touch(p.tenant_uuid)
         return row
@@ -360,7 +362,7 @@ class Requests:
                             f"claimed by tenant {p.tenant_uuid}", now=now,
                             data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease},
                             owner_tenant_uuid=p.tenant_uuid, last_owner_uuid=p.tenant_uuid,
-                            lease_seconds=lease, lease_expires=now + lease)
+                            lease_seconds=lease, lease_expires=now + lease, lease_beat=cand.lease_beat + 1)
                     except lifecycle.Moved:
                         continue  # another claimer won this one
         return None
@@ -372,7 +374,7 @@ class Requests:
         if stmt is None:
             c = REQ.c
             stmt = (
-                select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters)
+                select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters, c.lease_beat)
                 .where(c.status == S.PENDING.value, c.quantity == bindparam("b_quantity"))
                 .where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method.in_(methods)))
                 .order_by(c.priority.desc(), c.id)
