@@ -23,10 +23,12 @@ from .dashboard import routes as dashboard
 from .errors import ServiceError
 from .storage_faults import classify
 from .lab import Lab
+from .lab_pause import LabPaused
 from .events import archive_old_events
 from .leases import LeaseSweeper
 from .metrics import metrics_registry
-from .routes import api_campaigns, api_dead_letters, api_events, api_registry, api_requests, api_results, finales2, health
+from .routes import (api_campaigns, api_dead_letters, api_events, api_lab, api_registry, api_requests, api_results,
+                     finales2, health)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, LabPaused):  # a pause, not a fault: the claimer waits and asks again
+            return JSONResponse({"detail": exc.message, "lab": "paused"}, status_code=exc.status_code,
+                                headers={"Retry-After": str(exc.retry_after)})
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OperationalError)
@@ -97,8 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"{fault.detail}; try again later", "fault": fault.kind},
                             status_code=503, headers={"Retry-After": str(fault.retry_after)})
 
-    for module in (finales2, api_requests, api_results, api_registry, api_dead_letters, api_campaigns, api_events, health,
-                   dashboard):
+    for module in (finales2, api_requests, api_results, api_registry, api_dead_letters, api_campaigns, api_events,
+                   api_lab, health, dashboard):
         app.include_router(module.router)
     @app.get("/", include_in_schema=False)
     async def _home() -> RedirectResponse:

@@ -15,14 +15,15 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from labweave.schemas.api import CampaignRecord, CampaignStatus, Event, Lease, RequestDetail, UserPublic
+from labweave.schemas.api import (CampaignRecord, CampaignStatus, Event, LabStatus, Lease, RequestDetail,
+                                  UserPublic)
 from labweave.schemas.capability import CapabilityDetail, CapabilityPublic
 from labweave.schemas.core import Request as RequestBody
 from labweave.schemas.core import RequestInfo, RequestStatus, ResultInfo, ResultStatus
 from labweave.schemas.core import Result as ResultBody
 from labweave.schemas.tenant import TenantDetail, TenantInfo
 
-from .db.tables import Campaign, EventArchive, Request, Result, Tenant
+from .db.tables import Campaign, EventArchive, LabState, Request, Result, Tenant
 from .db.tables import Event as EventRow
 from .registry import Catalogue, CapabilityView
 
@@ -141,3 +142,9 @@ def campaign(row: Campaign, counts: dict[str, int]) -> CampaignRecord:
 
 def user(username: str, role: str, tenant_uuid: str | None) -> UserPublic:
     return UserPublic.model_validate({"username": username, "role": role, "tenant_uuid": tenant_uuid})
+
+
+def lab_status(state: LabState, running: int, released: int = 0) -> LabStatus:
+    return LabStatus(paused=state.paused, release_running=state.release_running, reason=state.reason,
+                     changed_by=state.changed_by or None, changed_at=stamp(state.changed) if state.changed else None,
+                     running=running, released=released)

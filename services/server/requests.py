@@ -31,6 +31,7 @@ from .db.engine import Database
 from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .lifecycle import Actor, request_actors
+from .lab_pause import LabPause
 from .registry import Registry
 from .visibility import Viewer
 
@@ -82,10 +83,11 @@ LET_GO = {"owner_tenant_uuid": None, "lease_expires": None}  # the holder (if an
 
 
 class Requests:
-    def __init__(self, db: Database, registry: Registry, policy: Policy):
+    def __init__(self, db: Database, registry: Registry, policy: Policy, pause: LabPause | None = None):
         self.db = db
         self.registry = registry
         self.policy = policy
+        self.pause = pause or LabPause(db)
         self._seen: dict[str, float] = {}
         self._claim_statements: dict = {}
 
@@ -179,6 +181,8 @@ class Requests:
                 rows = [r if r[2] is not None else (r[0], r[1], wires[r[3]], r[3]) for r in rows]
         if not (pending and p.tenant_uuid and not p.is_operator):
             return [(r[1], r[2]) for r in rows]
+        if p.role == "tenant" and self.pause.state().paused:  # FINALES2 tenants know no pause: no work for them
+            return []
         # A tenant sees the pending requests its limitations admit: each verdict is reached once
         # (Catalogue.serves) and looked up on later polls; verdicts on requests no longer pending
         # are forgotten when the whole queue is listed.
@@ -264,6 +268,7 @@ class Requests:
         if not p.tenant_uuid:
             raise Forbidden("only a tenant user can reserve a request (log in as the tenant's user)")
         self.registry.serving_tenant(p.tenant_uuid)
+        self.pause.refuse_if_paused()
         lease = lease_seconds or self.policy.lease_seconds
 
         def grant(row, now: float):
@@ -327,6 +332,7 @@ class Requests:
             raise Forbidden("claims are made by a tenant user")
         self.registry.serving_tenant(p.tenant_uuid)
         self.touch(p.tenant_uuid)
+        self.pause.refuse_if_paused()  # a claim that began before a pause may still finish
         cat = self.registry.catalogue()
         offers = cat.tenant_offers(p.tenant_uuid)
         if body.quantity:
