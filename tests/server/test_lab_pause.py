@@ -149,7 +149,7 @@ def test_the_cli_pauses_resumes_and_tells(lab, monkeypatch):
     r = runner.invoke(cli, ["lab", "status"])
     assert r.exit_code == 0 and "released to pending" in r.output
     r = runner.invoke(cli, ["lab", "resume"])
-    assert r.exit_code == 0 and r.output.startswith("lab running")
+    assert r.exit_code == 0 and "lab running (resumed by cli:" in r.output
     assert claim(lab).status_code == 200
     r = runner.invoke(cli, ["lab", "pause", "--reason", "y" * 2001])
     assert r.exit_code == 2 and "--reason" in r.output
