@@ -121,9 +121,8 @@ class Requests:
         created_by: str | None = None,
         after: int | None = None,
         limit: int | None = None,
-        servable_only: bool = False,
-        queue_order: bool = False,
     ) -> list[Request]:
+        """A page of requests ``p`` sees, in creation order (FINALES2's listings: :meth:`wire_listing`)."""
         c = REQ.c
         stmt = select(REQ)
         if status:
@@ -143,15 +142,11 @@ class Requests:
         stmt = self.viewer(p).requests(stmt)
         if after is not None:
             stmt = stmt.where(c.id > after)
-        stmt = stmt.order_by(c.priority.desc(), c.id) if queue_order else stmt.order_by(c.id)
+        stmt = stmt.order_by(c.id)
         if limit is not None:
             stmt = stmt.limit(limit)
         with self.db.read.connect() as conn:
-            rows = [as_row(m, Request) for m in conn.execute(stmt).mappings()]
-        if servable_only and p.tenant_uuid and not p.is_operator:
-            cat = self.registry.catalogue()
-            rows = [r for r in rows if cat.can_serve(p.tenant_uuid, r.quantity, r.methods, r.parameters)]
-        return rows
+            return [as_row(m, Request) for m in conn.execute(stmt).mappings()]
 
     def wire_listing(self, p: Principal, *, pending: bool, quantity: str | None = None,
                      method: str | None = None) -> builtins.list[tuple[str, str]]:
