@@ -158,6 +158,10 @@ class Requests:
         matched against the tenant's limitations once, not on every poll.
         """
         c = REQ.c
+        tenant = p.tenant_uuid if pending and p.tenant_uuid and not p.is_operator else None
+        if tenant and p.role == "tenant" and self.pause.state().paused:  # FINALES2 tenants know no pause
+            return []
+        cat = self.registry.catalogue()
         stmt = select(c.uuid, c.status, c.wire, c.id)
         if pending:
             stmt = stmt.where(c.status == S.PENDING.value)
@@ -165,7 +169,10 @@ class Requests:
             stmt = stmt.where(c.quantity == quantity)
         if method:
             stmt = stmt.where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method == method))
-        stmt = self.viewer(p).requests(stmt)
+        if tenant:  # what a tenant can serve lies in its line of work, which it sees: the check below is the rule
+            stmt = stmt.where(c.quantity.in_(sorted(cat.tenant_offers(tenant))))
+        else:
+            stmt = Viewer.of(p, cat).requests(stmt)
         stmt = stmt.order_by(c.priority.desc(), c.id) if pending else stmt.order_by(c.id)
         with self.db.read.connect() as conn:
             rows: Any = conn.execute(stmt).all()
@@ -174,15 +181,12 @@ class Requests:
                 wires = {r.id: request_wire(r.uuid, r.ctime, r.quantity, r.methods, r.parameters, r.tenant_uuid)
                          for r in conn.execute(select(REQ).where(c.id.in_(unwritten)))}
                 rows = [r if r[2] is not None else (r[0], r[1], wires[r[3]], r[3]) for r in rows]
-        if not (pending and p.tenant_uuid and not p.is_operator):
+        if not tenant:
             return [(r[1], r[2]) for r in rows]
-        if p.role == "tenant" and self.pause.state().paused:  # FINALES2 tenants know no pause: no work for them
-            return []
         # A tenant sees the pending requests its limitations admit: each verdict is reached once
         # (Catalogue.serves) and looked up on later polls; verdicts on requests no longer pending
         # are forgotten when the whole queue is listed.
-        cat = self.registry.catalogue()
-        t = p.tenant_uuid
+        t = tenant
         known = cat.verdicts.get(t, {})
         kept: dict[str, bool] = {}
         out = []
