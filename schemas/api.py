@@ -187,3 +187,27 @@ class ActionOutcome(BaseModel):
 
     ok: bool
     message: str
+
+
+class LabPause(BaseModel):
+    """``POST /api/v1/lab/pause``: tenants stop taking work; what is running finishes, or is released."""
+
+    release_running: bool = Field(
+        default=False, description="release every running (reserved) request back to pending at once")
+    reason: str = Field(default="", max_length=2000)
+
+
+class LabResume(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class LabStatus(BaseModel):
+    """Whether an operator has paused the lab (``GET /api/v1/lab``, and the answer of pause and resume)."""
+
+    paused: bool
+    release_running: bool = False
+    reason: str = ""
+    changed_by: str | None = Field(default=None, description="the operator who last paused or resumed it")
+    changed_at: Timestamp | None = None
+    running: int = Field(description="requests reserved (running) now")
+    released: int = Field(default=0, description="requests this pause released back to pending")

@@ -1,7 +1,9 @@
 """``labweave bench server``: the intention server under load, over real HTTP.
 
-Figures (one JSON line each): requests created/s, a filtered page of pending
-requests at N pending (median and p95 latency), claims/s, results/s, and the
+Figures (one JSON line each): FINALES2's unpaged listings with 3,000 pending
+(``/pending_requests/`` as a tenant and ``/all_requests/`` as their requester:
+the first call, then median and p95 of many), requests created/s, a filtered
+page of pending requests at N pending (median and p95 latency), claims/s, results/s, and the
 double claims seen with 32 concurrent claimers. The floor (a bare FastAPI
 endpoint parsing the same body and inserting one SQLite row) is measured in
 the same run with the same load generator, and each rate is also printed as
@@ -200,8 +202,55 @@ def race(base: str, tokens: list[str], claimers: int = 32, limit: int = 2000) ->
     return len(claimed), doubles
 
 
+def top_up(base: str, token: str, tenant_uuid: str, target: int, threads: int = 8) -> None:
+    """Post requests until ``target`` are pending (none when there are already as many)."""
+    missing = max(0, target - int(counts(base)["pending"]))
+
+    def post(start: int) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+            for i in range(start, missing, threads):
+                c.post("/requests/", json=bench_request(tenant_uuid, i)).raise_for_status()
+
+    workers = [threading.Thread(target=post, args=(k,)) for k in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+def listing_latency(base: str, token: str, path: str, calls: int) -> tuple[float, list[float], int]:
+    """(first call ms, the next ``calls`` calls' ms sorted, items listed) of a GET of ``path``."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+        t = time.perf_counter()
+        r = c.get(path)
+        first = (time.perf_counter() - t) * 1000
+        r.raise_for_status()
+        latencies = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            r = c.get(path)
+            latencies.append((time.perf_counter() - t) * 1000)
+            r.raise_for_status()
+    return first, sorted(latencies), len(r.json())
+
+
+def listings(base: str, tenant_token: str, requester_token: str, calls: int) -> list[dict]:
+    """FINALES2's unpaged listings: a tenant polling ``/pending_requests/``, a requester ``/all_requests/``."""
+    out = []
+    n_pending = int(counts(base)["pending"])
+    for figure, path, token in (("pending_requests", "/pending_requests/", tenant_token),
+                                ("all_requests", "/all_requests/", requester_token)):
+        first, lat, items = listing_latency(base, token, path, calls)
+        out.append(emit(f"{figure}_ms_median", statistics.median(lat), "ms", pending=n_pending, listed=items,
+                        calls=calls))
+        out.append(emit(f"{figure}_ms_p95", lat[min(len(lat) - 1, int(0.95 * len(lat)))], "ms", pending=n_pending))
+        out.append(emit(f"{figure}_ms_first_call", first, "ms", pending=n_pending))
+    return out
+
+
 def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, connections: int = 16,
-        user: str = "bench-operator", password: str = "bench-password") -> list[dict]:
+        user: str = "bench-operator", password: str = "bench-password", listing_pending: int = 3_000,
+        listing_calls: int = 100) -> list[dict]:
     tmp = Path(tempfile.mkdtemp(prefix="labweave-bench-"))
     floor = measure_floor(seconds, connections, tmp)
     server = None
@@ -222,6 +271,8 @@ def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, con
     try:
         bodies = [bench_request(requester_uuid, i) for i in range(64)]
         drive(base, "/requests/", bodies, requester_token, connections, 1)  # warm up
+        top_up(base, requester_token, requester_uuid, listing_pending)
+        out += listings(base, tenant_tokens[0], requester_token, listing_calls)
         before = counts(base)["pending"]
         load = drive(base, "/requests/", bodies, requester_token, connections, seconds)
         made = counts(base)["pending"] - before

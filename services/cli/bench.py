@@ -30,11 +30,15 @@ def server(
     seconds: float = typer.Option(5.0, "--seconds", min=1.0, help="duration of each throughput run"),
     user: str = typer.Option("bench-operator", "--user", help="with --url: an operator of that server"),
     password: str = typer.Option("bench-password", "--password", help="with --url: the operator's password"),
+    listing_pending: int = typer.Option(3_000, "--listing-pending", min=1,
+                                        help="pending requests for FINALES2's unpaged listings figure"),
+    listing_calls: int = typer.Option(100, "--listing-calls", min=5, help="calls timed per listing"),
 ) -> None:
     """Drive the server over real HTTP; print figures and their fraction of a bare floor."""
     from labweave.services.bench.server import run
 
-    run(url=url, pending=pending, seconds=seconds, user=user, password=password)
+    run(url=url, pending=pending, seconds=seconds, user=user, password=password, listing_pending=listing_pending,
+        listing_calls=listing_calls)
 
 
 @app.command("drivers")

@@ -9,7 +9,7 @@ import typer
 from labweave.services.logs import configure_logging
 from labweave.services.process import configure_threads, opt_out_of_telemetry
 
-from . import bench, db, demo, export, optimize, registry, serve, users
+from . import bench, db, demo, export, lab, optimize, registry, serve, users
 
 class LogLevel(str, enum.Enum):
     DEBUG = "DEBUG"
@@ -33,6 +33,7 @@ app.add_typer(registry.capability_app, name="capability")
 app.add_typer(registry.tenant_app, name="tenant")
 app.add_typer(db.app, name="db")
 app.add_typer(bench.app, name="bench")
+app.add_typer(lab.app, name="lab")
 
 
 @app.callback()

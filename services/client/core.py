@@ -31,8 +31,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from labweave.services import logs
 
-from labweave.schemas.api import (CampaignRecord, CampaignStatus, Claim, Event, EventPage, Lease, Page, RequestDetail,
-                                  RequestPage, ResultPage, UserPublic)
+from labweave.schemas.api import (CampaignRecord, CampaignStatus, Claim, Event, EventPage, LabStatus, Lease, Page,
+                                  RequestDetail, RequestPage, ResultPage, UserPublic)
 from labweave.schemas.capability import Capability, CapabilityDetail, CapabilityPublic, CapabilityTemplate
 from labweave.schemas.core import AccessToken, Request, RequestInfo, RequestStatus, Result, ResultInfo, ResultStatus
 from labweave.schemas.tenant import (
@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pandas is imported by the methods that use it, not by every
 
     from labweave.services.export.bundle import CampaignData
 
-from .errors import ConnectionFailed, InvalidResponse, ServerError, rejected, retry_after
+from .errors import ConnectionFailed, InvalidResponse, LabPaused, ServerError, rejected, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,8 @@ class AsyncLabClient:
                     renewed = True
                     self._token = None
                     continue
+                if response.status_code == 409 and _paused(response):
+                    raise LabPaused(409, detail, method, path, _retry_after(response))
                 if response.status_code == 429:  # refused before acting: always safe to send again
                     error = rejected(429, detail, method, path, _retry_after(response))
                 elif response.status_code < 500:
@@ -430,6 +432,20 @@ class AsyncLabClient:
         """Every tenant's dead letters (operators)."""
         return await self._answer(DEAD_LETTERS, "GET", "/api/v1/dead_letters")
 
+    async def lab_status(self) -> LabStatus:
+        """Whether an operator has paused the lab, since when and why."""
+        return await self._model(LabStatus, "GET", "/api/v1/lab")
+
+    async def pause_lab(self, release_running: bool = False, reason: str = "") -> LabStatus:
+        """Pause the whole lab (operators): tenants stop claiming; with ``release_running`` the work
+        running now goes back to pending at once, else it finishes."""
+        return await self._model(LabStatus, "POST", "/api/v1/lab/pause",
+                                 json={"release_running": release_running, "reason": reason})
+
+    async def resume_lab(self, reason: str = "") -> LabStatus:
+        """Resume a paused lab (operators): tenants claim again."""
+        return await self._model(LabStatus, "POST", "/api/v1/lab/resume", json={"reason": reason})
+
     async def tenant(self, tenant_uuid: str) -> TenantDetail:
         """A tenant with when it was last seen and whether it is asked to stop."""
         return await self._model(TenantDetail, "GET", f"/api/v1/tenants/{tenant_uuid}")
@@ -501,6 +517,14 @@ def _retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+def _paused(response: httpx.Response) -> bool:
+    """Whether a refusal names an operator's pause of the lab (its body says ``"lab": "paused"``)."""
+    try:
+        return response.json().get("lab") == "paused"
+    except (ValueError, AttributeError):
+        return False
 
 
 def _detail(response: httpx.Response) -> Any:

@@ -11,7 +11,8 @@
   :class:`PermissionDenied` (403), :class:`NotFound` (404),
   :class:`Conflict` (409: the request is not in a state that allows it, e.g.
   a lost lease), :class:`ValidationFailed` (422: ``detail`` names the field),
-  :class:`TooManyRequests` (429: login throttled; ``retry_after`` says how long).
+  :class:`TooManyRequests` (429: login throttled; ``retry_after`` says how long),
+  and :class:`LabPaused` (a 409 of a lab an operator paused: wait and ask again).
 
 :data:`TRANSIENT` are the failures that pass by themselves (the server down or
 unreachable, its database locked or full, logins throttled for a while): a
@@ -77,6 +78,15 @@ class ValidationFailed(RequestRejected):
 class TooManyRequests(RequestRejected):
     """429: the server refused to act for now (too many failed logins); nothing was done, so it is
     safe to try again after ``retry_after`` seconds."""
+
+    def __init__(self, status_code: int, detail: Any, method: str = "", path: str = "",
+                 retry_after: float | None = None):
+        super().__init__(status_code, detail, method, path)
+        self.retry_after = retry_after
+
+
+class LabPaused(Conflict):
+    """409 because an operator paused the lab: not a failure; wait ``retry_after`` seconds and ask again."""
 
     def __init__(self, status_code: int, detail: Any, method: str = "", path: str = "",
                  retry_after: float | None = None):

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from labweave.schemas.api import (CampaignRecord, CampaignStatus, Claim, Event, EventPage, Lease, RequestDetail,
-                                  UserPublic)
+from labweave.schemas.api import (CampaignRecord, CampaignStatus, Claim, Event, EventPage, LabStatus, Lease,
+                                  RequestDetail, UserPublic)
 from labweave.schemas.capability import Capability, CapabilityDetail, CapabilityPublic, CapabilityTemplate
 from labweave.schemas.core import Request, RequestInfo, RequestStatus, Result, ResultInfo, ResultStatus
 from labweave.schemas.tenant import (
@@ -269,6 +269,19 @@ class LabClient:
     def dead_letters(self) -> list[TenantDeadLetter]:
         """Every tenant's dead letters (operators)."""
         return self._run(self._core.dead_letters())
+
+    def lab_status(self) -> LabStatus:
+        """Whether an operator has paused the lab, since when and why."""
+        return self._run(self._core.lab_status())
+
+    def pause_lab(self, release_running: bool = False, reason: str = "") -> LabStatus:
+        """Pause the whole lab (operators): tenants stop claiming; with ``release_running`` the work
+        running now goes back to pending at once, else it finishes."""
+        return self._run(self._core.pause_lab(release_running, reason))
+
+    def resume_lab(self, reason: str = "") -> LabStatus:
+        """Resume a paused lab (operators): tenants claim again."""
+        return self._run(self._core.resume_lab(reason))
 
     def tenant(self, tenant_uuid: str) -> TenantDetail:
         """A tenant with when it was last seen and whether it is asked to stop."""

@@ -23,10 +23,12 @@ from .dashboard import routes as dashboard
 from .errors import ServiceError
 from .storage_faults import classify
 from .lab import Lab
+from .lab_pause import LabPaused
 from .events import archive_old_events
-from .leases import sweep
+from .leases import LeaseSweeper
 from .metrics import metrics_registry
-from .routes import api_campaigns, api_dead_letters, api_events, api_registry, api_requests, api_results, finales2, health
+from .routes import (api_campaigns, api_dead_letters, api_events, api_lab, api_registry, api_requests, api_results,
+                     finales2, health)
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     lab = Lab.open(settings)
     lab.metrics = metrics_registry(lab)
+    sweeper = LeaseSweeper(lab.db, settings.max_lease_expiries)
 
     def sweep_leases() -> None:
         """One sweep; a locked or full database skips it with a line in the log (the next one catches up)."""
         try:
-            sweep(lab.db, settings.max_lease_expiries)
+            sweeper.sweep()
         except (OperationalError, InternalError, DatabaseBusy) as exc:
             fault = classify(exc)
             if fault is None:
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lab = lab
+    app.state.lease_sweeper = sweeper
     app.add_middleware(
         BodyGuard,
         limits=BodyLimits(settings.max_body_bytes, settings.max_json_depth, settings.max_json_items),
@@ -82,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, LabPaused):  # a pause, not a fault: the claimer waits and asks again
+            return JSONResponse({"detail": exc.message, "lab": "paused"}, status_code=exc.status_code,
+                                headers={"Retry-After": str(exc.retry_after)})
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OperationalError)
@@ -95,8 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"{fault.detail}; try again later", "fault": fault.kind},
                             status_code=503, headers={"Retry-After": str(fault.retry_after)})
 
-    for module in (finales2, api_requests, api_results, api_registry, api_dead_letters, api_campaigns, api_events, health,
-                   dashboard):
+    for module in (finales2, api_requests, api_results, api_registry, api_dead_letters, api_campaigns, api_events,
+                   api_lab, health, dashboard):
         app.include_router(module.router)
     @app.get("/", include_in_schema=False)
     async def _home() -> RedirectResponse:

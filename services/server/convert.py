@@ -10,16 +10,20 @@ schemas. Times are stored as Unix seconds and go on the wire as UTC datetimes.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
 
-from labweave.schemas.api import CampaignRecord, CampaignStatus, Event, Lease, RequestDetail, UserPublic
+from labweave.schemas.api import (CampaignRecord, CampaignStatus, Event, LabStatus, Lease, RequestDetail,
+                                  UserPublic)
 from labweave.schemas.capability import CapabilityDetail, CapabilityPublic
 from labweave.schemas.core import Request as RequestBody
 from labweave.schemas.core import RequestInfo, RequestStatus, ResultInfo, ResultStatus
 from labweave.schemas.core import Result as ResultBody
 from labweave.schemas.tenant import TenantDetail, TenantInfo
 
-from .db.tables import Campaign, EventArchive, Request, Result, Tenant
+from .db.tables import Campaign, EventArchive, LabState, Request, Result, Tenant
 from .db.tables import Event as EventRow
 from .registry import Catalogue, CapabilityView
 
@@ -32,6 +36,27 @@ def stamp(t: float) -> datetime:
 def when(t: float | None) -> datetime | None:
     """A stored time that may be unset."""
     return None if t is None else stamp(t)
+
+
+def request_wire(uuid: str, ctime: float, quantity: str, methods: list[str], parameters: dict[str, Any],
+                 tenant_uuid: str) -> str:
+    """A request's :class:`RequestInfo` but its status (the one field that changes), as JSON text:
+    written once when the request is stored (``Request.wire``)."""
+    body = {"quantity": quantity, "methods": methods, "parameters": parameters, "tenant_uuid": tenant_uuid}
+    return json.dumps({"uuid": uuid, "ctime": stamp(ctime).isoformat(), "request": body},
+                      separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def request_infos_json(rows: Iterable[tuple[str, str]]) -> bytes:
+    """A JSON list of :class:`RequestInfo` from ``(status, wire)`` pairs, assembled as text.
+
+    FINALES2's listings cannot be paged: thousands of requests go out on every
+    poll. Each request's info was encoded once when it was stored
+    (``Request.wire``), so here nothing is decoded, validated or encoded again:
+    the status is added to the stored text. ``test_finales2_routes`` checks the
+    answer against the models' own encoding.
+    """
+    return ("[" + ",".join(f'{w[:-1]},"status":"{s}"}}' for s, w in rows) + "]").encode()
 
 
 def request_body(row: Request) -> RequestBody:
@@ -117,3 +142,9 @@ def campaign(row: Campaign, counts: dict[str, int]) -> CampaignRecord:
 
 def user(username: str, role: str, tenant_uuid: str | None) -> UserPublic:
     return UserPublic.model_validate({"username": username, "role": role, "tenant_uuid": tenant_uuid})
+
+
+def lab_status(state: LabState, running: int, released: int = 0) -> LabStatus:
+    return LabStatus(paused=state.paused, release_running=state.release_running, reason=state.reason,
+                     changed_by=state.changed_by or None, changed_at=stamp(state.changed) if state.changed else None,
+                     running=running, released=released)

@@ -12,6 +12,7 @@ from .config import Settings
 from .dead_letters import DeadLetters
 from .db.engine import Database, open_database
 from .db.migrate import upgrade
+from .lab_pause import LabPause
 from .registry import Registry
 from .requests import Policy, Requests
 from .results import Results
@@ -27,6 +28,7 @@ class Lab:
     auth: Authenticator
     campaigns: Campaigns
     dead_letters: DeadLetters
+    pause: LabPause
     metrics: Any = None
     #: The event-stream hubs, by event loop (see ``event_stream.hub_of``).
     event_hubs: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
@@ -39,8 +41,9 @@ class Lab:
         registry = Registry(db, settings.cache_seconds)
         policy = Policy(settings.lease_seconds, settings.max_attempts, settings.max_lease_expiries)
         auth = Authenticator.open(db, settings)
-        return cls(settings, db, registry, Requests(db, registry, policy), Results(db, registry), auth,
-                   Campaigns(db, registry), DeadLetters(db))
+        pause = LabPause(db)
+        return cls(settings, db, registry, Requests(db, registry, policy, pause), Results(db, registry), auth,
+                   Campaigns(db, registry), DeadLetters(db), pause)
 
     def close(self) -> None:
         self.db.dispose()

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator
@@ -27,6 +27,10 @@ from .db.engine import Database
 from .db.tables import Capability, Tenant
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import record
+
+
+#: A tenant's remembered verdicts are dropped past this many (the pending listing keeps only the current ones).
+MAX_VERDICTS = 200_000
 
 
 def _path(parts) -> str:
@@ -96,6 +100,11 @@ class Catalogue:
     # (quantity, method) -> {tenant uuid: [alternatives]}: what an operator granted it (the envelope)
     envelopes: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
     tenants: dict[str, Tenant] = field(default_factory=dict)
+    #: tenant uuid -> {request uuid: whether its limitations admit the request}. A request's
+    #: parameters never change, so a verdict holds while the tenant's terms do (kept across reloads
+    #: by :meth:`Registry.catalogue` when they are unchanged): a tenant polling FINALES2's
+    #: ``/pending_requests/`` has each request matched against its limitations once, not per poll.
+    verdicts: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     def capability(self, quantity: str, method: str) -> CapabilityView:
         cap = self.capabilities.get((quantity, method))
@@ -131,6 +140,21 @@ class Catalogue:
 
     def can_serve(self, tenant_uuid: str, quantity: str, methods: list[str], parameters: dict) -> bool:
         return any(self.limit_violations(tenant_uuid, quantity, m, parameters.get(m, {})) == [] for m in methods)
+
+    def terms(self, tenant_uuid: str) -> dict[tuple[str, str], tuple[Any, Any]]:
+        """What decides which requests a tenant can serve: its limitations and envelope per method."""
+        return {key: (by_tenant[tenant_uuid], self.envelopes.get(key, {}).get(tenant_uuid))
+                for key, by_tenant in self.offers.items() if tenant_uuid in by_tenant}
+
+    def serves(self, tenant_uuid: str, request_uuid: str, body: Callable[[], dict[str, Any]]) -> bool:
+        """:meth:`can_serve` for a stored request, remembered (``body()`` gives its quantity, methods and
+        parameters when the verdict is not known yet)."""
+        known = self.verdicts.setdefault(tenant_uuid, {})
+        verdict = known.get(request_uuid)
+        if verdict is None:
+            b = body()
+            verdict = known[request_uuid] = self.can_serve(tenant_uuid, b["quantity"], b["methods"], b["parameters"])
+        return verdict
 
 
 def _closest(alternatives: list[Any], params: dict, method: str) -> list[str]:
@@ -174,6 +198,9 @@ class Registry:
                     prev = old.capabilities.get(key)
                     if prev and prev.input_schema == view.input_schema and prev.output_schema == view.output_schema:
                         view._in, view._out = prev._in, prev._out
+                for tenant_uuid, known in old.verdicts.items():  # verdicts under unchanged terms still hold
+                    if len(known) < MAX_VERDICTS and cat.terms(tenant_uuid) == old.terms(tenant_uuid):
+                        cat.verdicts[tenant_uuid] = known
             self._catalogue, self._loaded = cat, time.monotonic()
             return cat
 

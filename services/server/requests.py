@@ -9,9 +9,12 @@ principal may see is :mod:`.visibility`'s rule.
 
 from __future__ import annotations
 
+import builtins
+import json
 import time
 import uuid as uuidlib
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, Callable
 
@@ -23,10 +26,12 @@ from labweave.schemas.core import RequestStatus as S
 
 from . import lifecycle
 from .auth import Principal
+from .convert import request_wire
 from .db.engine import Database
 from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .lifecycle import Actor, request_actors
+from .lab_pause import LabPause
 from .registry import Registry
 from .visibility import Viewer
 
@@ -56,24 +61,33 @@ def new_request(status: S, quantity: str, methods: list[str], parameters: dict, 
                 **extra: Any) -> dict[str, Any]:
     """The column values of a request about to be stored (``extra``: priority, campaign...)."""
     now = time.time()
+    request_uuid = str(uuidlib.uuid4())
     values = dict(
-        uuid=str(uuidlib.uuid4()), ctime=now, updated=now, status=status.value, quantity=quantity, methods=methods,
+        uuid=request_uuid, ctime=now, updated=now, status=status.value, quantity=quantity, methods=methods,
         parameters=parameters, tenant_uuid=tenant_uuid, priority=0, owner_tenant_uuid=None, last_owner_uuid=None,
         lease_expires=None, lease_seconds=None, lease_expiries=0, attempts=0, failure_reason=None,
-        parent_uuid=None, campaign=None, provenance={}, created_by=created_by,
+        parent_uuid=None, campaign=None, provenance={}, created_by=created_by, lease_beat=0,
+        wire=request_wire(request_uuid, now, quantity, methods, parameters, tenant_uuid),
     )
     values.update(extra)
     return values
+
+
+def stored_body(wire: str) -> dict[str, Any]:
+    """The body of a request (quantity, methods, parameters) from its stored wire text."""
+    body: dict[str, Any] = json.loads(wire)["request"]
+    return body
 
 
 LET_GO = {"owner_tenant_uuid": None, "lease_expires": None}  # the holder (if any) lets go of the lease
 
 
 class Requests:
-    def __init__(self, db: Database, registry: Registry, policy: Policy):
+    def __init__(self, db: Database, registry: Registry, policy: Policy, pause: LabPause | None = None):
         self.db = db
         self.registry = registry
         self.policy = policy
+        self.pause = pause or LabPause(db)
         self._seen: dict[str, float] = {}
         self._claim_statements: dict = {}
 
@@ -107,9 +121,8 @@ class Requests:
         created_by: str | None = None,
         after: int | None = None,
         limit: int | None = None,
-        servable_only: bool = False,
-        queue_order: bool = False,
     ) -> list[Request]:
+        """A page of requests ``p`` sees, in creation order (FINALES2's listings: :meth:`wire_listing`)."""
         c = REQ.c
         stmt = select(REQ)
         if status:
@@ -129,15 +142,64 @@ class Requests:
         stmt = self.viewer(p).requests(stmt)
         if after is not None:
             stmt = stmt.where(c.id > after)
-        stmt = stmt.order_by(c.priority.desc(), c.id) if queue_order else stmt.order_by(c.id)
+        stmt = stmt.order_by(c.id)
         if limit is not None:
             stmt = stmt.limit(limit)
         with self.db.read.connect() as conn:
-            rows = [as_row(m, Request) for m in conn.execute(stmt).mappings()]
-        if servable_only and p.tenant_uuid and not p.is_operator:
-            cat = self.registry.catalogue()
-            rows = [r for r in rows if cat.can_serve(p.tenant_uuid, r.quantity, r.methods, r.parameters)]
-        return rows
+            return [as_row(m, Request) for m in conn.execute(stmt).mappings()]
+
+    def wire_listing(self, p: Principal, *, pending: bool, quantity: str | None = None,
+                     method: str | None = None) -> builtins.list[tuple[str, str]]:
+        """FINALES2's unpaged listings as ``(status, wire)`` rows (see ``convert.request_infos_json``).
+
+        ``pending``: only pending requests, in queue order, and for a tenant only those its
+        limitations admit. Only the columns sent are read (the info as stored text, nothing
+        decoded); each tenant's verdicts are remembered by the catalogue, so a request is
+        matched against the tenant's limitations once, not on every poll.
+        """
+        c = REQ.c
+        tenant = p.tenant_uuid if pending and p.tenant_uuid and not p.is_operator else None
+        if tenant and p.role == "tenant" and self.pause.state().paused:  # FINALES2 tenants know no pause
+            return []
+        cat = self.registry.catalogue()
+        stmt = select(c.uuid, c.status, c.wire, c.id)
+        if pending:
+            stmt = stmt.where(c.status == S.PENDING.value)
+        if quantity:
+            stmt = stmt.where(c.quantity == quantity)
+        if method:
+            stmt = stmt.where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method == method))
+        if tenant:  # what a tenant can serve lies in its line of work, which it sees: the check below is the rule
+            stmt = stmt.where(c.quantity.in_(sorted(cat.tenant_offers(tenant))))
+        else:
+            stmt = Viewer.of(p, cat).requests(stmt)
+        stmt = stmt.order_by(c.priority.desc(), c.id) if pending else stmt.order_by(c.id)
+        with self.db.read.connect() as conn:
+            rows: Any = conn.execute(stmt).all()
+            unwritten = [r[3] for r in rows if r[2] is None]
+            if unwritten:  # never so for rows written by this server or migrated; kept readable all the same
+                wires = {r.id: request_wire(r.uuid, r.ctime, r.quantity, r.methods, r.parameters, r.tenant_uuid)
+                         for r in conn.execute(select(REQ).where(c.id.in_(unwritten)))}
+                rows = [r if r[2] is not None else (r[0], r[1], wires[r[3]], r[3]) for r in rows]
+        if not tenant:
+            return [(r[1], r[2]) for r in rows]
+        # A tenant sees the pending requests its limitations admit: each verdict is reached once
+        # (Catalogue.serves) and looked up on later polls; verdicts on requests no longer pending
+        # are forgotten when the whole queue is listed.
+        t = tenant
+        known = cat.verdicts.get(t, {})
+        kept: dict[str, bool] = {}
+        out = []
+        for u, status, wire, _ in rows:
+            verdict = known.get(u)
+            if verdict is None:
+                verdict = cat.serves(t, u, partial(stored_body, wire))
+            kept[u] = verdict
+            if verdict:
+                out.append((status, wire))
+        if quantity is None and method is None:
+            cat.verdicts[t] = kept
+        return out
 
     # -- creating ----------------------------------------------------------
     def create(self, p: Principal, body: RequestCreate) -> Request:
@@ -205,11 +267,13 @@ class Requests:
         if not p.tenant_uuid:
             raise Forbidden("only a tenant user can reserve a request (log in as the tenant's user)")
         self.registry.serving_tenant(p.tenant_uuid)
+        self.pause.refuse_if_paused()
         lease = lease_seconds or self.policy.lease_seconds
 
         def grant(row, now: float):
             return S.RESERVED, {"owner_tenant_uuid": p.tenant_uuid, "last_owner_uuid": p.tenant_uuid,
-                                "lease_seconds": lease, "lease_expires": now + lease}, {}
+                                "lease_seconds": lease, "lease_expires": now + lease,
+                                "lease_beat": row.lease_beat + 1}, {}
 
         return self._change(p, request_uuid, grant, f"reserved by tenant {p.tenant_uuid}")
 
@@ -253,8 +317,9 @@ class Requests:
             if row.status != S.RESERVED or row.owner_tenant_uuid != p.tenant_uuid or not p.tenant_uuid:
                 raise Conflict(f"request {request_uuid} is not held by your tenant: the lease is lost")
             lease = lease_seconds or row.lease_seconds or self.policy.lease_seconds
-            conn.execute(update(REQ).where(REQ.c.id == row.id)
-                         .values(lease_seconds=lease, lease_expires=now + lease, updated=now))
+            conn.execute(update(REQ).where(REQ.c.id == row.id)  # the beat the lease sweeper watches
+                         .values(lease_seconds=lease, lease_expires=now + lease, updated=now,
+                                 lease_beat=REQ.c.lease_beat + 1))
         row.lease_seconds, row.lease_expires, row.updated = lease, now + lease, now
         self.touch(p.tenant_uuid)
         return row
@@ -266,6 +331,7 @@ class Requests:
             raise Forbidden("claims are made by a tenant user")
         self.registry.serving_tenant(p.tenant_uuid)
         self.touch(p.tenant_uuid)
+        self.pause.refuse_if_paused()  # a claim that began before a pause may still finish
         cat = self.registry.catalogue()
         offers = cat.tenant_offers(p.tenant_uuid)
         if body.quantity:
@@ -301,7 +367,7 @@ class Requests:
                             f"claimed by tenant {p.tenant_uuid}", now=now,
                             data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease},
                             owner_tenant_uuid=p.tenant_uuid, last_owner_uuid=p.tenant_uuid,
-                            lease_seconds=lease, lease_expires=now + lease)
+                            lease_seconds=lease, lease_expires=now + lease, lease_beat=cand.lease_beat + 1)
                     except lifecycle.Moved:
                         continue  # another claimer won this one
         return None
@@ -313,7 +379,7 @@ class Requests:
         if stmt is None:
             c = REQ.c
             stmt = (
-                select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters)
+                select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters, c.lease_beat)
                 .where(c.status == S.PENDING.value, c.quantity == bindparam("b_quantity"))
                 .where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method.in_(methods)))
                 .order_by(c.priority.desc(), c.id)

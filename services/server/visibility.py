@@ -47,8 +47,9 @@ class Narrowable(Protocol):
 
 Q = TypeVar("Q", bound=Narrowable)
 
-#: Event kinds (by the part before the dot) every signed-in user may read, as they read the registry.
-PUBLIC_EVENTS = ("tenant", "capability")
+#: Event kinds (by the part before the dot) every signed-in user may read, as they read the registry
+#: (and the lab's own pause and resume, which every tenant waits on).
+PUBLIC_EVENTS = ("tenant", "capability", "lab")
 
 
 @dataclass(frozen=True)

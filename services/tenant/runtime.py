@@ -43,7 +43,8 @@ from labweave.schemas.api import Claim, RequestDetail
 from labweave.schemas.core import Result
 from labweave.schemas.tenant import DeadLetter
 from labweave.services.client import AsyncLabClient
-from labweave.services.client.errors import TRANSIENT, Conflict, LabweaveError, RequestRejected, retry_after
+from labweave.services.client.errors import (TRANSIENT, Conflict, LabPaused, LabweaveError, RequestRejected,
+                                             retry_after)
 
 from labweave.services.logs import request_id_bound
 
@@ -115,6 +116,7 @@ class TenantRuntime:
         #: The server's record says stopped (an operator's stop, or ours reported); None: it cannot be told.
         self._estop_on_server: bool | None = False
         self._estop_task: asyncio.Future | None = None
+        self._lab_paused = False  # an operator paused the whole lab: claims wait for the resume
         self._kept = False  # a result waits in the outbox for the server to come back
         self._reported_dead: list[tuple[str, str]] | None = None  # the dead letters last reported
 
@@ -221,11 +223,20 @@ class TenantRuntime:
                         await self.flush_outbox()
                     await self.report_dead_letters()
                     claimed = 0 if self.estop else await self._claim_for_idle_instruments()
+                except LabPaused as exc:  # an operator paused the lab: not a failure; wait and ask again
+                    claimed = 0
+                    if not self._lab_paused:
+                        log.warning("%s; waiting", exc.detail)
+                    self._lab_paused = True
+                    pause = min(MAX_PAUSE, max(self.poll_seconds, exc.retry_after or 0.0))
                 except TRANSIENT as exc:  # the client's own retries are spent: wait, and try again
                     self._kept = self._kept or bool(self.outbox.pending())
                     pause = min(MAX_PAUSE, max(self.poll_seconds, retry_after(exc) or 0.0))
                     log.warning("server unavailable (%s); trying again in %.1f s", exc, pause)
                 else:
+                    if self._lab_paused:
+                        log.info("the lab was resumed: claiming again")
+                        self._lab_paused = False
                     if until_idle and not claimed and not self.jobs:
                         break
                     if claimed:
@@ -248,8 +259,8 @@ class TenantRuntime:
         """Wake the loop when a request becomes pending or a job ends."""
         try:
             async for event in self.client.stream_events(kinds=["request.status", "tenant.stop_requested",
-                                                                "tenant.resumed"]):
-                if event.to_status == "pending" or event.kind.startswith("tenant."):
+                                                                "tenant.resumed", "lab.resumed"]):
+                if event.to_status == "pending" or event.kind.startswith(("tenant.", "lab.")):
                     self._wake.set()
         except asyncio.CancelledError:
             raise
@@ -356,6 +367,8 @@ class TenantRuntime:
                 for quantity, methods in by_quantity.items():
                     try:
                         claim = await self.client.claim(quantity, methods, self.lease_seconds)
+                    except LabPaused:
+                        raise
                     except Conflict as exc:  # e.g. asked to stop between two checks
                         log.warning("claim refused: %s", exc)
                         return claimed

@@ -14,6 +14,7 @@ from labweave.schemas.tenant import TenantDefinition
 from labweave.services.server.app import create_app
 from labweave.services.server.auth import add_user
 from labweave.services.server.config import Settings
+from labweave.services.server.leases import LeaseSweeper
 
 from ..conftest import load, shared_files, shared_path
 
@@ -171,3 +172,25 @@ def two_flow_tenants(lab: Lab) -> None:
     lab.add_tenant(asab | {"name": "ASAB twin"})
     lab.add_user("asab", "tenant", "ASAB_tenant")
     lab.add_user("asab2", "tenant", "ASAB twin")
+
+
+class SteppedClock:
+    """A clock a test sets and steps by hand (for the lease sweeper's monotonic clock, or a wall clock)."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def expire_leases(db, max_expiries: int) -> int:
+    """Sweep as if every held lease's length had passed on the sweeper's clock without a heartbeat."""
+    clock = SteppedClock()
+    sweeper = LeaseSweeper(db, max_expiries, clock)
+    sweeper.sweep()
+    clock.step(1e9)
+    return sweeper.sweep()

@@ -8,9 +8,7 @@ import time
 
 import pytest
 
-from labweave.services.server.leases import sweep
-
-from .helpers import flow_request, flow_result, open_lab, two_flow_tenants
+from .helpers import expire_leases, flow_request, flow_result, open_lab, two_flow_tenants
 
 
 @pytest.fixture
@@ -50,7 +48,7 @@ def test_an_expired_lease_returns_the_request_then_fails_it(lab):
     db = lab.lab.db
     for expiry in (1, 2):
         lab.post("asab", "/api/v1/claims", json={"lease_seconds": 1})
-        assert sweep(db, 2, now=time.time() + 5) == 1
+        assert expire_leases(db, 2) == 1
         detail = lab.get("op", f"/api/v1/requests/{uuid}").json()
         assert detail["lease_expiries"] == expiry
     assert detail["status"] == "failed" and "lease expired" in detail["failure_reason"]
@@ -60,7 +58,7 @@ def test_an_expired_lease_returns_the_request_then_fails_it(lab):
 def test_a_late_result_after_expiry_is_kept_if_nobody_else_took_the_request(lab):
     uuid = create(lab)
     lab.post("asab", "/api/v1/claims", json={"lease_seconds": 1})
-    sweep(lab.lab.db, 2, now=time.time() + 5)
+    expire_leases(lab.lab.db, 2)
     r = lab.post("asab", "/api/v1/results", json=flow_result(uuid, lab.tenants["ASAB_tenant"]))
     assert r.status_code == 201
     assert lab.get("op", f"/api/v1/requests/{uuid}").json()["status"] == "resolved"
@@ -69,7 +67,7 @@ def test_a_late_result_after_expiry_is_kept_if_nobody_else_took_the_request(lab)
 def test_a_late_result_after_another_tenant_claimed_is_refused(lab):
     uuid = create(lab)
     lab.post("asab", "/api/v1/claims", json={"lease_seconds": 1})
-    sweep(lab.lab.db, 2, now=time.time() + 5)
+    expire_leases(lab.lab.db, 2)
     assert lab.post("asab2", "/api/v1/claims", json={}).json()["request"]["uuid"] == uuid
     r = lab.post("asab", "/api/v1/results", json=flow_result(uuid, lab.tenants["ASAB_tenant"]))
     assert r.status_code == 403

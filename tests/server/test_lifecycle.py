@@ -3,7 +3,6 @@ the actors the table names, and every code path (claims, the lease sweeper, resu
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
@@ -12,10 +11,9 @@ from labweave.schemas.core import RequestStatus as S
 from labweave.schemas.core import ResultStatus as R
 from labweave.services.server import lifecycle
 from labweave.services.server.errors import Conflict, Forbidden
-from labweave.services.server.leases import sweep
 from labweave.services.server.lifecycle import CAMPAIGN, REQUEST, RESULT, Actor, CampaignStatus as C
 
-from .helpers import flow_request, flow_result, open_lab, two_flow_tenants
+from .helpers import expire_leases, flow_request, flow_result, open_lab, two_flow_tenants
 
 A = Actor
 
@@ -130,7 +128,7 @@ def without(table, *moves):
 def test_claims_and_the_lease_sweeper_write_their_history_through_the_lifecycle(lab, monkeypatch):
     uuid = create(lab)
     assert lab.post("asab", "/api/v1/claims", json={"lease_seconds": 1}).json()["request"]["uuid"] == uuid
-    assert sweep(lab.lab.db, 3, now=time.time() + 5) == 1
+    assert expire_leases(lab.lab.db, 3) == 1
     assert history(lab, uuid) == [(None, "pending", "alice"), ("pending", "reserved", "asab"),
                                   ("reserved", "pending", "lease-sweeper")]
     # take the claim's move out of the table: the claim is refused
@@ -144,7 +142,7 @@ def test_claims_and_the_lease_sweeper_write_their_history_through_the_lifecycle(
     sweeper_out[("reserved", "pending")] = frozenset({A.OWNER, A.OPERATOR})
     monkeypatch.setattr(lifecycle, "REQUEST", replace(REQUEST, moves=sweeper_out))
     with pytest.raises(Forbidden, match="reserved request to pending"):
-        sweep(lab.lab.db, 3, now=time.time() + 5)
+        expire_leases(lab.lab.db, 3)
     assert lab.get("op", f"/api/v1/requests/{uuid}").json()["status"] == "reserved"
 
 
@@ -152,7 +150,7 @@ def test_the_sweeper_fails_a_request_whose_leases_keep_expiring(lab):
     uuid = create(lab)
     for _ in range(3):
         lab.post("asab", "/api/v1/claims", json={"lease_seconds": 1})
-        sweep(lab.lab.db, 3, now=time.time() + 5)
+        expire_leases(lab.lab.db, 3)
     assert history(lab, uuid)[-1] == ("reserved", "failed", "lease-sweeper")
     assert lab.get("op", f"/api/v1/requests/{uuid}").json()["failure_reason"] == "lease expired 3 times"
 

@@ -231,6 +231,9 @@ def drive(lab: Lab, contract: Contract) -> list[str]:
               "kept_at": "2026-12-04T04:00:00+00:00"}
     ok(put("asab", f"/api/v1/tenants/{asab}/dead_letters", json={"letters": [letter]}))
     ok(lab.get("op", "/api/v1/dead_letters"))
+    ok(lab.post("op", "/api/v1/lab/pause", json={"reason": "checking the contract"}))
+    ok(lab.get("asab", "/api/v1/lab"))
+    ok(lab.post("op", "/api/v1/lab/resume"))
     ok(lab.get("op", "/api/v1/events", params={"limit": 50}))
     problems = contract.stream_problems("GET", "/api/v1/events/stream", first_event(
         lab, "/api/v1/events/stream", params={"after": 0}, headers=lab.headers("op")))
@@ -245,13 +248,15 @@ def drive(lab: Lab, contract: Contract) -> list[str]:
     for path in ("/dashboard", "/dashboard/tenants", "/dashboard/queue", "/dashboard/campaigns",
                  "/dashboard/campaigns/films", "/dashboard/fragments/summary", "/dashboard/fragments/tenants",
                  "/dashboard/fragments/queue", "/dashboard/fragments/campaigns", "/dashboard/fragments/campaigns/films",
-                 "/dashboard/fragments/activity", "/dashboard/static/dashboard.js", "/dashboard/static/dashboard.css",
+                 "/dashboard/fragments/activity", "/dashboard/fragments/lab", "/dashboard/static/dashboard.js",
+                 "/dashboard/static/dashboard.css",
                  "/dashboard/static/favicon.svg"):
         assert lab.client.get(path, follow_redirects=False).status_code == 200, path
     waiting = ok(lab.post("alice", "/api/v1/requests", json=body | {"proposed": True}), 201)["uuid"]
     json_answer = {"Accept": "application/json"}
     for action in ("campaigns/films/pause", "campaigns/films/resume", f"tenants/{asab}/stop",
-                   f"tenants/{asab}/resume", f"requests/{waiting}/approve", f"requests/{waiting}/retract"):
+                   f"tenants/{asab}/resume", f"requests/{waiting}/approve", f"requests/{waiting}/retract",
+                   "lab/pause", "lab/resume"):
         assert ok(lab.client.post(f"/dashboard/actions/{action}", headers=json_answer))["ok"] is True, action
     second = ok(lab.post("alice", "/api/v1/requests", json=body | {"proposed": True}), 201)["uuid"]
     ok(lab.client.post(f"/dashboard/actions/requests/{second}/reject", headers=json_answer))

@@ -1,5 +1,5 @@
 """The operator's controls: approve or reject proposals, retract requests, pause and resume campaigns,
-stop and resume tenants.
+stop and resume tenants, pause and resume the whole lab.
 
 Each control is a ``POST`` of a small form. The page's script sends it with
 ``Accept: application/json`` and shows the answer; without the script the
@@ -172,3 +172,26 @@ def resume_tenant(request: Request, user: ActionUser, tenant_uuid: str) -> Respo
         return f"Tenant {row.name} may claim work again."
 
     return _act(request, user, f"resume tenant {tenant_uuid}", change)
+
+
+@router.post("/lab/pause", response_model=ActionOutcome, responses=BACK_TO_PAGE)
+def pause_lab(request: Request, user: ActionUser, reason: Reason = "",
+              release_running: Annotated[bool, Form()] = False) -> Response:
+    def change() -> str:
+        _operator(user)
+        _, released = request.app.state.lab.pause.pause(user, release_running, reason.strip())
+        if release_running:
+            return f"Lab paused: tenants claim nothing; {released} running request(s) went back to the queue."
+        return "Lab paused: tenants claim nothing; the work running now finishes."
+
+    return _act(request, user, "pause the lab", change)
+
+
+@router.post("/lab/resume", response_model=ActionOutcome, responses=BACK_TO_PAGE)
+def resume_lab(request: Request, user: ActionUser, reason: Reason = "") -> Response:
+    def change() -> str:
+        _operator(user)
+        request.app.state.lab.pause.resume(user, reason.strip())
+        return "Lab resumed: tenants claim again."
+
+    return _act(request, user, "resume the lab", change)

@@ -14,7 +14,7 @@ from ..auth import Principal
 from ..errors import Invalid, NotFound
 from . import campaign_view, views
 from .actions import Controls
-from .render import fragment, page
+from .render import fragment, lab_status, page
 from .session import FragmentUser, PageUser
 
 router = APIRouter()
@@ -92,6 +92,12 @@ def tenants_fragment(request: Request, user: FragmentUser, compact: bool = False
     lab = request.app.state.lab
     return fragment("_tenants.html", user, tenants=views.tenants(lab, user), compact=compact, can=Controls(user),
                     dead_letters=[] if compact else views.dead_letters(lab, user))
+
+
+@router.get("/fragments/lab", response_class=HTMLResponse)
+def lab_fragment(request: Request, user: FragmentUser) -> HTMLResponse:
+    """The paused lab's banner (an operator's pause control while it runs)."""
+    return fragment("_lab.html", user, lab=lab_status(request))
 
 
 @router.get("/fragments/queue", response_class=HTMLResponse)

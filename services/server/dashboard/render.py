@@ -13,6 +13,9 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from labweave.schemas.api import LabStatus
+
+from .. import convert
 from ..auth import Principal
 from . import session, text
 
@@ -69,12 +72,19 @@ def page(request: Request, name: str, user: Principal | None, active: str = "", 
          **context: Any) -> HTMLResponse:
     """A whole page: the layout with the user, the navigation, and a message left by the last action."""
     notice = session.take_flash(request)
+    if user is not None:  # the banner of a paused lab (and an operator's pause control) on every page
+        context.setdefault("lab_status", lab_status(request))
     body = render(name, request=request, user=user, active=active, notice=notice, version=static_version(),
                   **context)
     response = HTMLResponse(body, status_code=status_code, headers=SECURITY_HEADERS)
     if notice is not None:
         response.delete_cookie(session.FLASH_COOKIE, path=session.PREFIX, httponly=True, samesite="strict")
     return response
+
+
+def lab_status(request: Request) -> LabStatus:
+    lab = request.app.state.lab
+    return convert.lab_status(lab.pause.state(), lab.pause.running())
 
 
 def fragment(name: str, user: Principal, **context: Any) -> HTMLResponse:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, Column, Index, Table, text
+from sqlalchemy import JSON, Column, Index, Table, Text, text
 from sqlmodel import Field, SQLModel, col
 
 
@@ -112,6 +112,13 @@ class Request(SQLModel, table=True):
     campaign: str | None = Field(default=None, index=True, max_length=200)
     provenance: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_by: str = Field(default="", index=True, max_length=100)
+    #: The request as FINALES2's listings send it (``quantity``, ``methods``, ``parameters``,
+    #: ``tenant_uuid``; none of them ever changes), as JSON text written once at creation, so that
+    #: the listings that cannot be paged send it without decoding and encoding it again.
+    wire: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: Raised by every claim, reservation and heartbeat: the lease sweeper expires a lease once it
+    #: has seen this counter stand still for the lease's length on its own monotonic clock.
+    lease_beat: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 # The queue order: claims walk this index by status and quantity, highest priority first, then oldest.
@@ -194,6 +201,20 @@ class Campaign(SQLModel, table=True):
     created_by: str = Field(default="", max_length=100)
     created: float
     updated: float
+
+
+class LabState(SQLModel, table=True):
+    """Whether an operator has paused the whole lab: one row (``id`` 1), shared by every replica."""
+
+    __tablename__ = "lab_state"
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    paused: bool = False
+    #: On pausing: whether the work running then was released back to pending (else it finishes).
+    release_running: bool = False
+    reason: str = ""
+    changed_by: str = Field(default="", max_length=100)
+    changed: float = 0.0
 
 
 class ServerSecret(SQLModel, table=True):
