@@ -187,3 +187,9 @@ class ActionOutcome(BaseModel):
 
     ok: bool
     message: str
+
+
+class ErrorDetail(BaseModel):
+    """A refusal the lab explains in words (401, 403, 404, 409, and a 422 breaking a rule of the lab)."""
+
+    detail: str
