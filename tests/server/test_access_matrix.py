@@ -61,8 +61,8 @@ MATRIX: dict[str, str] = {
     "GET /pending_requests/":                             "401    seen   hidden seen   seen   hidden seen",
     "GET /all_requests/":                                 "401    seen   hidden seen   seen   hidden seen",
     "POST /requests/{object_id}/update_status/":          "401    403    403    200    200    404    403",
-    "POST /results/":                                     "401    403    403    200    403    403    403",
-    "POST /results/post_unsolicited_result":              "401    403    403    200    403    403    200",
+    "POST /results/":                                     "401    403    403    200    403    404    403",
+    "POST /results/post_unsolicited_result":              "401    403    403    200    200    200    200",
     "GET /results/{object_id}":                           "401    seen   null   seen   seen   null   seen",
     "GET /results_requested/{request_id}":                "401    seen   null   seen   seen   null   seen",
     "GET /results_requested/":                            "401    seen   hidden seen   seen   hidden seen",
@@ -84,7 +84,7 @@ MATRIX: dict[str, str] = {
     "POST /api/v1/requests/{request_uuid}/approve":       "401    403    403    403    403    403    200",
     "POST /api/v1/requests/{request_uuid}/reject":        "401    403    403    403    403    403    200",
     # -- /api/v1 results ----------------------------------------------------------------------------------
-    "POST /api/v1/results":                               "401    403    403    201    403    403    403",
+    "POST /api/v1/results":                               "401    403    403    201    403    404    403",
     "GET /api/v1/results":                                "401    seen   hidden seen   seen   hidden seen",
     "GET /api/v1/results/{result_uuid}":                  "401    200    404    200    200    404    200",
     # -- /api/v1 registry and users -----------------------------------------------------------------------
@@ -304,7 +304,8 @@ def calls(lab: Lab) -> dict[str, Call]:
     tenant = {"tenant_uuid": lambda s: asab}
     req = {"request_uuid": lambda s: s.reserved}
     camp = {"name": lambda s: s.campaign}
-    result_body = lambda s, role: flow_result(s.reserved, asab)  # noqa: E731
+    # each posts as the tenant it acts for, so that the answer is about the request, not the body
+    result_body = lambda s, role: flow_result(s.reserved, _own_tenant(lab, role))  # noqa: E731
     limitations = [e.model_dump(mode="json") for e in _asab_limitations(lab)]
     capability = _a_capability()
     return {
