@@ -96,8 +96,10 @@ MATRIX: dict[str, str] = {
     "PUT /api/v1/tenants/{tenant_uuid}/limitations":      "401    403    403    200    403    403    200",
     "POST /api/v1/tenants/{tenant_uuid}/deactivate":      "401    403    403    403    403    403    200",
     "POST /api/v1/tenants/{tenant_uuid}/activate":        "401    403    403    403    403    403    200",
-    "POST /api/v1/tenants/{tenant_uuid}/stop":            "401    403    403    403    403    403    200",
+    "POST /api/v1/tenants/{tenant_uuid}/stop":            "401    403    403    200    403    403    200",
     "POST /api/v1/tenants/{tenant_uuid}/resume":          "401    403    403    403    403    403    200",
+    "PUT /api/v1/tenants/{tenant_uuid}/dead_letters":     "401    403    403    200    403    403    403",
+    "GET /api/v1/dead_letters":                           "401    403    403    403    403    403    200",
     "POST /api/v1/users":                                 "401    403    403    403    403    403    201",
     "GET /api/v1/me":                                     "401    200    200    200    200    200    200",
     # -- /api/v1 campaigns --------------------------------------------------------------------------------
@@ -356,6 +358,8 @@ def calls(lab: Lab) -> dict[str, Call]:
         "POST /api/v1/tenants/{tenant_uuid}/activate": Call(path=tenant),
         "POST /api/v1/tenants/{tenant_uuid}/stop": Call(path=tenant),
         "POST /api/v1/tenants/{tenant_uuid}/resume": Call(path=tenant),
+        "PUT /api/v1/tenants/{tenant_uuid}/dead_letters": Call(path=tenant, json=lambda s, role: {"letters": []}),
+        "GET /api/v1/dead_letters": Call(),
         "POST /api/v1/users": Call(json=lambda s, role: {"username": f"u-{uuidlib.uuid4().hex[:8]}",
                                                          "password": "a-long-enough-password", "role": "requester"}),
         "GET /api/v1/me": Call(),
@@ -525,3 +529,18 @@ def test_route_against_every_role(lab, shared_scene, route):
             scene = Scene(lab)
     wrong = {role: f"expected {wanted[role]}, got {got[role]}" for role in ROLES if got[role] != wanted[role]}
     assert not wrong, f"{route}: {wrong}\n  observed: {'  '.join(got[r] for r in ROLES)}"
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("PUT", "/api/v1/tenants/{t}/limitations", []),
+    ("POST", "/api/v1/tenants/{t}/stop", None),
+    ("PUT", "/api/v1/tenants/{t}/dead_letters", {"letters": []}),
+])
+def test_a_requesters_account_naming_a_tenant_does_not_make_it_that_tenants_user(lab, method, path, body):
+    """FINALES2's requesters carry a tenant_uuid; they still do nothing a tenant's own user does for it."""
+    tenant = flow_request()["tenant_uuid"]  # the tenant alice's and bob's accounts name
+    before = lab.lab.registry.catalogue().tenants[tenant]
+    r = lab.client.request(method, path.format(t=tenant), json=body, headers=lab.headers("alice"))
+    assert r.status_code == 403, r.text
+    after = lab.lab.registry.catalogue().tenants[tenant]
+    assert (after.limitations, after.stop_requested) == (before.limitations, before.stop_requested)
