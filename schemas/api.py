@@ -211,3 +211,9 @@ class LabStatus(BaseModel):
     changed_at: Timestamp | None = None
     running: int = Field(description="requests reserved (running) now")
     released: int = Field(default=0, description="requests this pause released back to pending")
+
+
+class ErrorDetail(BaseModel):
+    """A refusal the lab explains in words (401, 403, 404, 409, and a 422 breaking a rule of the lab)."""
+
+    detail: str

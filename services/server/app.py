@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import InternalError, OperationalError
 
+from . import api_document
 from .access_log import AccessLog
 from .body_guard import BodyGuard, BodyLimits
 from .config import Settings
@@ -105,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (finales2, api_requests, api_results, api_registry, api_dead_letters, api_campaigns, api_events,
                    api_lab, health, dashboard):
         app.include_router(module.router)
+    api_document.describe(app)
+
     @app.get("/", include_in_schema=False)
     async def _home() -> RedirectResponse:
         return RedirectResponse("/dashboard")

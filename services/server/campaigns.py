@@ -17,7 +17,7 @@ from . import lifecycle
 from .auth import Principal
 from .db.engine import Database
 from .db.tables import Campaign, Request
-from .errors import Forbidden, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import record
 from .lifecycle import CampaignStatus, campaign_actors
 from .registry import Registry
@@ -60,9 +60,13 @@ class Campaigns:
             raise NotFound(f"campaign {name!r} not found")
         return row
 
+    def _visible(self, s: Session, p: Principal, name: str) -> bool:
+        return s.exec(self.viewer(p).campaigns(select(Campaign.name).where(Campaign.name == name))).first() is not None
+
     def _owned(self, s: Session, p: Principal, name: str) -> Campaign:
+        """The campaign, to change: 404 if ``p`` may not see it, 403 if it sees it but it is another's."""
         row = s.get(Campaign, name)
-        if row is None:
+        if row is None or not self._visible(s, p, name):
             raise NotFound(f"campaign {name!r} not found")
         if not p.is_operator and row.created_by != p.username:
             raise Forbidden(f"campaign {name!r} belongs to {row.created_by}; only they or an operator may change it")
@@ -80,6 +84,8 @@ class Campaigns:
                                created_by=p.username, created=now, updated=now)
                 lifecycle.open_campaign(s, row, campaign_actors(p, None), p.username)
             else:
+                if not self._visible(s, p, name):  # names are shared: say it is taken, and nothing more
+                    raise Conflict(f"campaign name {name!r} is taken; choose another")
                 row = self._owned(s, p, name)
                 row.spec = spec
                 row.updated = now

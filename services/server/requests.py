@@ -79,6 +79,18 @@ def stored_body(wire: str) -> dict[str, Any]:
     return body
 
 
+def is_tenant_user(p: Principal) -> bool:
+    """Whether ``p`` acts as a tenant (claims, holds leases): a requester's account names a tenant too."""
+    return p.role == "tenant" and bool(p.tenant_uuid)
+
+
+def acting_tenant(p: Principal, refusal: str) -> str:
+    """The tenant ``p`` acts for; 403 with ``refusal`` for anyone not a tenant's user (whatever the request)."""
+    if not is_tenant_user(p) or p.tenant_uuid is None:
+        raise Forbidden(refusal)
+    return p.tenant_uuid
+
+
 LET_GO = {"owner_tenant_uuid": None, "lease_expires": None}  # the holder (if any) lets go of the lease
 
 
@@ -158,8 +170,8 @@ class Requests:
         matched against the tenant's limitations once, not on every poll.
         """
         c = REQ.c
-        tenant = p.tenant_uuid if pending and p.tenant_uuid and not p.is_operator else None
-        if tenant and p.role == "tenant" and self.pause.state().paused:  # FINALES2 tenants know no pause
+        tenant = p.tenant_uuid if pending and is_tenant_user(p) else None
+        if tenant and self.pause.state().paused:  # FINALES2 tenants know no pause
             return []
         cat = self.registry.catalogue()
         stmt = select(c.uuid, c.status, c.wire, c.id)
@@ -264,9 +276,8 @@ class Requests:
         return lambda row, now: (new, changes, {})
 
     def reserve(self, p: Principal, request_uuid: str, lease_seconds: float | None) -> Request:
-        if not p.tenant_uuid:
-            raise Forbidden("only a tenant user can reserve a request (log in as the tenant's user)")
-        self.registry.serving_tenant(p.tenant_uuid)
+        tenant = acting_tenant(p, "only a tenant user can reserve a request (log in as the tenant's user)")
+        self.registry.serving_tenant(tenant)
         self.pause.refuse_if_paused()
         lease = lease_seconds or self.policy.lease_seconds
 
@@ -309,31 +320,31 @@ class Requests:
         A tenant stopped or deactivated by an operator cannot: the 409 tells its
         runtime the lease is lost, so it stops the job.
         """
-        if p.tenant_uuid and not p.is_operator:
-            self.registry.serving_tenant(p.tenant_uuid)
+        tenant = acting_tenant(p, "only the tenant holding a request's lease can heartbeat it")
+        self.registry.serving_tenant(tenant)
         now = time.time()
         with self.db.write.begin() as conn:
             row = self._locked(conn, p, request_uuid)
-            if row.status != S.RESERVED or row.owner_tenant_uuid != p.tenant_uuid or not p.tenant_uuid:
+            # a tenant that does not hold it may have lost it (expired, taken by another): its runtime stops
+            if row.status != S.RESERVED or row.owner_tenant_uuid != p.tenant_uuid:
                 raise Conflict(f"request {request_uuid} is not held by your tenant: the lease is lost")
             lease = lease_seconds or row.lease_seconds or self.policy.lease_seconds
             conn.execute(update(REQ).where(REQ.c.id == row.id)  # the beat the lease sweeper watches
                          .values(lease_seconds=lease, lease_expires=now + lease, updated=now,
                                  lease_beat=REQ.c.lease_beat + 1))
         row.lease_seconds, row.lease_expires, row.updated = lease, now + lease, now
-        self.touch(p.tenant_uuid)
+        self.touch(tenant)
         return row
 
     # -- claims ------------------------------------------------------------
     def claim(self, p: Principal, body: ClaimCreate) -> Request | None:
         """Atomically take the next request this tenant can serve, by priority then age."""
-        if not p.tenant_uuid:
-            raise Forbidden("claims are made by a tenant user")
-        self.registry.serving_tenant(p.tenant_uuid)
-        self.touch(p.tenant_uuid)
+        tenant = acting_tenant(p, "claims are made by a tenant user")
+        self.registry.serving_tenant(tenant)
+        self.touch(tenant)
         self.pause.refuse_if_paused()  # a claim that began before a pause may still finish
         cat = self.registry.catalogue()
-        offers = cat.tenant_offers(p.tenant_uuid)
+        offers = cat.tenant_offers(tenant)
         if body.quantity:
             offers = {body.quantity: offers.get(body.quantity, [])}
         if body.methods:
@@ -356,7 +367,7 @@ class Requests:
                 candidates.sort(key=lambda r: (-r.priority, r.id))
                 for cand in candidates:
                     scanned += 1
-                    if not cat.can_serve(p.tenant_uuid, cand.quantity, cand.methods, cand.parameters):
+                    if not cat.can_serve(tenant, cand.quantity, cand.methods, cand.parameters):
                         skip.append(cand.id)
                         continue
                     now = time.time()
@@ -364,9 +375,9 @@ class Requests:
                     try:  # the tenant can serve it (just checked): the lifecycle's TENANT
                         return lifecycle.move_request(
                             conn, pending, S.RESERVED, {Actor.TENANT}, p.username,
-                            f"claimed by tenant {p.tenant_uuid}", now=now,
-                            data={"tenant_uuid": p.tenant_uuid, "lease_seconds": lease},
-                            owner_tenant_uuid=p.tenant_uuid, last_owner_uuid=p.tenant_uuid,
+                            f"claimed by tenant {tenant}", now=now,
+                            data={"tenant_uuid": tenant, "lease_seconds": lease},
+                            owner_tenant_uuid=tenant, last_owner_uuid=tenant,
                             lease_seconds=lease, lease_expires=now + lease, lease_beat=cand.lease_beat + 1)
                     except lifecycle.Moved:
                         continue  # another claimer won this one

@@ -29,7 +29,7 @@ from .errors import Conflict, Forbidden, Invalid, NotFound
 from .events import record
 from .lifecycle import Actor, request_actors, result_actors
 from .registry import Registry
-from .requests import INSERT_METHOD, LET_GO, REQ, new_request
+from .requests import INSERT_METHOD, LET_GO, REQ, is_tenant_user, new_request
 from .visibility import Viewer
 
 RES = table_of(Result)
@@ -75,6 +75,8 @@ class Results:
         Returns:
             The stored result and whether it was created now (False: a repeat).
         """
+        if not p.is_operator and not is_tenant_user(p):
+            raise Forbidden("a result is posted by the user of the tenant that holds the request")
         method = self._check_body(p, body)
         if idempotency_key:
             with Session(self.db.read) as s:
@@ -92,9 +94,10 @@ class Results:
         now = time.time()
         R = RES
         with self.db.write.begin() as conn:
-            stmt = core_select(REQ).where(REQ.c.uuid == body.request_uuid)
+            # a request the poster may not see is not found, as on every route (visibility.py)
+            stmt = self.viewer(p).requests(core_select(REQ).where(REQ.c.uuid == body.request_uuid))
             if self.db.is_postgres:
-                stmt = stmt.with_for_update()
+                stmt = stmt.with_for_update(of=REQ)
             found = conn.execute(stmt).mappings().first()
             if found is None:
                 raise NotFound(f"request_uuid: request {body.request_uuid!r} not found")
@@ -125,12 +128,14 @@ class Results:
 
     def post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
         """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""
+        if not p.is_operator and not is_tenant_user(p):
+            raise Forbidden("results are posted by a tenant's user")
         method = self._check_body(p, body)
         if p.tenant_uuid and not p.is_operator:
             self.registry.serving_tenant(p.tenant_uuid)
         cat = self.registry.catalogue()
         # whoever acts for the result's tenant (checked above) posts as that tenant
-        actors = request_actors(p, None, cat) | ({Actor.TENANT} if p.tenant_uuid else set())
+        actors = request_actors(p, None, cat) | ({Actor.TENANT} if is_tenant_user(p) else set())
         req = new_request(S.UNSOLICITED, body.quantity, [method], {method: body.parameters[method]},
                           body.tenant_uuid, p.username)
         values = new_result(body, method, req["uuid"], p.username, req["ctime"])

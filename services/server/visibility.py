@@ -14,6 +14,24 @@
   a result or a campaign); events of the registry (tenants, capabilities) by
   every user, as the registry itself is.
 
+What a refusal says (every route, checked by ``tests/server/test_access_matrix.py``):
+
+- **401**: no valid token (the dashboard's pages send the browser to its
+  login page instead).
+- **403**: your role may never do this, whatever the id (a requester
+  claiming or heartbeating, anyone but an operator approving a proposal or
+  registering a tenant, posting for another tenant), or you see the thing
+  but may not make this change to it (the lifecycle's actors: a tenant
+  retracting a requester's request, another tenant releasing one it does
+  not hold, a user changing a campaign it only sees).
+- **404**: the thing does not exist *or you may not see it*, so an answer
+  never tells you whether another user's request, result or campaign
+  exists (FINALES2's reads answer ``null`` instead, as FINALES2 does).
+  A campaign's name is the one exception: names are shared by all, so
+  creating one under a name already taken is a 409 naming the problem.
+- **409**: you may do this in general, but not in the thing's present
+  status (a request already resolved, a lease no longer held).
+
 The rule is rendered once, as SQL: every listing and every read of one row
 adds :class:`Viewer`'s filter to its query, so paging and counting stay in
 the database. Events already read (the event stream's) are filtered by

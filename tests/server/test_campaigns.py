@@ -22,7 +22,9 @@ def test_campaign_lifecycle(lab):
     assert lab.client.put("/api/v1/campaigns/c1/state", json={"state": state},
                           headers=lab.headers("alice")).json()["state"] == state
     lab.add_user("bob", "requester", flow_request()["tenant_uuid"])
-    assert lab.client.put("/api/v1/campaigns/c1/state", json={"state": {}}, headers=lab.headers("bob")).status_code == 403
+    # bob cannot see alice's campaign: to him it does not exist (404), and its name is taken (409)
+    assert lab.client.put("/api/v1/campaigns/c1/state", json={"state": {}}, headers=lab.headers("bob")).status_code == 404
+    assert lab.client.put("/api/v1/campaigns/c1", json={"spec": {}}, headers=lab.headers("bob")).status_code == 409
     assert lab.client.put("/api/v1/campaigns/c2", json={"spec": {}}, headers=lab.headers("asab")).status_code == 403
     assert lab.post("op", "/api/v1/campaigns/c1/pause").json()["status"] == "paused"
     lab.post("alice", "/api/v1/requests", json=flow_request() | {"campaign": "c1"})

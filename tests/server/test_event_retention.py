@@ -63,6 +63,6 @@ def test_labweave_db_archive_events(tmp_path, monkeypatch):
     monkeypatch.setenv("LABWEAVE_DATABASE_URL", url)
     r = CliRunner().invoke(cli, ["db", "archive-events", "--older-than-days", "0"])
     assert r.exit_code == 0, r.output
-    assert r.output.strip() == f"{live - 1} events archived"
+    assert r.stdout.strip() == f"{live - 1} events archived"
     r = CliRunner().invoke(cli, ["db", "archive-events", "--older-than-days", "-1"])
     assert r.exit_code != 0 and "older-than-days" in r.output

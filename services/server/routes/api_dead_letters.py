@@ -8,6 +8,7 @@ from labweave.schemas.tenant import DeadLetterReport, TenantDeadLetter
 
 from ..deps import CurrentOperator, CurrentUser, LabDep
 from ..errors import Forbidden
+from ..requests import is_tenant_user
 
 router = APIRouter(prefix="/api/v1", tags=["dead letters"])
 
@@ -19,7 +20,7 @@ def report_dead_letters(lab: LabDep, p: CurrentUser, tenant_uuid: str, body: Dea
     Only the tenant itself reports; a stopped or deactivated tenant still may (it
     posts no result by it, it tells what it holds).
     """
-    if p.tenant_uuid != tenant_uuid or p.is_operator:
+    if not is_tenant_user(p) or p.tenant_uuid != tenant_uuid:  # a requester's account names a tenant too
         raise Forbidden("only the tenant itself reports its dead letters")
     return lab.dead_letters.report(tenant_uuid, body.letters, p.username)
 

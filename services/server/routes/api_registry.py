@@ -12,6 +12,7 @@ from .. import convert
 from ..auth import add_user
 from ..deps import CurrentOperator, CurrentUser, LabDep
 from ..errors import Forbidden, NotFound
+from ..requests import is_tenant_user
 
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 
@@ -52,7 +53,7 @@ def get_tenant(lab: LabDep, p: CurrentUser, tenant_uuid: str) -> TenantDetail:
 @router.put("/tenants/{tenant_uuid}/limitations")
 def set_limitations(lab: LabDep, p: CurrentUser, tenant_uuid: str, body: list[LimitationEntry]) -> TenantDetail:
     """A tenant publishes its own limitations within what it was granted (or an operator grants them)."""
-    if not p.is_operator and p.tenant_uuid != tenant_uuid:
+    if not p.is_operator and not (is_tenant_user(p) and p.tenant_uuid == tenant_uuid):
         raise Forbidden("a tenant user may change only its own tenant's limitations")
     if not p.is_operator:  # a tenant narrows what it was granted; it never widens it nor turns itself on
         return convert.tenant_detail(lab.registry.publish_limitations(tenant_uuid, body, p.username))
@@ -82,7 +83,7 @@ def stop_tenant(lab: LabDep, p: CurrentUser, tenant_uuid: str) -> TenantDetail:
     instrument (its runtime does, after a local emergency stop), so that it shows
     and is reset here. Only an operator resets it (``resume``).
     """
-    if not p.is_operator and p.tenant_uuid != tenant_uuid:
+    if not p.is_operator and not (is_tenant_user(p) and p.tenant_uuid == tenant_uuid):
         raise Forbidden("only an operator, or the tenant itself, can emergency-stop a tenant")
     return convert.tenant_detail(lab.registry.request_stop(tenant_uuid, p.username))
 
