@@ -91,6 +91,11 @@ def run(
         None, "--dask-scheduler-file", envvar="LABWEAVE_DASK_SCHEDULER_FILE",
         help="a Dask scheduler file (dask scheduler --scheduler-file) instead of --dask-scheduler",
     ),
+    metrics_port: Optional[int] = typer.Option(
+        None, "--metrics-port", min=1, max=65535, envvar="LABWEAVE_METRICS_PORT",
+        help="serve this tenant's Dask task counts for Prometheus on this port (/metrics)",
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="address the metrics port listens on"),
 ) -> None:
     """Claim and run requests for INSTRUMENTS until stopped (SIGTERM finishes or releases held work).
 
@@ -107,6 +112,11 @@ def run(
     from labweave.services.cluster import metrics
 
     scheduler = cluster_choice(dask_scheduler, dask_scheduler_file)
+    if metrics_port is not None:
+        try:
+            metrics.serve_metrics(metrics_port, metrics_host)
+        except OSError as exc:
+            fail(f"--metrics-port {metrics_port}: cannot listen on {metrics_host}:{metrics_port}: {exc.strerror or exc}")
     choices = backend_choices(instruments, backend, backend_option)
     built = []
     for i, name in enumerate(instruments):  # a name given twice is two instruments (two channels)

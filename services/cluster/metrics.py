@@ -44,3 +44,28 @@ def reset() -> None:
     """Forget every count (tests)."""
     with _lock:
         _counts.clear()
+
+
+class DaskTasks:
+    """A Prometheus collector of these counts: ``labweave_dask_tasks_total{outcome, computation}``."""
+
+    def collect(self):  # noqa: ANN201 (prometheus_client's collector protocol)
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily("labweave_dask_tasks", "Computations this tenant handed to Dask, by outcome "
+                                     "(submitted, finished, failed) and computation", labels=["outcome", "computation"])
+        for outcome, by_label in snapshot().items():
+            for label, n in sorted(by_label.items()):
+                family.add_metric([outcome, label], n)
+        yield family
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1"):  # noqa: ANN201
+    """Serve the counts for Prometheus at ``http://host:port/metrics`` (prometheus_client's own server,
+    in a daemon thread); returns the server (``shutdown()`` stops it)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    registry = CollectorRegistry()
+    registry.register(DaskTasks())
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server

@@ -6,6 +6,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from .auth import Authenticator
 from .campaigns import Campaigns
 from .config import Settings
@@ -13,6 +15,7 @@ from .dead_letters import DeadLetters
 from .db.engine import Database, open_database
 from .db.migrate import upgrade
 from .lab_pause import LabPause
+from .metrics import LabMetrics
 from .registry import Registry
 from .requests import Policy, Requests
 from .results import Results
@@ -29,6 +32,8 @@ class Lab:
     campaigns: Campaigns
     dead_letters: DeadLetters
     pause: LabPause
+    #: What this replica did (claims, heartbeats, refused results, expired leases), counted in its process.
+    activity: LabMetrics
     metrics: Any = None
     #: The event-stream hubs, by event loop (see ``event_stream.hub_of``).
     event_hubs: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
@@ -42,8 +47,9 @@ class Lab:
         policy = Policy(settings.lease_seconds, settings.max_attempts, settings.max_lease_expiries)
         auth = Authenticator.open(db, settings)
         pause = LabPause(db)
-        return cls(settings, db, registry, Requests(db, registry, policy, pause), Results(db, registry), auth,
-                   Campaigns(db, registry), DeadLetters(db), pause)
+        activity = LabMetrics(CollectorRegistry())
+        return cls(settings, db, registry, Requests(db, registry, policy, pause, activity),
+                   Results(db, registry, activity), auth, Campaigns(db, registry), DeadLetters(db), pause, activity)
 
     def close(self) -> None:
         self.db.dispose()

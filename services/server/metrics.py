@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -30,6 +30,48 @@ from .db.tables import Event, Request, Result, Tenant
 
 if TYPE_CHECKING:
     from .lab import Lab
+
+
+#: Buckets of how long a claimed request waited (seconds): a busy lab claims within a second, a slow
+#: instrument's queue waits hours.
+WAIT_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+
+
+class LabMetrics:
+    """What this replica did, counted in its process (``sum`` over replicas).
+
+    The services call these methods (they import nothing of Prometheus); each
+    figure is counted in one place: claims and reservations and heartbeats by
+    :class:`.requests.Requests`, refused results by :class:`.results.Results`,
+    lease expiries by this replica's sweeper (:func:`.app.create_app`).
+    """
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self._claims = Counter("labweave_claims", "Requests taken by a tenant (a claim or a FINALES2 reservation), "
+                               "by quantity", ["quantity"], registry=registry)
+        self._waited = Histogram("labweave_claim_wait_seconds", "How long a claimed request had waited since it "
+                                 "was created, by quantity", ["quantity"], buckets=WAIT_BUCKETS, registry=registry)
+        self._heartbeats = Counter("labweave_heartbeats", "Heartbeats: extended (the lease renewed) or lost (409: "
+                                   "the tenant no longer holds it)", ["outcome"], registry=registry)
+        self._refused = Counter("labweave_results_refused", "Results refused, by HTTP status and a short reason",
+                                ["status", "reason"], registry=registry)
+        self._expired = Counter("labweave_sweeper_lease_expiries", "Leases this replica's sweeper took back "
+                                "(the request pending again, or failed after too many)", registry=registry)
+
+    def claimed(self, quantity: str, waited_seconds: float) -> None:
+        self._claims.labels(quantity).inc()
+        self._waited.labels(quantity).observe(max(0.0, waited_seconds))
+
+    def heartbeat(self, extended: bool) -> None:
+        self._heartbeats.labels("extended" if extended else "lost").inc()
+
+    def result_refused(self, status: int, reason: str) -> None:
+        self._refused.labels(str(status), reason).inc()
+
+    def leases_expired(self, count: int) -> None:
+        if count:
+            self._expired.inc(count)
 
 
 class LabState:
@@ -71,7 +113,7 @@ class LabState:
 
 
 def metrics_registry(lab: Lab) -> CollectorRegistry:
-    """A registry of its own per app (tests build many), holding the lab's state."""
-    registry = CollectorRegistry()
+    """The lab's registry (its own per lab: tests build many), now also holding the lab's state."""
+    registry = lab.activity.registry
     registry.register(LabState(lab))
     return registry

@@ -16,7 +16,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlmodel import Session, col
@@ -34,6 +34,9 @@ from .lifecycle import Actor, request_actors
 from .lab_pause import LabPause
 from .registry import Registry
 from .visibility import Viewer
+
+if TYPE_CHECKING:
+    from .metrics import LabMetrics
 
 CLAIM_BATCH = 4  # most claims take the first candidate; a deeper scan reads more per round
 CLAIM_SCAN_BATCH = 64
@@ -95,11 +98,13 @@ LET_GO = {"owner_tenant_uuid": None, "lease_expires": None}  # the holder (if an
 
 
 class Requests:
-    def __init__(self, db: Database, registry: Registry, policy: Policy, pause: LabPause | None = None):
+    def __init__(self, db: Database, registry: Registry, policy: Policy, pause: LabPause | None = None,
+                 activity: LabMetrics | None = None):
         self.db = db
         self.registry = registry
         self.policy = policy
         self.pause = pause or LabPause(db)
+        self.activity = activity
         self._seen: dict[str, float] = {}
         self._claim_statements: dict = {}
 
@@ -286,7 +291,7 @@ class Requests:
                                 "lease_seconds": lease, "lease_expires": now + lease,
                                 "lease_beat": row.lease_beat + 1}, {}
 
-        return self._change(p, request_uuid, grant, f"reserved by tenant {p.tenant_uuid}")
+        return self._taken(self._change(p, request_uuid, grant, f"reserved by tenant {p.tenant_uuid}"))
 
     def release(self, p: Principal, request_uuid: str, reason: str) -> Request:
         return self._change(p, request_uuid, self._to(S.PENDING, **LET_GO), reason)
@@ -327,18 +332,32 @@ class Requests:
             row = self._locked(conn, p, request_uuid)
             # a tenant that does not hold it may have lost it (expired, taken by another): its runtime stops
             if row.status != S.RESERVED or row.owner_tenant_uuid != p.tenant_uuid:
+                if self.activity is not None:
+                    self.activity.heartbeat(extended=False)
                 raise Conflict(f"request {request_uuid} is not held by your tenant: the lease is lost")
             lease = lease_seconds or row.lease_seconds or self.policy.lease_seconds
             conn.execute(update(REQ).where(REQ.c.id == row.id)  # the beat the lease sweeper watches
                          .values(lease_seconds=lease, lease_expires=now + lease, updated=now,
                                  lease_beat=REQ.c.lease_beat + 1))
         row.lease_seconds, row.lease_expires, row.updated = lease, now + lease, now
+        if self.activity is not None:
+            self.activity.heartbeat(extended=True)
         self.touch(tenant)
         return row
 
     # -- claims ------------------------------------------------------------
     def claim(self, p: Principal, body: ClaimCreate) -> Request | None:
         """Atomically take the next request this tenant can serve, by priority then age."""
+        row = self._claim(p, body)
+        return self._taken(row) if row is not None else None
+
+    def _taken(self, row: Request) -> Request:
+        """Count a request a tenant took (claimed or reserved, its transaction committed) and how long it waited."""
+        if self.activity is not None:
+            self.activity.claimed(row.quantity, (row.updated or row.ctime) - row.ctime)
+        return row
+
+    def _claim(self, p: Principal, body: ClaimCreate) -> Request | None:
         tenant = acting_tenant(p, "claims are made by a tenant user")
         self.registry.serving_tenant(tenant)
         self.touch(tenant)

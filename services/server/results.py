@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid as uuidlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
@@ -25,14 +25,20 @@ from . import lifecycle
 from .auth import Principal
 from .db.engine import Database
 from .db.tables import Request, Result, as_row, table_of
-from .errors import Conflict, Forbidden, Invalid, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from .events import record
 from .lifecycle import Actor, request_actors, result_actors
 from .registry import Registry
 from .requests import INSERT_METHOD, LET_GO, REQ, is_tenant_user, new_request
 from .visibility import Viewer
 
+if TYPE_CHECKING:
+    from .metrics import LabMetrics
+
 RES = table_of(Result)
+#: The short reason a refused result is counted under, by the error refusing it.
+REFUSALS: dict[type[ServiceError], str] = {Invalid: "invalid", Forbidden: "forbidden", NotFound: "not_found",
+                                           Conflict: "conflict"}
 INSERT_RESULT = insert(RES).returning(RES.c.id)
 
 
@@ -54,9 +60,16 @@ def new_result(body: ResultBody, method: str, request_uuid: str, posted_by: str,
     )
 
 class Results:
-    def __init__(self, db: Database, registry: Registry):
+    def __init__(self, db: Database, registry: Registry, activity: LabMetrics | None = None):
         self.db = db
         self.registry = registry
+        self.activity = activity
+
+    def _refused(self, exc: ServiceError) -> None:
+        """Count a result refused, by its HTTP status and the error's kind (``conflict``, ``invalid``...)."""
+        if self.activity is not None:
+            reason = next((r for kind, r in REFUSALS.items() if isinstance(exc, kind)), "other")
+            self.activity.result_refused(exc.status_code, reason)
 
     def _check_body(self, p: Principal, body: ResultBody) -> str:
         method = body.method[0]
@@ -75,6 +88,13 @@ class Results:
         Returns:
             The stored result and whether it was created now (False: a repeat).
         """
+        try:
+            return self._post(p, body, idempotency_key)
+        except ServiceError as exc:
+            self._refused(exc)
+            raise
+
+    def _post(self, p: Principal, body: ResultBody, idempotency_key: str | None) -> tuple[Result, bool]:
         if not p.is_operator and not is_tenant_user(p):
             raise Forbidden("a result is posted by the user of the tenant that holds the request")
         method = self._check_body(p, body)
@@ -128,6 +148,13 @@ class Results:
 
     def post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
         """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""
+        try:
+            return self._post_unsolicited(p, body)
+        except ServiceError as exc:
+            self._refused(exc)
+            raise
+
+    def _post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
         if not p.is_operator and not is_tenant_user(p):
             raise Forbidden("results are posted by a tenant's user")
         method = self._check_body(p, body)

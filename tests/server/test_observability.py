@@ -89,3 +89,49 @@ def test_text_lines_carry_the_request_id_too(capsys):
     err = capsys.readouterr().err
     assert re.search(r"INFO labweave\.test \[r-1\]: inside", err)
     assert re.search(r"INFO labweave\.test \[-\]: outside", err)
+
+
+def test_what_a_replica_did_is_counted_where_metrics_are_scraped(tmp_path):
+    """Claims and their wait, heartbeats, refused results and the sweeper's expiries, after real calls."""
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from .helpers import flow_result
+
+    lab = flow_lab(f"sqlite:///{tmp_path}/lab.db")
+    for _ in range(3):
+        assert lab.post("alice", "/requests/", json=flow_request()).status_code == 200
+    time.sleep(0.2)  # each claimed request has waited at least this long
+    held = lab.post("asab", "/api/v1/claims", json={}).json()["request"]["uuid"]
+    dropped = lab.post("asab", "/api/v1/claims", json={"lease_seconds": 0.5}).json()["request"]["uuid"]
+    reserved = lab.post("asab2", "/api/v1/claims", json={"quantity": "nothing-served"})
+    assert reserved.status_code == 204  # nothing taken: not counted
+    assert lab.post("asab", f"/api/v1/requests/{held}/heartbeat").status_code == 200
+    assert lab.post("asab2", f"/api/v1/requests/{held}/heartbeat").status_code == 409
+    asab = lab.tenants["ASAB_tenant"]
+    bad = flow_result(held, asab) | {"data": {}}
+    assert lab.post("asab", "/api/v1/results", json=bad).status_code == 422
+    assert lab.post("asab", "/api/v1/results", json=flow_result(held, asab)).status_code == 201
+    twice = flow_result(held, asab)
+    twice["data"]["run_info"]["internal_reference"] = "another run"  # other data for a resolved request
+    assert lab.post("asab", "/api/v1/results", json=twice).status_code == 409
+    assert lab.post("asab2", "/api/v1/results", json=flow_result(dropped, asab)).status_code == 403
+    lab.client.app.state.sweep_leases()  # the sweeper sees the lease of ``dropped`` (its clock starts)
+    time.sleep(0.6)
+    lab.client.app.state.sweep_leases()  # and now it ran out, no heartbeat since
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(lab.client.get("/metrics").text)
+               for s in family.samples}
+    q = (("quantity", "electrolyte"),)
+    assert samples[("labweave_claims_total", q)] == 2
+    assert samples[("labweave_claim_wait_seconds_count", q)] == 2
+    assert samples[("labweave_claim_wait_seconds_bucket", (("le", "0.1"), *q))] == 0
+    assert 0.4 <= samples[("labweave_claim_wait_seconds_sum", q)] < 60
+    assert samples[("labweave_heartbeats_total", (("outcome", "extended"),))] == 1
+    assert samples[("labweave_heartbeats_total", (("outcome", "lost"),))] == 1
+    refused = {labels: v for (name, labels), v in samples.items() if name == "labweave_results_refused_total"}
+    assert refused == {(("reason", "invalid"), ("status", "422")): 1, (("reason", "conflict"), ("status", "409")): 1,
+                       (("reason", "forbidden"), ("status", "403")): 1}
+    assert samples[("labweave_sweeper_lease_expiries_total", ())] == 1
