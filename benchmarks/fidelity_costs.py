@@ -10,7 +10,11 @@ tenant's default settings, for a few compositions of the same pool
 one JSON line per method, then the ratios that decide what a campaign can
 afford::
 
-    python -m benchmarks.fidelity_costs --dft-cells Cu3Au,AgAl3 --records relabel.json
+    python -m benchmarks.fidelity_costs --dft-cells Cu3Au,AgAl3 --records relabel.json \
+        --write labweave/optimizer/campaigns/fidelity_costs.json
+
+``--write`` stores the records: the measured costs the DFT materials
+campaign (``materials-dft.toml``) fits its fidelities' costs to.
 """
 
 from __future__ import annotations
@@ -69,22 +73,32 @@ def dft_records(formulas: Sequence[str]) -> list[CostRecord]:
     return out
 
 
-def relabel_records(path: Path) -> list[CostRecord]:
-    """DFT costs from a ``labweave relabel --out`` file."""
-    return [CostRecord.from_result(item["data"]) for item in json.loads(path.read_text()) if item.get("data")]
+def dft_records_of(path: Path) -> list[CostRecord]:
+    """The DFT costs of a ``labweave relabel --out`` file or of an earlier ``--write`` file."""
+    out = []
+    for item in json.loads(path.read_text()):
+        if "cpu_seconds" in item:
+            out.append(CostRecord.model_validate(item))
+        elif item.get("data"):
+            out.append(CostRecord.from_result(item["data"]))
+    return [r for r in out if r.method == "dft"]
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fidelity_costs", description=__doc__.split("\n")[0])
     parser.add_argument("--dft-cells", default="Cu3Au,AgAl3", help="4-atom formulas computed by DFT here ('' for none)")
     parser.add_argument("--records", type=Path, action="append", default=[],
-                        help="a `labweave relabel --out` file of DFT results (repeatable)")
+                        help="DFT costs of a `labweave relabel --out` or a --write file (repeatable)")
+    parser.add_argument("--write", type=Path, default=None,
+                        help="write the records (the measured costs a campaign's cost_records names) here")
     args = parser.parse_args(argv)
     records = stored_records()
     for path in args.records:
-        records += relabel_records(path)
+        records += dft_records_of(path)
     records += dft_records([f for f in args.dft_cells.split(",") if f.strip()])
     model = CostModel(records)
+    if args.write is not None:
+        args.write.write_text(json.dumps([r.model_dump() for r in records], indent=0) + "\n")
     rows = []
     for method, fitted in model.methods.items():
         four = [r.cpu_seconds for r in records if r.method == method and r.n_atoms == 4]

@@ -1,9 +1,9 @@
 """Atomistic-simulation payloads: a crystal in, its bulk properties out.
 
 One quantity, ``bulk_properties``, by several methods of different cost and
-accuracy (an EMT potential standing in for DFT, a pretrained machine-learned
-potential). A crystal is given either explicitly (:class:`CrystalStructure`)
-or as a prototype and a composition (:class:`AlloyPrototype`), and the result
+accuracy (plane-wave DFT with a choice of functional, a pretrained
+machine-learned potential, EMT as a quick stand-in). A crystal is given
+either explicitly (:class:`CrystalStructure`) or as a prototype and a composition (:class:`AlloyPrototype`), and the result
 carries the equilibrium lattice constant, bulk modulus, energy per atom and
 mixing (formation) energy, with the method's cost and convergence record.
 

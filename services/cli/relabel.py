@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 
 import typer
@@ -58,6 +59,10 @@ def relabel(
         assert user and password
         return await against(server, user, password, None)
 
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM as Ctrl-C: an embedded lab's server and tenants are stopped on the way out
+
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         computed = asyncio.run(main())
     except LabweaveError as exc:
