@@ -359,7 +359,12 @@ class DftBackend(AtomisticBackend):
 
     @classmethod
     def from_settings(cls, settings: BackendSettings, context: BackendContext) -> Self:
+        """The backend; refused (a ValueError, reported as an unusable backend) without GPAW."""
         assert isinstance(settings, DftSettings)
+        try:
+            import gpaw  # noqa: F401
+        except ImportError as exc:
+            raise ValueError(f"GPAW is not installed ({exc}); install the dft extra: see the README's DFT section") from None
         return cls(threads=settings.threads)
 
     def supported_elements(self) -> frozenset[str]:
