@@ -235,9 +235,11 @@ class SmallAlloyPrototype(AlloyPrototype):
 class DftBulkPropertiesParameters(BulkPropertiesParameters):
     """Bulk properties by plane-wave DFT: the crystal, the functional and the convergence settings.
 
-    The defaults (350 eV, 2.5 k-points per reciprocal angstrom, 0.1 eV Fermi-Dirac
-    smearing) converge fcc lattice constants of the late transition metals to
-    about 0.01 A and bulk moduli to a few GPa (see the README's DFT section).
+    The defaults are 350 eV, 2.5 k-points per reciprocal angstrom and 0.1 eV
+    Fermi-Dirac smearing; their convergence has not been measured systematically
+    (coarser settings, 300 eV and 2.0 per angstrom, already put LDA below and PBE
+    above the measured lattice constants of the fcc metals; bulk moduli need more
+    k-points than that to be trusted to 10 %).
     """
 
     structure: SmallCrystalStructure | None = Field(default=None, description="An explicit crystal.")
