@@ -12,7 +12,9 @@ and a package driving a real cycler adds one the same way, without touching
 labweave (``cycler.arbin = "labweave_arbin.cycler:ArbinCyclerBackend"``).
 The instrument part is a name of the tenant catalogue (``pld``, ``robot``,
 ``cycler``, ``emt``, ``chgnet``); the backend part is what ``labweave tenant
-run INSTRUMENT --backend NAME`` takes, :data:`DEFAULT` when none is given.
+run INSTRUMENT --backend NAME`` takes, :data:`DEFAULT` when none is given
+(or, for an instrument that has no simulated backend, such as ``dft.gpaw``,
+its only one).
 
 A backend declares its options as a pydantic model
 (:attr:`~labweave.drivers.base.Backend.settings_model`), validated here
@@ -121,6 +123,8 @@ def find(instrument: str, name: str = DEFAULT) -> RegisteredBackend:
     """
     available = _entries().get(instrument, {})
     found = available.get(name)
+    if not found and name == DEFAULT and len(available) == 1:  # no simulated one (dft): its only backend
+        found = next(iter(available.values()))
     if not found:
         if available:
             raise BackendNotFound(

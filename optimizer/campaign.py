@@ -15,8 +15,10 @@ server's database.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import statistics
 import string
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -86,15 +88,17 @@ def load_campaign(path: str | Path) -> CampaignSpec:
         OSError: if the file cannot be read.
     """
     path = Path(path)
-    return parse_campaign(path.read_text(encoding="utf-8"), source=path.name)
+    return parse_campaign(path.read_text(encoding="utf-8"), source=path.name, folder=path.parent)
 
 
-def parse_campaign(text: str, source: str = "<string>") -> CampaignSpec:
+def parse_campaign(text: str, source: str = "<string>", folder: Path | None = None) -> CampaignSpec:
     """Check a campaign given as TOML text (see :func:`load_campaign`).
 
     Args:
         text: TOML text.
         source: name used in error messages.
+        folder: where files the campaign names (``cost_records``) are; the
+            current folder if not given.
 
     Returns:
         The validated campaign.
@@ -109,11 +113,53 @@ def parse_campaign(text: str, source: str = "<string>") -> CampaignSpec:
         line = getattr(exc, "lineno", None) or (int(match.group(1)) if match else None)
         raise CampaignFileError(source, [CampaignProblem("", f"TOML syntax: {exc}", line)]) from None
     lines = _toml_key_lines(text)
+    data = _measured_costs(data, folder or Path("."), source, lines)
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
         raise CampaignFileError(source, _problems_from(exc, lines)) from None
     return _check_strategy(spec, source, lines)
+
+
+def _measured_costs(data: dict[str, Any], folder: Path, source: str,
+                    lines: dict[tuple[Any, ...], int]) -> dict[str, Any]:
+    """Fill in each fidelity's cost from measured CPU seconds, when the strategy names its records.
+
+    ``strategy.settings.cost_records`` names a JSON list of
+    :class:`~labweave.optimizer.costs.CostRecord` (relative to the campaign
+    file), and ``cost_atoms`` the atoms of the campaign's cells; a fidelity
+    without a ``cost`` then costs what :class:`~labweave.optimizer.costs.CostModel`,
+    fitted to those records, predicts for a cell of that size (at the median
+    k-points its method was measured with on cells of that size), in CPU seconds. Both keys are
+    removed before the strategy's settings are checked.
+    """
+    settings = data.get("strategy", {}).get("settings")
+    if not isinstance(settings, dict) or "cost_records" not in settings:
+        return data
+    from labweave.optimizer.costs import CostModel, CostRecord
+
+    where = ("strategy", "settings", "cost_records")
+    settings = dict(settings)
+    name = settings.pop("cost_records")
+    atoms = settings.pop("cost_atoms", 1)
+    try:
+        records = [CostRecord.model_validate(r) for r in json.loads((folder / str(name)).read_text())]
+        model = CostModel(records)
+        fidelities = []
+        for fidelity in settings.get("fidelities", []):
+            if isinstance(fidelity, dict) and "cost" not in fidelity:
+                method = str(fidelity.get("method"))
+                measured = [r for r in records if r.method == method]
+                kpoints = [r.kpoints for r in measured if r.n_atoms == int(atoms)] or [r.kpoints for r in measured]
+                k = int(statistics.median(kpoints)) if kpoints else 1
+                fidelity = {**fidelity, "cost": round(model.seconds(method, int(atoms), k), 3)}
+            fidelities.append(fidelity)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problem = CampaignProblem("strategy.settings.cost_records", f"{name}: {exc}", _line_of(where, lines))
+        raise CampaignFileError(source, [problem]) from None
+    settings["fidelities"] = fidelities
+    logger.info("fidelity costs measured (%s): %s", name, {f.get("method"): f.get("cost") for f in fidelities})
+    return {**data, "strategy": {**data["strategy"], "settings": settings}}
 
 
 def _check_strategy(spec: CampaignSpec, source: str, lines: dict[tuple[Any, ...], int]) -> CampaignSpec:

@@ -28,7 +28,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
 
-from labweave.drivers.atomistic.eos import equation_of_state, fcc_lattice_constant, relax
+from labweave.drivers.atomistic.eos import EosFit, equation_of_state, fcc_lattice_constant, relax
 from labweave.drivers.atomistic.structures import build_crystal, elements_of, reference_structure
 from labweave.drivers.base import Backend, InstrumentFault, InstrumentStopped, ParameterError, PhysicalLimit
 from labweave.drivers.compute import Computation
@@ -47,7 +47,7 @@ REFERENCE_STEPS = 200
 
 
 class AtomisticBackend(Backend, abc.ABC):
-    """A bulk-properties calculator: EMT, an MLIP, or (one day) DFT.
+    """A bulk-properties calculator: EMT, an MLIP, or DFT.
 
     Subclasses set ``method`` and implement :meth:`supported_elements` and
     :meth:`calculator`. Elemental references are computed once per backend
@@ -170,53 +170,8 @@ class AtomisticBackend(Backend, abc.ABC):
             check_stop: called between optimizer steps; raises to stop.
         """
         check_stop = check_stop or _never
-        cpu, wall = time.process_time(), time.perf_counter()
-        atoms = build_crystal(params)
-        atoms.calc = self.calculator()
-        relaxation = relax(atoms, params.fmax, params.max_steps, check_stop)
-        fit, points = self._fit(atoms)
-        counts = Counter(atoms.get_chemical_symbols())
-        references = [self.reference(symbol, check_stop) for symbol in sorted(counts)]
-        n = len(atoms)
-        reference_energy = sum(counts[r.element] * r.energy_per_atom for r in references) / n
-        formula = "".join(f"{s}{c if c > 1 else ''}" for s, c in sorted(counts.items()))
-        log.info(
-            "%s: %s a0 = %.4f A, B0 = %.1f GPa",
-            self.method,
-            formula,
-            fcc_lattice_constant(fit.volume),
-            fit.bulk_modulus,
-        )
-        return BulkPropertiesResult(
-            method=self.method,
-            formula=formula,
-            n_atoms=n,
-            lattice_constant=fcc_lattice_constant(fit.volume),
-            volume_per_atom=fit.volume,
-            bulk_modulus=fit.bulk_modulus,
-            bulk_modulus_derivative=fit.bulk_modulus_derivative,
-            energy_per_atom=fit.energy,
-            formation_energy_per_atom=fit.energy - reference_energy,
-            cell=atoms.get_cell().tolist(),
-            references=references,
-            convergence=ConvergenceInfo(
-                optimizer=self.optimizer,
-                optimizer_steps=relaxation.steps,
-                max_force=relaxation.max_force,
-                converged=relaxation.converged and fit.inside,
-                eos="birch-murnaghan (3rd order)",
-                eos_points=points,
-                eos_fit_residual=fit.residual,
-            ),
-            cost_cpu_seconds=time.process_time() - cpu,
-            wall_seconds=time.perf_counter() - wall,
-        )
-
-    def _fit(self, atoms: Atoms):
-        try:
-            return equation_of_state(atoms)
-        except ValueError as exc:
-            raise InstrumentFault(f"{self.method}: equation of state failed: {exc}", retryable=False) from exc
+        return compute_bulk_properties(params, self.method, lambda atoms: self.calculator(),
+                                       lambda symbol: self.reference(symbol, check_stop), self.optimizer, check_stop)
 
     def reference(self, symbol: str, check_stop: Callable[[], None] | None = None) -> ElementReference:
         """The pure element in its ground-state structure, by this method (cached).
@@ -232,18 +187,8 @@ class AtomisticBackend(Backend, abc.ABC):
             cached = self._references.get(symbol)
             if cached is not None:
                 return cached
-            atoms = bulk(symbol)
-            atoms.calc = self.calculator()
-            relax(atoms, REFERENCE_FMAX, REFERENCE_STEPS, check_stop or _never)
-            fit, _ = self._fit(atoms)
-            reference = ElementReference(
-                element=symbol,
-                structure=reference_structure(symbol),
-                energy_per_atom=fit.energy,
-                volume_per_atom=fit.volume,
-            )
+            reference = compute_reference(symbol, self.method, lambda atoms: self.calculator(), check_stop or _never)
             self._references[symbol] = reference
-            log.info("%s reference %s: %.4f eV/atom", self.method, symbol, fit.energy)
             return reference
 
     def _check_stop(self) -> None:
@@ -291,3 +236,108 @@ def bulk_properties_task(backend: AtomisticBackend, params: BulkPropertiesParame
         return resident(backend).compute(params, check_stop)
     finally:
         running(-1)
+
+
+#: Builds the calculator of one crystal (a DFT k-point mesh depends on its cell).
+CalculatorFactory = Callable[[Atoms], Calculator]
+
+
+def _fit(atoms: Atoms, method: str) -> tuple[EosFit, int]:
+    try:
+        return equation_of_state(atoms)
+    except ValueError as exc:
+        raise InstrumentFault(f"{method}: equation of state failed: {exc}", retryable=False) from exc
+
+
+def compute_bulk_properties(
+    params: BulkPropertiesParameters,
+    method: str,
+    calculator: CalculatorFactory,
+    reference: Callable[[str], ElementReference],
+    optimizer: str = AtomisticBackend.optimizer,
+    check_stop: Callable[[], None] | None = None,
+    relax_cell: bool = True,
+) -> BulkPropertiesResult:
+    """The bulk-properties procedure of every method: relax, fit the EOS, compare with the elements.
+
+    A plain function of its arguments (no backend state).
+
+    Args:
+        params: validated parameters.
+        method: the method's name, reported in the result.
+        calculator: a fresh ASE calculator for the crystal.
+        reference: an element's reference by the same method (and settings).
+        optimizer: how the relaxation is described in the result.
+        check_stop: called after every optimizer step; raises to abandon.
+        relax_cell: relax the volume before the EOS scan (see :func:`relax`).
+
+    Returns:
+        The result, with CPU time (``time.process_time``: this process, every
+        thread) and convergence.
+    """
+    cpu, wall = time.process_time(), time.perf_counter()
+    atoms = build_crystal(params)
+    atoms.calc = calculator(atoms)
+    relaxation = relax(atoms, params.fmax, params.max_steps, check_stop, cell=relax_cell)
+    fit, points = _fit(atoms, method)
+    counts = Counter(atoms.get_chemical_symbols())
+    references = [reference(symbol) for symbol in sorted(counts)]
+    n = len(atoms)
+    reference_energy = sum(counts[r.element] * r.energy_per_atom for r in references) / n
+    formula = "".join(f"{s}{c if c > 1 else ''}" for s, c in sorted(counts.items()))
+    log.info(
+        "%s: %s a0 = %.4f A, B0 = %.1f GPa", method, formula, fcc_lattice_constant(fit.volume), fit.bulk_modulus
+    )
+    return BulkPropertiesResult(
+        method=method,
+        formula=formula,
+        n_atoms=n,
+        lattice_constant=fcc_lattice_constant(fit.volume),
+        volume_per_atom=fit.volume,
+        bulk_modulus=fit.bulk_modulus,
+        bulk_modulus_derivative=fit.bulk_modulus_derivative,
+        energy_per_atom=fit.energy,
+        formation_energy_per_atom=fit.energy - reference_energy,
+        cell=atoms.get_cell().tolist(),
+        references=references,
+        convergence=ConvergenceInfo(
+            optimizer=optimizer,
+            optimizer_steps=relaxation.steps,
+            max_force=relaxation.max_force,
+            converged=relaxation.converged and fit.inside,
+            eos="birch-murnaghan (3rd order)",
+            eos_points=points,
+            eos_fit_residual=fit.residual,
+        ),
+        cost_cpu_seconds=time.process_time() - cpu,
+        wall_seconds=time.perf_counter() - wall,
+    )
+
+
+def compute_reference(
+    symbol: str,
+    method: str,
+    calculator: CalculatorFactory,
+    check_stop: Callable[[], None] | None = None,
+    relax_cell: bool = True,
+) -> ElementReference:
+    """An element in its ground-state structure (ASE's reference state), relaxed and fitted.
+
+    Args:
+        symbol: chemical symbol.
+        method: the method's name, for errors.
+        calculator: a fresh ASE calculator for the crystal.
+        check_stop: called after every optimizer step; raises to abandon.
+        relax_cell: relax the volume before the EOS scan.
+
+    Returns:
+        Its equilibrium energy and volume per atom.
+    """
+    atoms = bulk(symbol)
+    atoms.calc = calculator(atoms)
+    relax(atoms, REFERENCE_FMAX, REFERENCE_STEPS, check_stop, cell=relax_cell)
+    fit, _ = _fit(atoms, method)
+    log.info("%s reference %s: %.4f eV/atom", method, symbol, fit.energy)
+    return ElementReference(
+        element=symbol, structure=reference_structure(symbol), energy_per_atom=fit.energy, volume_per_atom=fit.volume
+    )

@@ -11,7 +11,8 @@ The procedure, identical for every method:
    fit is linear: E is a cubic polynomial in x = V^(-2/3) (the Eulerian
    strain form); V0 is its stationary point, B0 = V d2E/dV2 at V0 and
    B0' = dB/dP there.
-3. If V0 falls outside the sampled volumes the scan is recentred once.
+3. If V0 falls outside the sampled volumes (or the energies have no minimum
+   there) the scan is recentred once.
 """
 
 from __future__ import annotations
@@ -63,21 +64,27 @@ class EosFit:
     inside: bool
 
 
-def relax(atoms: Atoms, fmax: float, max_steps: int, check_stop: Callable[[], None] | None = None) -> Relaxation:
-    """Relax positions and volume in place (the atoms carry their calculator).
+def relax(
+    atoms: Atoms, fmax: float, max_steps: int, check_stop: Callable[[], None] | None = None, cell: bool = True
+) -> Relaxation:
+    """Relax positions and (with ``cell``) the volume in place (the atoms carry their calculator).
 
     Args:
         atoms: atoms with a calculator attached.
         fmax: convergence of forces and stress (eV/angstrom).
         max_steps: most optimizer steps.
         check_stop: called after every step; raises to abandon the relaxation.
+        cell: relax the volume too; without it the positions relax in the
+            fixed cell and the equation-of-state scan alone finds the volume.
 
     Returns:
         Steps taken, largest residual force, and whether fmax was reached.
     """
-    cell_filter = FrechetCellFilter(atoms, hydrostatic_strain=True)
-    # ASE annotates ``atoms: Atoms``, but its optimizers take a cell filter (its documented use).
-    optimizer = BFGS(cell_filter, logfile=None)  # type: ignore[arg-type]
+    if cell:
+        # ASE annotates ``atoms: Atoms``, but its optimizers take a cell filter (its documented use).
+        optimizer = BFGS(FrechetCellFilter(atoms, hydrostatic_strain=True), logfile=None)  # type: ignore[arg-type]
+    else:
+        optimizer = BFGS(atoms, logfile=None)
     if check_stop is not None:
         optimizer.attach(check_stop, interval=1)
     converged = bool(optimizer.run(fmax=fmax, steps=max_steps))
@@ -129,23 +136,40 @@ def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> EosFit:
     )
 
 
-def _scan(atoms: Atoms) -> EosFit:
-    """Energies at the EOS strains around the current cell, fitted; atoms left at V0."""
+def _scan(atoms: Atoms) -> tuple[EosFit | None, float]:
+    """Energies at the EOS strains around the current cell, fitted.
+
+    Returns:
+        The fit (atoms left at its V0), or ``None`` if the energies have no
+        minimum near the scan (atoms left at the lowest energy sampled), and
+        the scale of that cell relative to the scan's centre.
+    """
     n = len(atoms)
     cell = atoms.get_cell().copy()
     volumes, energies = [], []
-    for strain in EOS_STRAINS:
+    # The unstrained cell first: its energy is usually the relaxation's last one, already computed.
+    strains = sorted(EOS_STRAINS, key=abs)
+    for strain in strains:
         atoms.set_cell(cell * (1.0 + strain), scale_atoms=True)
         volumes.append(atoms.get_volume() / n)
         energies.append(atoms.get_potential_energy() / n)
-    fit = fit_birch_murnaghan(np.asarray(volumes), np.asarray(energies))
+    try:
+        fit = fit_birch_murnaghan(np.asarray(volumes), np.asarray(energies))
+    except ValueError:
+        lowest = 1.0 + strains[int(np.argmin(energies))]
+        atoms.set_cell(cell * lowest, scale_atoms=True)
+        return None, lowest
     scale = (fit.volume * n / abs(np.linalg.det(cell))) ** (1.0 / 3.0)
     atoms.set_cell(cell * scale, scale_atoms=True)
-    return fit
+    return fit, scale
 
 
 def equation_of_state(atoms: Atoms) -> tuple[EosFit, int]:
     """Scan the volume around the current cell and fit; recentre once if needed.
+
+    The scan is recentred on the fitted minimum when it lies outside the
+    sampled volumes, or on the lowest energy sampled when the energies have no
+    minimum there (a starting cell far from equilibrium).
 
     The atoms are left scaled to the fitted equilibrium volume.
 
@@ -154,12 +178,18 @@ def equation_of_state(atoms: Atoms) -> tuple[EosFit, int]:
 
     Returns:
         The fit and the number of energies computed.
+
+    Raises:
+        ValueError: no minimum after recentring.
     """
-    fit = _scan(atoms)
-    if fit.inside:
+    fit, scale = _scan(atoms)
+    if fit is not None and fit.inside:
         return fit, len(EOS_STRAINS)
-    log.info("EOS minimum outside the scan (V0 = %.3f A^3/atom); recentring", fit.volume)
-    return _scan(atoms), 2 * len(EOS_STRAINS)
+    log.info("EOS minimum outside the scan (linear scale %.3f); recentring", scale)
+    fit, _ = _scan(atoms)
+    if fit is None:
+        raise ValueError("the energy has no minimum near the sampled volumes, even after recentring")
+    return fit, 2 * len(EOS_STRAINS)
 
 
 def fcc_lattice_constant(volume_per_atom: float) -> float:

@@ -1,7 +1,9 @@
-"""Atomistic simulators as instruments: quantity ``bulk_properties`` by ``emt`` or ``chgnet``.
+"""Atomistic simulators as instruments: quantity ``bulk_properties`` by ``emt``, ``chgnet`` or ``dft``.
 
-Both methods take the same parameters and report the same result, so the
-optimizer can trade the cheap MLIP against the expensive reference. The
+The methods take the same crystal and report the same bulk properties, so the
+optimizer can trade the cheap MLIP against DFT (EMT is the quick stand-in of
+the tests and the fast demo); ``dft`` adds the functional and its convergence
+settings to the parameters and the settings and SCF record to the result. The
 frontend validates the crystal (shapes, finite numbers, known elements, no
 overlapping atoms) and refuses elements the method cannot handle before
 anything runs.
@@ -14,11 +16,17 @@ import logging
 from typing import ClassVar, cast
 
 from labweave.drivers.atomistic.backend import AtomisticBackend
+from labweave.drivers.atomistic.dft import DftBackend
 from labweave.drivers.atomistic.emt import EmtBackend
 from labweave.drivers.atomistic.mlip import ChgnetBackend
 from labweave.drivers.atomistic.structures import build_crystal
 from labweave.drivers.base import Backend, Instrument, InstrumentState, InstrumentStopped, Operation, Progress
-from labweave.schemas.atomistic import BulkPropertiesParameters, BulkPropertiesResult
+from labweave.schemas.atomistic import (
+    BulkPropertiesParameters,
+    BulkPropertiesResult,
+    DftBulkPropertiesParameters,
+    DftBulkPropertiesResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ class AtomisticSimulator(Instrument):
 
 
 class EmtSimulator(AtomisticSimulator):
-    """Bulk properties by EMT (the expensive reference)."""
+    """Bulk properties by EMT (a quick stand-in for DFT in tests and the fast demo)."""
 
     name: ClassVar[str] = "emt_simulator"
     operations: ClassVar[tuple[Operation, ...]] = (
@@ -93,6 +101,19 @@ class ChgnetSimulator(AtomisticSimulator):
 
     def __init__(self, backend: ChgnetBackend | None = None):
         super().__init__(backend or ChgnetBackend())
+
+
+class DftSimulator(AtomisticSimulator):
+    """Bulk properties by plane-wave DFT (GPAW), LDA or PBE: the top fidelity."""
+
+    name: ClassVar[str] = "dft_simulator"
+    backend_type: ClassVar[type[Backend]] = DftBackend
+    operations: ClassVar[tuple[Operation, ...]] = (
+        Operation(QUANTITY, "dft", DftBulkPropertiesParameters, DftBulkPropertiesResult, "compute"),
+    )
+
+    def __init__(self, backend: DftBackend | None = None):
+        super().__init__(backend or DftBackend())
 
 
 async def _report(progress: Progress, fraction: float, message: str) -> None:

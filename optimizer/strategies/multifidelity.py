@@ -1,7 +1,7 @@
 """Multi-fidelity search over a pool of candidates: screen cheaply, confirm where it pays.
 
 A campaign over materials can evaluate its quantity by several methods of
-different cost (a machine-learned potential, EMT standing in for DFT). The
+different cost (a machine-learned potential, DFT; EMT as a quick stand-in). The
 search space holds a categorical *fidelity parameter* (``method``) whose value
 names the method of each evaluation; every observation and every request in
 flight carries it, so the strategy needs nothing but the usual

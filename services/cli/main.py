@@ -9,7 +9,7 @@ import typer
 from labweave.services.logs import configure_logging
 from labweave.services.process import configure_threads, opt_out_of_telemetry
 
-from . import bench, db, demo, export, lab, optimize, registry, serve, users
+from . import bench, db, demo, export, lab, optimize, registry, relabel, serve, users
 
 class LogLevel(str, enum.Enum):
     DEBUG = "DEBUG"
@@ -28,6 +28,7 @@ app.command("serve")(serve.serve)
 app.command("optimize")(optimize.optimize)
 app.command("demo")(demo.demo)
 app.command("export")(export.export)
+app.command("relabel")(relabel.relabel)
 app.add_typer(users.app, name="user")
 app.add_typer(registry.capability_app, name="capability")
 app.add_typer(registry.tenant_app, name="tenant")

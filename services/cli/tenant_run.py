@@ -84,7 +84,7 @@ def run(
     cycles: int = typer.Option(150, "--cycles", min=1, max=1000, help="workflow: cycles per cell"),
     dask_scheduler: str = typer.Option(
         "local", "--dask-scheduler", envvar="LABWEAVE_DASK_SCHEDULER", metavar="local|none|tcp://HOST:8786",
-        help="where simulations (emt, chgnet, cycler) compute: an embedded Dask cluster (local), this "
+        help="where simulations (emt, chgnet, dft, cycler) compute: an embedded Dask cluster (local), this "
              "process without Dask (none), or a Dask scheduler's address",
     ),
     dask_scheduler_file: Optional[Path] = typer.Option(

@@ -55,7 +55,7 @@ WORKFLOW_OPTIONS = ("--cells", "3", "--cycles", "40")
 
 DEMO_TENANTS: dict[str, DemoTenant] = {t.name: t for t in (
     DemoTenant("pld-chamber", "PLD chamber with RHEED", ("pld",)),
-    DemoTenant("emt-code", "EMT (reference, stands in for DFT)", ("emt",)),
+    DemoTenant("emt-code", "EMT (the quick stand-in for DFT; the demo needs no GPAW)", ("emt",)),
     DemoTenant("mlip-code", "CHGNet machine-learned potential", ("chgnet",)),
     DemoTenant("coin-cell-robot", "electrolyte formulation and coin-cell assembly robot", ("robot",)),
     # Two cyclers and two workflow runners, each its own process: two cells cycle at once, on two cores.

@@ -21,6 +21,7 @@ INSTRUMENTS: dict[str, str] = {
     "pld": "labweave.drivers.pld.frontend:PldChamber",
     "emt": "labweave.drivers.atomistic.frontend:EmtSimulator",
     "chgnet": "labweave.drivers.atomistic.frontend:ChgnetSimulator",
+    "dft": "labweave.drivers.atomistic.frontend:DftSimulator",
     "robot": "labweave.drivers.coin_cell_robot.frontend:CoinCellRobot",
     "cycler": "labweave.drivers.cycler.frontend:Cycler",
     "tomato": "labweave.drivers.tomato.frontend:TomatoDevice",
