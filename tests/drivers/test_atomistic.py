@@ -222,16 +222,7 @@ def test_chgnet_gives_its_own_close_numbers(emt):
 
 @pytest.mark.slow
 def test_chgnet_strontium_titanate_bulk_modulus_with_the_o2_reference():
-    a = 3.9
-    h = a / 2
-    params = {
-        "structure": {
-            "cell": [[a, 0, 0], [0, a, 0], [0, 0, a]],
-            "positions": [[0, 0, 0], [h, h, h], [h, h, 0], [h, 0, h], [0, h, h]],
-            "symbols": ["Sr", "Ti", "O", "O", "O"],
-        },
-        "fmax": 0.02,
-    }
+    params = {"perovskite": {"a_site": "Sr", "b_site": "Ti"}, "fmax": 0.02}
     result = run(ChgnetSimulator(), params)
     assert result["convergence"]["converged"]
     # experiment: a = 3.905 A, B = 179 GPa (cubic SrTiO3); PBE-trained potentials sit a little soft and large
@@ -240,3 +231,23 @@ def test_chgnet_strontium_titanate_bulk_modulus_with_the_o2_reference():
     oxygen = next(r for r in result["references"] if r["element"] == "O")
     assert oxygen["structure"] == "diatom"
     assert -2.0 * 0.9 > result["formation_energy_per_atom"] > -4.5  # strongly bound oxide, eV/atom
+
+
+def test_perovskite_prototype_builds_the_cubic_cell_and_names_its_fields():
+    from labweave.drivers.atomistic.structures import build_crystal
+    from labweave.schemas.atomistic import BulkPropertiesParameters
+
+    atoms = build_crystal(BulkPropertiesParameters.model_validate(
+        {"perovskite": {"a_site": "Ba", "b_site": "Zr", "lattice_constant": 4.2}}))
+    assert atoms.get_chemical_symbols() == ["Ba", "Zr", "O", "O", "O"]
+    assert atoms.cell.lengths() == pytest.approx([4.2] * 3) and atoms.cell.angles() == pytest.approx([90] * 3)
+    assert atoms.get_scaled_positions()[1] == pytest.approx([0.5, 0.5, 0.5])
+    chgnet = ChgnetSimulator()
+    with pytest.raises(ParameterError) as err:
+        chgnet.validate(QUANTITY, "chgnet", {"perovskite": {"a_site": "Ga", "b_site": "Ti"}})
+    assert err.value.field == "perovskite" and "Ga" in str(err.value)
+    with pytest.raises(ParameterError) as err:
+        chgnet.validate(QUANTITY, "chgnet", {"perovskite": {"a_site": "Qq", "b_site": "Ti"}})
+    assert err.value.field.startswith("perovskite")
+    with pytest.raises(ParameterError, match="exactly one of 'structure', 'perovskite' and 'alloy'"):
+        chgnet.validate(QUANTITY, "chgnet", {"perovskite": {"a_site": "Sr", "b_site": "Ti"}, **pure("Cu")})

@@ -256,3 +256,25 @@ def test_several_objectives_are_refused():
             space=space,
             objectives=[Objective(name="y", path="y"), Objective(name="z", path="z")],
         )
+
+
+def test_the_perovskite_campaign_file_builds_requests_the_mlip_tenant_accepts():
+    from labweave.optimizer.campaign import EXAMPLES, Campaign
+    from labweave.schemas.atomistic import BulkPropertiesParameters
+    from labweave.services.demo.campaigns import DEFAULT_CAMPAIGNS, demo_campaign
+
+    campaign = Campaign.from_file(EXAMPLES / "perovskite.toml")
+    s = campaign.make_strategy()
+    assert isinstance(s, SissoStrategy)
+    assert 150 <= len(s.candidates) <= 400
+    assert s.featurizer.names[:2] == ["r_A", "r_B"] and np.all(np.isfinite(s.features))
+    t = s.features[:, s.featurizer.names.index("t")]
+    assert 0.82 <= t.min() and t.max() <= 1.10
+    first = s.propose([], n=2)
+    request = campaign.build_request(first[0].parameters)
+    params = BulkPropertiesParameters.model_validate(request["parameters"])
+    assert params.perovskite is not None and params.perovskite.a_site == first[0].parameters["A"]
+    pair = demo_campaign("perovskite")
+    assert "perovskite" not in DEFAULT_CAMPAIGNS
+    assert pair.baseline.spec.strategy.name == "random"
+    assert pair.baseline.spec.strategy.settings["pool"] == pair.optimised.spec.strategy.settings["pool"]
