@@ -270,6 +270,16 @@ class SissoStrategy(Strategy):
             proposals += self._acquire(observations, pending, taken, n - n_design, version)
         return proposals
 
+    def formulas(self) -> list[dict[str, Any]]:
+        """The last fitted ensemble's leading formulas (for the campaign's state).
+
+        Raises:
+            RuntimeError: before the first fit.
+        """
+        if self.ensemble_ is None:
+            raise RuntimeError("sisso: no ensemble fitted yet")
+        return [f.model_dump() for f in leading_formulas(self.ensemble_)]
+
     # ----------------------------------------------------------------- design
     def _taken(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Pool candidates equal to one of ``points``."""
