@@ -272,7 +272,7 @@ def test_the_perovskite_campaign_file_builds_requests_the_mlip_tenant_accepts():
     assert 0.82 <= t.min() and t.max() <= 1.10
     first = s.propose([], n=2)
     request = campaign.build_request(first[0].parameters)
-    params = BulkPropertiesParameters.model_validate(request["parameters"])
+    params = BulkPropertiesParameters.model_validate(request["parameters"]["chgnet"])
     assert params.perovskite is not None and params.perovskite.a_site == first[0].parameters["A"]
     pair = demo_campaign("perovskite")
     assert "perovskite" not in DEFAULT_CAMPAIGNS
