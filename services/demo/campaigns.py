@@ -140,9 +140,10 @@ RECIPES: dict[str, DemoRecipe] = {
         title="Stiffest cubic ABO3 perovskite: SISSO-guided search of MLIP (CHGNet) bulk moduli",
         example="perovskite.toml",
         tenants=("mlip-code",),
-        # A CHGNet relaxation and equation of state of a 5-atom cell takes 5-10 s here (each new element's
-        # reference a few more), so 16 + 16 calculations on one tenant take about five minutes: not in the
-        # default set. Replayed over 20 seeds on the stored table: `python -m benchmarks.sisso_search perovskite`.
+        # A CHGNet relaxation and equation of state of a 5-atom cell takes 5-15 s here (each new element's
+        # reference a few more): `--budget 8` (8 + 8 calculations on one tenant) took 5.5 minutes on a loaded
+        # two-core machine, so it is not in the default set. Replayed over 20 seeds on the stored table:
+        # `python -m benchmarks.sisso_search perovskite`.
         budget=16,
         initial_design=6,
         settings={},
