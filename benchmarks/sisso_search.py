@@ -163,10 +163,14 @@ def summarise(runs: list[dict[str, Any]], budget: int) -> dict[str, Any]:
     }
 
 
+#: The sisso strategy's initial design in this run (``--sisso-design``).
+SISSO_DESIGN = {"design": "maximin"}
+
+
 def strategy_settings(name: str, seed: int, sisso: Mapping[str, Any]) -> dict[str, Any]:
     """Each contender's settings: the same initial design size."""
     if name == "sisso":
-        return {"seed": seed, "initial_design": 8, **sisso}
+        return {"seed": seed, "initial_design": 8, **SISSO_DESIGN, **sisso}
     if name == "bayesian":
         return {"seed": seed, "initial_design": 8}
     return {"seed": seed}
@@ -233,14 +237,21 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--batch", type=int, default=2, help="proposals per turn")
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES))
     parser.add_argument("--no-store", action="store_true", help="do not write benchmarks/data/")
+    parser.add_argument("--sisso-design", choices=["maximin", "random"], default="maximin",
+                        help="the sisso strategy's initial design (random: the same draws as bayesian's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    SISSO_DESIGN["design"] = args.sisso_design
     run = run_planted if args.pool == "planted" else run_perovskite
     rows = run(args.seeds, args.budget, args.batch, args.strategies)
+    for row in rows:
+        if row["strategy"] == "sisso":
+            row["design"] = args.sisso_design
     for row in rows:
         sys.stdout.write(json.dumps({k: v for k, v in row.items() if k != "runs_detail"}) + "\n")
     if not args.no_store:
         part = "" if set(args.strategies) == set(STRATEGIES) else "_" + "_".join(args.strategies)
+        part += "" if args.sisso_design == "maximin" or "sisso" not in args.strategies else "_random_design"
         path = DATA_DIR / f"sisso_search_{args.pool}{part}.json"
         payload = {"command": "python -m benchmarks.sisso_search " + " ".join(argv or sys.argv[1:]), "rows": rows}
         path.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")

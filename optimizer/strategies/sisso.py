@@ -8,6 +8,7 @@ search. Each turn:
    (and at least enough for an ensemble), propose a space-filling subset of
    the pool: greedy maximin in the standardised primary-feature space, starting
    from a seeded random candidate and counting every point already in hand.
+   (``design = "random"``: the pool in a seeded random order instead.)
 2. **Model.** Fit a :class:`~labweave.optimizer.sisso.SissoEnsemble` (bootstrap
    resamples, primary-feature dropout, out-of-bag calibration of the spread) to
    the observations' primary features (:mod:`labweave.optimizer.descriptors`).
@@ -47,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from labweave.optimizer.descriptors import FeatureSource, Featurizer, ParameterFeatures, featurizer
@@ -98,6 +100,9 @@ class SissoStrategySettings(StrategySettings):
             than this for the whole pool.
         max_screened_features: refuse a feature space larger than this (screening time).
         objective_unit: unit of the objective, for the formulas (pint syntax).
+        design: ``"maximin"`` (space-filling in the standardised features) or ``"random"``
+            (a seeded random order of the pool, the one the ``bayesian`` strategy draws its
+            pool design from: the two then start from the same candidates).
     """
 
     initial_design: int = Field(default=8, ge=0)
@@ -114,6 +119,7 @@ class SissoStrategySettings(StrategySettings):
     max_feature_memory_mb: float = Field(default=1024.0, gt=0.0)
     max_screened_features: int = Field(default=50_000_000, ge=1)
     objective_unit: str = ""
+    design: Literal["maximin", "random"] = "maximin"
 
     @field_validator("operators")
     @classmethod
@@ -291,9 +297,12 @@ class SissoStrategy(Strategy):
         return taken
 
     def _design(self, taken: np.ndarray, n: int) -> list[int]:
-        """Greedy maximin over the standardised features, counting the points in hand."""
+        """Greedy maximin over the standardised features, counting the points in hand (or random draws)."""
         if n == 0:
             return []
+        if self.settings.design == "random":
+            order = torch.randperm(len(self.candidates), generator=torch.Generator().manual_seed(self.settings.seed))
+            return [int(i) for i in order if not taken[int(i)]][:n]
         z = self.features - self.features.mean(axis=0)
         scale = z.std(axis=0)
         z = z / np.where(scale > 0, scale, 1.0)

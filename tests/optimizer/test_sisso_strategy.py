@@ -278,3 +278,12 @@ def test_the_perovskite_campaign_file_builds_requests_the_mlip_tenant_accepts():
     assert "perovskite" not in DEFAULT_CAMPAIGNS
     assert pair.baseline.spec.strategy.name == "random"
     assert pair.baseline.spec.strategy.settings["pool"] == pair.optimised.spec.strategy.settings["pool"]
+
+
+def test_a_random_design_starts_from_the_candidates_bayesian_draws():
+    space, points = make_pool(50)
+    sisso = strategy(points, space, design="random", seed=4, initial_design=6).propose([], n=4)
+    bayes = get_strategy("bayesian", {"pool": {"kind": "explicit", "points": points}, "seed": 4, "initial_design": 6},
+                         space=space, objectives=[Objective(name="y", path="y", direction="maximize")]).propose([], n=4)
+    assert [p.parameters for p in sisso] == [min(points, key=lambda q: max(abs(q[k] - b.parameters[k]) for k in q))
+                                             for b in bayes]
