@@ -121,12 +121,34 @@ class AlloyPrototype(BaseModel):
         return composition
 
 
+class PerovskitePrototype(BaseModel):
+    """A cubic ABO3 perovskite (5 atoms): A at the cube corner, B at its centre, the anions on the face centres."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a_site: str = Field(description="The A cation (12-fold site), a chemical symbol.")
+    b_site: str = Field(description="The B cation (6-fold octahedral site), a chemical symbol.")
+    anion: str = Field(default="O", description="The anion (X of ABX3).")
+    lattice_constant: float = Field(
+        default=4.0, ge=3.0, le=6.0, description="Starting cubic lattice constant (relaxed).",
+        json_schema_extra={"unit": "angstrom"},
+    )
+
+    @field_validator("a_site", "b_site", "anion")
+    @classmethod
+    def _symbol(cls, symbol: str) -> str:
+        return _known_element(symbol)
+
+
 class BulkPropertiesParameters(BaseModel):
     """What to compute: a crystal (explicit or prototype) and the relaxation settings."""
 
     model_config = ConfigDict(extra="forbid")
 
     structure: CrystalStructure | None = Field(default=None, description="An explicit crystal.")
+    perovskite: PerovskitePrototype | None = Field(
+        default=None, description="A cubic ABO3 perovskite (instead of a structure or an alloy)."
+    )
     alloy: AlloyPrototype | None = Field(
         default=None, validate_default=True, description="A prototype alloy (instead of a structure)."
     )
@@ -142,9 +164,9 @@ class BulkPropertiesParameters(BaseModel):
     @field_validator("alloy")
     @classmethod
     def _one_crystal(cls, alloy: AlloyPrototype | None, info: ValidationInfo) -> AlloyPrototype | None:
-        has_structure = info.data.get("structure") is not None
-        if (alloy is not None) == has_structure:
-            raise ValueError("give exactly one of 'structure' and 'alloy'")
+        given = [alloy is not None, info.data.get("structure") is not None, info.data.get("perovskite") is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of 'structure', 'perovskite' and 'alloy'")
         return alloy
 
 

@@ -22,11 +22,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
+from ase.data import atomic_numbers, reference_states
+from ase.optimize import BFGS
 
 from labweave.drivers.atomistic.eos import EosFit, equation_of_state, fcc_lattice_constant, relax
 from labweave.drivers.atomistic.structures import build_crystal, elements_of, reference_structure
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 #: Relaxation settings of the elemental references.
 REFERENCE_FMAX = 0.005
 REFERENCE_STEPS = 200
+#: Edge of the periodic box (angstrom) of a molecular reference (O2, N2, ...): wide enough that
+#: the molecule does not see its images within a potential's cutoff (CHGNet's is 6 angstrom).
+MOLECULE_BOX = 14.0
 
 
 class AtomisticBackend(Backend, abc.ABC):
@@ -333,6 +338,8 @@ def compute_reference(
     Returns:
         Its equilibrium energy and volume per atom.
     """
+    if reference_structure(symbol) == "diatom":
+        return molecule_reference(symbol, method, calculator, check_stop)
     atoms = bulk(symbol)
     atoms.calc = calculator(atoms)
     relax(atoms, REFERENCE_FMAX, REFERENCE_STEPS, check_stop, cell=relax_cell)
@@ -341,3 +348,24 @@ def compute_reference(
     return ElementReference(
         element=symbol, structure=reference_structure(symbol), energy_per_atom=fit.energy, volume_per_atom=fit.volume
     )
+
+
+def molecule_reference(
+    symbol: str, method: str, calculator: CalculatorFactory, check_stop: Callable[[], None] | None = None
+) -> ElementReference:
+    """A gas whose standard state is a diatomic molecule (O2, N2): the molecule alone in a box.
+
+    Its bond is relaxed (the box stays); the volume per atom is that of the box, a
+    bookkeeping number with no physical meaning for a gas.
+    """
+    state = cast(dict[str, float], reference_states[atomic_numbers[symbol]])  # ASE types it loosely
+    atoms = Atoms([symbol, symbol], positions=[(0, 0, 0), (0, 0, float(state["d"]))], cell=[MOLECULE_BOX] * 3, pbc=True)
+    atoms.center()
+    atoms.calc = calculator(atoms)
+    optimizer = BFGS(atoms, logfile=None)
+    if check_stop is not None:
+        optimizer.attach(check_stop, interval=1)
+    optimizer.run(fmax=REFERENCE_FMAX, steps=REFERENCE_STEPS)
+    energy = float(atoms.get_potential_energy()) / 2
+    log.info("%s reference %s: %.4f eV/atom (diatomic molecule)", method, symbol, energy)
+    return ElementReference(element=symbol, structure="diatom", energy_per_atom=energy, volume_per_atom=MOLECULE_BOX**3 / 2)

@@ -10,8 +10,9 @@ On a cluster the calculations prefer workers started with ``--resources GPU=1``
 (where there are some) and run on CUDA where torch sees a GPU.
 
 Elements: CHGNet covers Z = 1..94, but a formation energy needs each element's
-solid ground state; elements whose reference state in ASE is a crystal (fcc,
-bcc, hcp, diamond) are accepted.
+ground state; elements whose reference state in ASE is a crystal (fcc, bcc,
+hcp, diamond) or a diatomic molecule (O2, N2, H2, F2, Cl2: oxides such as
+the perovskites) are accepted.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Crystal reference states usable as elemental references.
-SOLID_REFERENCES = frozenset({"fcc", "bcc", "hcp", "diamond"})
+#: Reference states usable as elemental references: crystals, and diatomic molecules in a box.
+SOLID_REFERENCES = frozenset({"fcc", "bcc", "hcp", "diamond", "diatom"})
 #: Heaviest element in CHGNet's training data.
 CHGNET_MAX_Z = 94
 

@@ -16,7 +16,7 @@ from ase.data import atomic_numbers, reference_states
 from ase.neighborlist import neighbor_list
 
 from labweave.drivers.base import ParameterError
-from labweave.schemas.atomistic import AlloyPrototype, BulkPropertiesParameters, CrystalStructure
+from labweave.schemas.atomistic import AlloyPrototype, BulkPropertiesParameters, CrystalStructure, PerovskitePrototype
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +138,22 @@ def build_crystal(params: BulkPropertiesParameters) -> Atoms:
     """
     if params.structure is not None:
         return build_structure(params.structure)
+    if params.perovskite is not None:
+        return build_perovskite(params.perovskite)
     if params.alloy is None:
-        raise ParameterError("alloy", "give exactly one of 'structure' and 'alloy'")
+        raise ParameterError("alloy", "give exactly one of 'structure', 'perovskite' and 'alloy'")
     return build_alloy(params.alloy)
+
+
+#: Fractional positions of the cubic perovskite ABX3: A, B, then the three X.
+PEROVSKITE_SITES = ((0.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.0, 0.5, 0.5))
+
+
+def build_perovskite(perovskite: PerovskitePrototype) -> Atoms:
+    """The 5-atom cubic cell of ABX3 at the starting lattice constant."""
+    a = perovskite.lattice_constant
+    symbols = [perovskite.a_site, perovskite.b_site] + [perovskite.anion] * 3
+    return Atoms(symbols, scaled_positions=PEROVSKITE_SITES, cell=[a, a, a], pbc=True)
 
 
 def elements_of(params: BulkPropertiesParameters) -> tuple[str, list[str]]:
@@ -154,6 +167,9 @@ def elements_of(params: BulkPropertiesParameters) -> tuple[str, list[str]]:
     """
     if params.structure is not None:
         return "structure.symbols", sorted(set(params.structure.symbols))
+    if params.perovskite is not None:
+        p = params.perovskite
+        return "perovskite", sorted({p.a_site, p.b_site, p.anion})
     if params.alloy is None:
-        raise ParameterError("alloy", "give exactly one of 'structure' and 'alloy'")
+        raise ParameterError("alloy", "give exactly one of 'structure', 'perovskite' and 'alloy'")
     return "alloy.composition", sorted(params.alloy.composition)

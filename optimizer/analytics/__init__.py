@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .calibration import Calibration, Prediction, awaiting_measurement, calibration, predicted, predictions
 from .curves import Curve, best, best_so_far, better, hypervolume_so_far, progress_curve
-from .formulas import formula_lines
+from .formulas import FormulaStep, formula_history, formula_lines
 from .front import hypervolume, pareto_front, pareto_mask, reference_point
 from .observations import Observation, live_results, observations, read_values
 from .progress import ENDED, IN_FLIGHT, Progress, charge, progress
@@ -28,6 +28,6 @@ from .terms import COST, EXPERIMENTS, CampaignTerms
 __all__ = [
     "COST", "ENDED", "EXPERIMENTS", "IN_FLIGHT", "Calibration", "CampaignTerms", "Curve", "Observation",
     "Prediction", "Progress", "awaiting_measurement", "best", "best_so_far", "better", "calibration", "charge",
-    "formula_lines", "hypervolume", "hypervolume_so_far", "live_results", "observations", "pareto_front",
+    "FormulaStep", "formula_history", "formula_lines", "hypervolume", "hypervolume_so_far", "live_results", "observations", "pareto_front",
     "pareto_mask", "predicted", "predictions", "progress", "progress_curve", "read_values", "reference_point",
 ]

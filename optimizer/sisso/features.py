@@ -37,7 +37,7 @@ import numpy as np
 from labweave.optimizer.sisso.operators import DEFAULT_OPERATORS, OPERATORS, Operator, resolve_operators
 from labweave.optimizer.sisso.units import Unit, parse_units
 
-__all__ = ["Feature", "FeatureSpace", "CandidateBlock", "standardize_rows"]
+__all__ = ["Feature", "FeatureSpace", "FeatureSpaceEstimate", "CandidateBlock", "estimate_feature_space", "standardize_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -495,3 +495,51 @@ class FeatureSpace:
 
 def _builder(op: Operator, features: list[Feature], operands: tuple[np.ndarray, ...]) -> Callable[[int], Feature]:
     return lambda row: Feature.combine(op, *(features[int(idx[row])] for idx in operands))
+
+
+@dataclass(frozen=True)
+class FeatureSpaceEstimate:
+    """An upper bound on the size of a feature space, known before building it.
+
+    Attributes:
+        per_rung: features per rung (rung 0 is the primaries), before unit rules and
+            duplicate removal thin them out.
+        stored_bytes: memory of the stored rungs (all but the top) for ``n_samples`` rows.
+        screened: features screening has to score (every rung, the top one streamed).
+    """
+
+    per_rung: tuple[int, ...]
+    stored_bytes: int
+    screened: int
+
+
+def estimate_feature_space(
+    n_primary: int, operators: Sequence[str], max_rung: int, n_samples: int
+) -> FeatureSpaceEstimate:
+    """Bound the size of a :class:`FeatureSpace` without building it.
+
+    Counts as :meth:`FeatureSpace._plan` does (every unary operator on each feature of
+    the rung below; every binary operator on each pair with at least one operand
+    there, ``div`` in both orientations), ignoring unit rules, value bounds and
+    duplicates, which only remove features: the true space is smaller.
+
+    Args:
+        n_primary: number of primary features.
+        operators: operator keys.
+        max_rung: the highest rung.
+        n_samples: rows the features are evaluated on.
+
+    Returns:
+        The estimate.
+    """
+    ops = resolve_operators(operators)
+    unary = sum(1 for op in ops if op.arity == 1)
+    binary = sum(1 if op.commutative or op.sign_symmetric else 2 for op in ops if op.arity == 2)
+    per_rung = [int(n_primary)]
+    below = 0  # features of the rungs under the last one
+    for _ in range(max_rung):
+        top = per_rung[-1]
+        per_rung.append(unary * top + binary * (top * (top - 1) // 2 + top * below))
+        below += top
+    stored = sum(per_rung[:-1]) if max_rung > 0 else per_rung[0]
+    return FeatureSpaceEstimate(tuple(per_rung), stored * int(n_samples) * 8, sum(per_rung))

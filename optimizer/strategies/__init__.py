@@ -80,6 +80,8 @@ def get_strategy(
 def _lookup(name: str) -> type[Strategy]:
     if name not in STRATEGIES and name == "multifidelity":
         import labweave.optimizer.strategies.multifidelity  # noqa: F401  (registers itself on import)
+    if name not in STRATEGIES and name == "sisso":
+        import labweave.optimizer.strategies.sisso  # noqa: F401  (registers itself on import)
     try:
         return STRATEGIES[name]
     except KeyError:

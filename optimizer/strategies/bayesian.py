@@ -44,12 +44,13 @@ from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputO
 from botorch.acquisition.multi_objective.parego import qLogNParEGO
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models import ModelListGP, SingleTaskGP
-from botorch.optim import optimize_acqf, optimize_acqf_mixed
+from botorch.optim import optimize_acqf, optimize_acqf_discrete, optimize_acqf_mixed
 from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
 from botorch.utils.multi_objective.hypervolume import infer_reference_point
 from botorch.utils.sampling import manual_seed
 from pydantic import Field
 
+from labweave.optimizer.pools import CandidatePool, pool_points
 from labweave.optimizer.strategies.base import Observation, Proposal, Strategy, StrategySettings
 from labweave.optimizer.strategies.gp import GPHyperparameters, OutputWarp, build_single_task_gp
 
@@ -114,6 +115,11 @@ class BayesianSettings(StrategySettings):
         output_warping: fit the GPs to Yeo-Johnson-warped observations (see
             :class:`~labweave.optimizer.strategies.gp.OutputWarp`).
         kernel: ``"matern52"`` or ``"rbf"``, both with the dimension-scaled lengthscale prior.
+        pool: choose among these candidates only (see :mod:`labweave.optimizer.pools`):
+            the initial design draws from the pool in a seeded random order, and the
+            acquisition is maximised over the candidates not yet measured or in flight
+            (BoTorch's ``optimize_acqf_discrete``, sequential greedy for a batch). The
+            matching baseline of a strategy that searches the same pool.
 
     The strategy computes with the process's threads, limited once at the start
     of a daemon or CLI command (``labweave --threads N``, one by default: a
@@ -132,6 +138,7 @@ class BayesianSettings(StrategySettings):
     warm_start: bool = True
     output_warping: bool = True
     kernel: Literal["matern52", "rbf"] = "matern52"
+    pool: CandidatePool | None = None
 
 
 class BayesianStrategy(Strategy):
@@ -146,6 +153,13 @@ class BayesianStrategy(Strategy):
         self._hyperparameters: dict[int, GPHyperparameters] = {}
         self._warps: dict[int, OutputWarp] = {}
         self._outliers: set[int] = set()
+        self._pool: torch.Tensor | None = None
+        self._pool_order: list[int] = []
+        if self.settings.pool is not None:
+            candidates = pool_points(self.settings.pool, self.space, self.settings.seed)
+            self._pool = self.space.encode(candidates)
+            self._pool_order = [int(i) for i in torch.randperm(
+                len(candidates), generator=torch.Generator().manual_seed(self.settings.seed))]
 
     # ------------------------------------------------------------------ public
     def propose(
@@ -186,6 +200,8 @@ class BayesianStrategy(Strategy):
     ) -> list[Proposal]:
         version = self.model_version(observations, pending)
         in_hand = len(observations) + len(pending)
+        if self._pool is not None:
+            return self._propose_from_pool(observations, pending, n, version)
         n_design = n if not observations else max(0, min(n, self.settings.initial_design - in_hand))
         proposals = [
             Proposal(
@@ -222,6 +238,57 @@ class BayesianStrategy(Strategy):
                     + (f", {X_pending.shape[0]} in flight" if X_pending is not None else "")
                     + (f"; set aside as outliers: observation{'s' if len(self._outliers) > 1 else ''} "
                        + ", ".join(f"#{i + 1}" for i in sorted(self._outliers)) if self._outliers else ""),
+                )
+            )
+        return proposals
+
+    def _propose_from_pool(
+        self, observations: Sequence[Observation], pending: Sequence[Mapping[str, Any]], n: int, version: str
+    ) -> list[Proposal]:
+        """Pool campaigns: seeded random design draws, then the acquisition's best free candidates."""
+        assert self._pool is not None
+        pool = self._pool
+        known = [p for p, _ in observations] + [dict(p) for p in pending]
+        taken = torch.zeros(len(pool), dtype=torch.bool)
+        for row in (self.space.encode(known) if known else pool[:0]):
+            taken |= (pool - row).abs().max(dim=-1).values < DUPLICATE_TOLERANCE
+        n = min(n, int((~taken).sum()))
+        in_hand = len(observations) + len(pending)
+        n_design = n if not observations else max(0, min(n, self.settings.initial_design - in_hand))
+        proposals: list[Proposal] = []
+        for index in [i for i in self._pool_order if not taken[i]][:n_design]:
+            taken[index] = True
+            proposals.append(Proposal(
+                parameters=self.space.decode(pool[index : index + 1])[0],
+                model_version=version,
+                strategy=self.name,
+                reason=f"initial design point {in_hand + len(proposals) + 1} of "
+                f"{max(self.settings.initial_design, in_hand + n_design)} (pool draw)",
+            ))
+        q = n - n_design
+        if q <= 0:
+            return proposals
+        X, Y = self.observation_tensors(observations)
+        pending_points = [dict(p) for p in pending] + [p.parameters for p in proposals]
+        X_pending = self.space.encode(pending_points) if pending_points else None
+        model = self._fit(X, self._maximisation_targets(Y))
+        acqf, label = self._acquisition(model, X, X_pending, q)
+        with manual_seed(self.settings.seed + len(observations)):
+            candidates, values = optimize_acqf_discrete(acqf, q=q, choices=pool[~taken], unique=True)
+        mean, std = self._predict(model, candidates)
+        values = values.reshape(-1)
+        for i, point in enumerate(self.space.decode(candidates)):
+            proposals.append(
+                Proposal(
+                    parameters=point,
+                    acquisition_value=float(values[min(i, len(values) - 1)]),
+                    predicted_mean={o.name: float(mean[i, j]) for j, o in enumerate(self.objectives)},
+                    predicted_std={o.name: float(std[i, j]) for j, o in enumerate(self.objectives)},
+                    model_version=version,
+                    strategy=self.name,
+                    reason=f"{label} maximum over {int((~taken).sum())} free pool candidates, "
+                    f"{len(observations)} observations"
+                    + (f", {X_pending.shape[0]} in flight" if X_pending is not None else ""),
                 )
             )
         return proposals

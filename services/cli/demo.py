@@ -16,7 +16,8 @@ DEFAULT_CAMPAIGNS = "pld,electrolyte,materials"  # started in this order: the sl
 
 def demo(
     campaigns: str = typer.Option(DEFAULT_CAMPAIGNS, "--campaigns",
-                                  help="comma-separated campaigns, started in this order: pld, electrolyte, materials"),
+                                  help="comma-separated campaigns, started in this order: pld, electrolyte, materials, "
+                                       "perovskite (not in the default set: about five minutes more)"),
     budget: Optional[int] = typer.Option(None, "--budget", min=1,
                                          help="experiments per run (default: each campaign's demo size)"),
     seed: int = typer.Option(0, "--seed", help="seed of the strategies and the simulated instruments"),

@@ -20,7 +20,7 @@ from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import ResultInfo
 from labweave.schemas.tenant import TenantInfo
 
-from .campaigns import RECIPES, DemoCampaign, DemoRecipe
+from .campaigns import DEFAULT_CAMPAIGNS, DemoCampaign, DemoRecipe
 
 
 @dataclass
@@ -28,7 +28,7 @@ class DemoOptions:
     """What ``labweave demo`` was asked for.
 
     Args:
-        campaigns: campaign keys (``electrolyte``, ``pld``, ``materials``).
+        campaigns: campaign keys (``electrolyte``, ``pld``, ``materials``, ``perovskite``).
         budget: experiments per run (default: each campaign's demo budget).
         seed: seed of the strategies and the simulated instruments.
         database_url: the database (default: a fresh SQLite file in ``out``).
@@ -38,7 +38,7 @@ class DemoOptions:
             each campaign's demo recipe; 0: none, the runs compared on their best single result).
     """
 
-    campaigns: tuple[str, ...] = tuple(RECIPES)
+    campaigns: tuple[str, ...] = DEFAULT_CAMPAIGNS
     budget: int | None = None
     seed: int = 0
     database_url: str | None = None

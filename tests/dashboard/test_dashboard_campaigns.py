@@ -130,3 +130,29 @@ def test_a_malformed_state_does_not_break_the_page(lab):
         r = lab.client.get("/dashboard/campaigns/odd")
         assert r.status_code == 200 and 'data-chart="history"' in r.text, state
     assert "x**2" in r.text and ">1 ± 0.5<" in r.text  # a negative σ is read as its size
+
+
+def test_the_leading_formula_and_how_it_changed_come_from_the_requests(lab):
+    lab.client.put("/api/v1/campaigns/symbolic", json={"spec": SPEC | {"objectives": SPEC["objectives"][:1]}},
+                   headers=lab.headers("op"))
+
+    def lead(formula: str, descriptor: str, members: int) -> dict:
+        return {"strategy": "sisso", "model_version": "v", "reason": "log EI maximum",
+                "formulas": [{"formula": formula, "descriptor": descriptor, "members": members, "of": 16, "rmse": 0.1}]}
+
+    provenances = [
+        {"strategy": "sisso", "model_version": "v", "reason": "initial design 1 of 8"},
+        lead("B = 120 + 30 * (r_B / r_A)", "(r_B / r_A)", 5),
+        lead("B = 118 + 31 * (r_B / r_A)", "(r_B / r_A)", 6),
+        lead("B = 95 + 41 * (n_B * X_B)", "(n_B * X_B)", 9),
+    ]
+    for prov in provenances:
+        r = lab.post("op", "/api/v1/requests", json=flow_request() | {"campaign": "symbolic", "provenance": prov})
+        assert r.status_code in (200, 201), r.text
+    lab.client.post("/dashboard/login", data={"username": "op", "password": "op"})
+    page = lab.client.get("/dashboard/campaigns/symbolic").text
+    now = page[page.index('data-testid="formula-now"'):]
+    assert now.startswith('data-testid="formula-now">Leading formula now (9/16 members): <code>B = 95 + 41 * (n_B * X_B)')
+    history = page[page.index('data-testid="formula-history"'):page.index("</table>", page.index('data-testid="formula-history"'))]
+    rows = re.findall(r"#(\d+)</code></td><td><code>([^<]+)</code></td>\s*<td class=\"num\">(\d+)</td>", history)
+    assert rows == [("4", "B = 95 + 41 * (n_B * X_B)", "1"), ("2", "B = 118 + 31 * (r_B / r_A)", "2")]

@@ -185,3 +185,40 @@ def test_noisy_recommendation_sets_outliers_aside_and_pools_neighbours() -> None
     two = [Objective(name="y", path="y"), Objective(name="z", path="z")]
     pareto = get_strategy("bayesian", {"noiseless": False}, space=space, objectives=two)
     assert pareto.recommend([(p, {**v, "z": 0.0}) for p, v in observations]) is None
+
+
+def test_a_pool_campaign_proposes_only_free_pool_candidates():
+    import numpy as np
+
+    from labweave.optimizer.strategies import get_strategy
+    from labweave.optimizer.space import SearchSpace
+    from labweave.schemas.campaign import Objective
+
+    rng = np.random.default_rng(0)
+    space = SearchSpace.from_parameters([{"name": f"x{i}", "lower": 0.0, "upper": 1.0} for i in range(3)])
+    points = [{f"x{i}": float(v) for i, v in enumerate(row)} for row in rng.uniform(0, 1, (40, 3))]
+    strategy = get_strategy(
+        "bayesian",
+        {"pool": {"kind": "explicit", "points": points}, "initial_design": 4, "noiseless": True},
+        space=space,
+        objectives=[Objective(name="y", path="y")],
+    )
+
+    def value(p):
+        return -((p["x0"] - 0.3) ** 2) - (p["x1"] - 0.6) ** 2
+
+    def index(p):
+        return int(np.argmin([max(abs(p[k] - q[k]) for k in p) for q in points]))
+
+    design = strategy.propose([], n=4)
+    assert all("pool draw" in p.reason for p in design)
+    observations = [(points[index(p.parameters)], {"y": value(p.parameters)}) for p in design]
+    pending = [points[index(p.parameters)] for p in strategy.propose(observations, n=1)]
+    batch = strategy.propose(observations, pending=pending, n=3)
+    chosen = [index(p.parameters) for p in batch]
+    assert len(set(chosen)) == 3
+    assert not set(chosen) & {index(p) for p in [o[0] for o in observations] + pending}
+    assert all(max(abs(p.parameters[k] - points[i][k]) for k in p.parameters) < 1e-9 for p, i in zip(batch, chosen))
+    assert all("free pool candidates" in p.reason for p in batch)
+    everything = [(p, {"y": value(p)}) for p in points[:38]]
+    assert len(strategy.propose(everything, n=5)) == 2

@@ -139,6 +139,7 @@ class CampaignDetail:
     awaiting: list[QueueRow]
     formulas: list[str]
     recent: list[Observation] = field(default_factory=list)
+    formula_steps: list[analytics.FormulaStep] = field(default_factory=list)
 
 
 def history_chart(name: str, terms: CampaignTerms, obs: list[Observation]) -> str:
@@ -222,5 +223,5 @@ def detail(lab, p: Principal, row: Campaign) -> CampaignDetail:
         history_svg=history_chart(row.name, terms, obs), parity_svg=parity_svg, pareto_svg=pareto_svg,
         check=analytics.calibration(preds), pending_predictions=analytics.awaiting_measurement(terms, recs.requests),
         next=_next(state), awaiting=awaiting, formulas=analytics.formula_lines(state.get("formulas")),
-        recent=list(reversed(obs[-8:])),
+        recent=list(reversed(obs[-8:])), formula_steps=analytics.formula_history(recs.requests),
     )
