@@ -54,6 +54,8 @@ def test_a_database_locked_for_40_s_answers_503_and_the_lab_carries_on(make_lab)
     logs = lab.logs("optimizer") + lab.logs("tenant")
     assert "503" in logs
     server_log = "".join(p.read_text() for p in lab.root.glob("server-*.log"))
-    assert "lease sweep skipped: the database is locked" in server_log and "Traceback" not in server_log
+    # the lease sweeper writes only when a lease ran out on its clock (none did here); a sweep that must
+    # write while the database is locked logs "lease sweep skipped", never a traceback
+    assert "Traceback" not in server_log and "ERROR" not in server_log
     # the daemons waited what Retry-After asked for (5 s), not their own shorter back-off
     assert re.search(r"retry 1 in 5\.0 s", logs), logs[-3000:]
