@@ -14,8 +14,11 @@ Where the value is a list (a formulation is a list of components), every
 element must match one of the alternatives; where the alternatives are
 themselves lists, the value must fit inside one of them element by element.
 
-:func:`violations` returns what a value breaks, each message starting with
-the path of the field, so that a refusal can name it.
+:func:`admits` answers yes or no; :func:`violations` returns what a value
+breaks, each message starting with the path of the field, so that a refusal
+can name it. Both walk the same rule below: :func:`admits` is the hot path of
+every request (it builds no message), :func:`violations` is asked only once the
+answer is no, and is empty exactly when :func:`admits` is true.
 """
 
 from __future__ import annotations
@@ -59,11 +62,70 @@ def _equal(limit: Any, value: Any) -> bool:
     return limit == value
 
 
+def _range_admits(limit: dict, value: Any) -> bool:
+    """:func:`_check_range` without its messages."""
+    if not _is_number(value) or not math.isfinite(value):
+        return False
+    low = limit.get("min", limit.get("minimum"))
+    high = limit.get("max", limit.get("maximum"))
+    tol = 1e-9 * max(1.0, abs(value))
+    if (low is not None and value < low - tol) or (high is not None and value > high + tol):
+        return False
+    step = limit.get("step")
+    if step:
+        k = (value - (low if low is not None else 0.0)) / step
+        return abs(k - round(k)) <= 1e-6
+    return True
+
+
+def _any_admits(alternatives: list[Any], value: Any) -> bool:
+    """Whether :func:`_best` finds nothing: no alternatives, or one that admits ``value``."""
+    return not alternatives or any(admits(alt, value) for alt in alternatives)
+
+
+def _flat(alternatives: Any) -> list[Any]:
+    flat: list[Any] = []
+    for alt in alternatives if isinstance(alternatives, list) else [alternatives]:
+        flat.extend(alt if isinstance(alt, list) else [alt])
+    return flat
+
+
+def admits(limit: Any, value: Any) -> bool:
+    """Whether ``value`` fits ``limit``: ``violations(limit, value) == []``, without building messages.
+
+    Args:
+        limit: a FINALES limitation (object, list of alternatives, range, value).
+        value: the parameters (or one field of them) to check.
+    """
+    if limit is None:
+        return True
+    if isinstance(limit, list):
+        if not limit:
+            return True
+        if any(isinstance(alt, list) for alt in limit):
+            if not isinstance(value, list):
+                return False
+            return any(all(_any_admits(alt if isinstance(alt, list) else [alt], item) for item in value)
+                       for alt in limit)
+        if isinstance(value, list):
+            return all(_any_admits(limit, item) for item in value)
+        return _any_admits(limit, value)
+    if isinstance(limit, dict):
+        if "anyOf" in limit and len(limit) == 1:
+            return _any_admits(_flat(limit["anyOf"]), value)
+        if _is_range(limit):
+            return _range_admits(limit, value)
+        if not isinstance(value, dict):
+            return False
+        return all(admits(sub, value[key]) for key, sub in limit.items() if value.get(key) is not None)
+    return _equal(limit, value)
+
+
 def _best(alternatives: list[Any], value: Any, path: str) -> list[str]:
     """No violations if one alternative admits ``value``, else the closest one's."""
     best: list[str] | None = None
     for alt in alternatives:
-        found = violations(alt, value, path)
+        found = _violations(alt, value, path)
         if not found:
             return []
         if best is None or len(found) < len(best):
@@ -105,16 +167,19 @@ def violations(limit: Any, value: Any, path: str = "parameters") -> list[str]:
     Returns:
         One message per broken limit, each starting with the field's path.
     """
+    return [] if admits(limit, value) else _violations(limit, value, path)
+
+
+def _violations(limit: Any, value: Any, path: str) -> list[str]:
+    """The walk that names what is broken. It never asks :func:`admits`, so that the two walks
+    check each other (tests/server/test_limitation_admits.py); :func:`violations` runs it only once :func:`admits` says no."""
     if limit is None:
         return []
     if isinstance(limit, list):
         return _check_list(limit, value, path)
     if isinstance(limit, dict):
         if "anyOf" in limit and len(limit) == 1:
-            alternatives = limit["anyOf"]
-            flat = []
-            for alt in alternatives if isinstance(alternatives, list) else [alternatives]:
-                flat.extend(alt if isinstance(alt, list) else [alt])
+            flat = _flat(limit["anyOf"])
             return _best(flat, value, path) if flat else []
         if _is_range(limit):
             return _check_range(limit, value, path)
@@ -123,7 +188,7 @@ def violations(limit: Any, value: Any, path: str = "parameters") -> list[str]:
         out: list[str] = []
         for key, sub in limit.items():
             if value.get(key) is not None:  # a field left out (or null) takes the method's default
-                out.extend(violations(sub, value[key], f"{path}.{key}"))
+                out.extend(_violations(sub, value[key], f"{path}.{key}"))
         return out
     if not _equal(limit, value):
         return [f"{path}: {value!r} is not {limit!r}"]

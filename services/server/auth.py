@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import bcrypt
 import jwt
@@ -48,6 +49,15 @@ KNOWN_TOKENS = 10_000
 #: What a request reads of its user (built once: building it costs more than running it).
 ACCOUNT = select(User.role, User.tenant_uuid, User.is_active, User.token_generation).where(
     User.username == bindparam("username"))
+
+
+def _sqlite_account_sql(db: Database) -> str | None:
+    """:data:`ACCOUNT` as SQLite's driver takes it (one ``?``, the user name); None on other databases."""
+    if db.read.dialect.name != "sqlite":
+        return None
+    compiled = ACCOUNT.compile(dialect=db.read.dialect)
+    assert compiled.positiontup == ["username"], compiled.positiontup
+    return str(compiled)
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,7 @@ class Authenticator:
         self._users: dict[str, tuple[float, _Account | None]] = {}
         self._tokens: dict[str, TokenClaims] = {}  # verified once, then trusted until they expire
         self._lock = threading.Lock()
+        self._account_sql = _sqlite_account_sql(db)
         # what an unknown user's password is checked against: as costly as a real user's (made now, so that
         # even the first unknown name costs no more than a known one)
         self._dummy_hash = hash_password(secrets.token_urlsafe(16), password_rounds)
@@ -232,16 +243,42 @@ class Authenticator:
                 hit = self._users.get(username)
             if hit and now - hit[0] < self.cache_seconds:
                 return hit[1]
-        with self.db.read.connect() as conn:
-            row = conn.execute(ACCOUNT, {"username": username}).first()
-            conn.rollback()
+        row = self._read_account(username)
         account = None
-        if row is not None and row.is_active:
-            account = _Account(Principal(username, row.role, row.tenant_uuid), row.token_generation)
+        if row is not None:
+            role, tenant_uuid, is_active, generation = row
+            if is_active:
+                account = _Account(Principal(username, role, tenant_uuid), generation)
         if self.cache_seconds:
             with self._lock:
                 self._users[username] = (now, account)
         return account
+
+    def _read_account(self, username: str) -> tuple[Any, ...] | None:
+        """The user's row (role, tenant_uuid, is_active, token_generation), read afresh.
+
+        On SQLite one statement on the driver's connection, which is in autocommit mode
+        (see :mod:`.db.engine`): SQLite runs it as its own transaction and sees every change
+        committed before it, so a BEGIN and a ROLLBACK around it would only add round trips.
+        SQLAlchemy's transaction begins with them (the engine's ``begin`` hook), hence the
+        driver here. Elsewhere (PostgreSQL) the Core statement in a short transaction.
+        """
+        if self._account_sql is None:
+            with self.db.read.connect() as conn:
+                row = conn.execute(ACCOUNT, {"username": username}).first()
+                conn.rollback()
+            return None if row is None else tuple(row)
+        raw = self.db.read.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self._account_sql, (username,))
+                found = cursor.fetchone()
+                return None if found is None else tuple(found)
+            finally:
+                cursor.close()
+        finally:
+            raw.close()  # back to the pool (which resets nothing: there is no transaction to end)
 
     def forget(self, username: str) -> None:
         """Read the user's state afresh on the next request (after a change made here)."""

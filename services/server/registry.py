@@ -20,7 +20,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from sqlmodel import Session, select
 
 from labweave.schemas.capability import Capability as CapabilityFile
-from labweave.schemas.limitation import alternatives_of, violations
+from labweave.schemas.limitation import admits, alternatives_of, violations
 from labweave.schemas.tenant import LimitationEntry, TenantDefinition
 
 from .db.engine import Database
@@ -138,8 +138,16 @@ class Catalogue:
             return []
         return [f"{e} (outside what an operator granted this tenant)" for e in _closest(envelope, params, method)]
 
+    def admits(self, tenant_uuid: str, quantity: str, method: str, params: dict) -> bool:
+        """Whether :meth:`limit_violations` is empty, without building its messages."""
+        alternatives = self.offers.get((quantity, method), {}).get(tenant_uuid)
+        if alternatives is None or not any(admits(alt, params) for alt in alternatives):
+            return False
+        envelope = self.envelopes.get((quantity, method), {}).get(tenant_uuid)
+        return envelope is None or any(admits(alt, params) for alt in envelope)
+
     def can_serve(self, tenant_uuid: str, quantity: str, methods: list[str], parameters: dict) -> bool:
-        return any(self.limit_violations(tenant_uuid, quantity, m, parameters.get(m, {})) == [] for m in methods)
+        return any(self.admits(tenant_uuid, quantity, m, parameters.get(m, {})) for m in methods)
 
     def terms(self, tenant_uuid: str) -> dict[tuple[str, str], tuple[Any, Any]]:
         """What decides which requests a tenant can serve: its limitations and envelope per method."""
@@ -394,11 +402,15 @@ class Registry:
             message = cap.input_check.error(parameters[m], f"parameters.{m}")
             if message:
                 raise Invalid(message)
-        refusals: list[str] = []
         for m in methods:
             offerers = cat.offers.get((quantity, m))
             if not offerers:
                 return  # nobody offers it yet: the request waits for a tenant
+            if any(cat.admits(t, quantity, m, parameters[m]) for t in offerers):
+                return
+        refusals: list[str] = []  # nobody can serve it: say why, per method, naming the fields
+        for m in methods:
+            offerers = cat.offers[(quantity, m)]
             found: list[str] | None = None
             for tenant_uuid in offerers:
                 errors = cat.limit_violations(tenant_uuid, quantity, m, parameters[m])
