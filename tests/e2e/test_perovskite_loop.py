@@ -19,7 +19,7 @@ from labweave.services.tenant.provision import provision_tenant
 from ..server.helpers import open_lab
 from .test_closed_loop import spawn, wait_for
 
-BUDGET = 7  # the design (4) and three proposals of the ensemble: enough to see it take over
+BUDGET = 10
 #: A small corner of the example pool (few elements, so few CHGNet references to compute).
 CANDIDATES = [("Sr", "Ti"), ("Ba", "Ti"), ("Ca", "Ti"), ("Sr", "Zr"), ("Ba", "Zr"), ("Ca", "Zr"), ("Sr", "Hf"),
               ("Ba", "Hf"), ("Ca", "Hf"), ("La", "Al"), ("La", "Sc"), ("K", "Nb"), ("K", "Ta"), ("Na", "Nb")]
@@ -28,7 +28,7 @@ CANDIDATES = [("Sr", "Ti"), ("Ba", "Ti"), ("Ca", "Ti"), ("Sr", "Zr"), ("Ba", "Zr
 def campaign_text() -> str:
     text = (EXAMPLES / "perovskite.toml").read_text()
     head, _, _ = text.partition("[strategy.settings.pool]")
-    head = head.replace("budget = 40", f"budget = {BUDGET}").replace("initial_design = 8", "initial_design = 4")
+    head = head.replace("budget = 40", f"budget = {BUDGET}").replace("initial_design = 8", "initial_design = 6")
     head = head.replace("n_models = 16", "n_models = 8")
     points = ",\n".join(f'  {{ A = "{a}", B = "{b}" }}' for a, b in CANDIDATES)
     return head + f'[strategy.settings.pool]\nkind = "explicit"\npoints = [\n{points}\n]\n'
@@ -53,7 +53,7 @@ def test_perovskite_campaign_with_sisso_survives_a_restart_and_carries_formulas(
         try:
             with LabClient(server.url, "alice", "alice") as alice:
                 daemon = spawn(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d1.log")
-                wait_for(lambda: len(alice.list_requests(campaign=name, status="resolved")) >= 3, timeout=600)
+                wait_for(lambda: len(alice.list_requests(campaign=name, status="resolved")) >= 4, timeout=600)
                 daemon.kill()
                 daemon.wait()
                 before = len(alice.list_requests(campaign=name))
