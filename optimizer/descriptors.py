@@ -18,6 +18,7 @@ value cannot be had, rather than handing SISSO a NaN.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -70,7 +71,7 @@ class PerovskiteFeatures(_Source):
 FeatureSource = Annotated[ParameterFeatures | PerovskiteFeatures, Field(discriminator="kind")]
 
 
-class Featurizer:
+class Featurizer(abc.ABC):
     """Computes the primary feature table of candidates.
 
     Attributes:
@@ -87,9 +88,9 @@ class Featurizer:
             except ValueError as exc:
                 raise ValueError(f"features.units.{name}: {exc}") from None
 
+    @abc.abstractmethod
     def row(self, point: Mapping[str, Any]) -> dict[str, float]:
-        """The primary features of one candidate (override)."""
-        raise NotImplementedError
+        """The primary features of one candidate."""
 
     def table(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The primary features of candidates, shape ``(len(points), len(names))``.

@@ -108,13 +108,18 @@ def database_url(request, tmp_path, pg_available):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'labweave.db'}"
         return
-    if not pg_available:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI starts it)")
-        pytest.skip("PostgreSQL is not reachable")
+    require_postgres(pg_available)
     url, drop = make_pg_database()
     yield url
     drop()
+
+
+def require_postgres(available: bool) -> None:
+    """Skip a test that needs PostgreSQL where it is not running; under CI (which starts it), fail."""
+    if not available:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI starts it)")
+        pytest.skip("PostgreSQL is not reachable")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from labweave.services.cli.main import app
 
 from labweave.services.server.process import ServerProcess
 
-from ..conftest import make_pg_database
+from ..conftest import make_pg_database, require_postgres
 from ..faults.lab import small_campaign, wait_for
 
 BUDGET = 8
@@ -40,10 +40,7 @@ PASSWORDS = {"operator": "operator-pw-1", "chamber-a": "chamber-a-pw", "chamber-
 
 @pytest.fixture
 def pg_url(pg_available):
-    if not pg_available:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is not reachable on 127.0.0.1:5432 (CI starts it)")
-        pytest.skip("PostgreSQL is not reachable")
+    require_postgres(pg_available)
     url, drop = make_pg_database()
     yield url
     drop()
