@@ -66,6 +66,8 @@ SETTINGS: dict[str, Any] = {
     "kpoint_density": 2.0,
     "smearing": 0.1,
 }
+#: How the elemental references are computed (recorded in the table: a table made otherwise is refused).
+REFERENCES = "each element in the alloy's own 4-atom cubic cell on the alloy's k-point mesh"
 #: Tighter settings of the convergence check.
 TIGHT: dict[str, Any] = {"cutoff": 450.0, "kpoint_density": 3.0}
 
@@ -127,7 +129,8 @@ def compute_table(path: Path = DFT_TABLE_PATH, max_components: int = 3, limit: i
     from labweave.drivers.atomistic.dft import code_versions, dft_bulk_properties
 
     code, setups = code_versions()
-    settings = {"elements": list(ELEMENTS), "divisions": DIVISIONS, **SETTINGS, "code": code, "setups": setups}
+    settings = {"elements": list(ELEMENTS), "divisions": DIVISIONS, **SETTINGS, "references": REFERENCES,
+                "code": code, "setups": setups}
     table: dict[str, Any] = {"settings": settings, "entries": []}
     if path.exists():
         table = json.loads(path.read_text(encoding="utf-8"))

@@ -325,6 +325,7 @@ def compute_reference(
     calculator: CalculatorFactory,
     check_stop: Callable[[], None] | None = None,
     relax_cell: bool = True,
+    atoms: Atoms | None = None,
 ) -> ElementReference:
     """An element in its ground-state structure (ASE's reference state), relaxed and fitted.
 
@@ -334,13 +335,15 @@ def compute_reference(
         calculator: a fresh ASE calculator for the crystal.
         check_stop: called after every optimizer step; raises to abandon.
         relax_cell: relax the volume before the EOS scan.
+        atoms: the ground-state crystal in a cell of the caller's choosing
+            (a supercell of it); ASE's primitive cell by default.
 
     Returns:
         Its equilibrium energy and volume per atom.
     """
     if reference_structure(symbol) == "diatom":
         return molecule_reference(symbol, method, calculator, check_stop)
-    atoms = bulk(symbol)
+    atoms = bulk(symbol) if atoms is None else atoms
     atoms.calc = calculator(atoms)
     relax(atoms, REFERENCE_FMAX, REFERENCE_STEPS, check_stop, cell=relax_cell)
     fit, _ = _fit(atoms, method)

@@ -19,8 +19,14 @@ two choices made for cost:
 Fe, Co and Ni are computed spin-polarised, starting from ferromagnetic
 moments; everything else spin-paired. Energies are Fermi-Dirac smeared and
 extrapolated to zero width. Elemental references are computed with the same
-functional and settings (and their own mesh at the same density), once per
-process.
+functional and settings, once per process, and wherever possible in the
+alloy's own cell with the alloy's own k-point mesh (:func:`reference_cell`):
+at the coarse meshes a 4-atom cell can afford, the sampling error of a metal's
+energy is tens of meV/atom and differs between the primitive and the cubic
+cell (fcc Al, PBE, 300 eV, 2.0 k-points/A: -3.804 eV/atom in its 1-atom cell
+on 6x6x6, -3.726 in the 4-atom cubic cell on 4x4x4), so references on another
+mesh would put that difference into every mixing energy; on the same mesh it
+cancels.
 
 :func:`dft_bulk_properties` is a plain function of picklable arguments, so it
 runs as well in a worker process (a Dask worker) as in the tenant's thread.
@@ -48,7 +54,7 @@ from ase.data import atomic_numbers, reference_states
 from pydantic import Field
 
 from labweave.drivers.atomistic.backend import AtomisticBackend, compute_bulk_properties, compute_reference
-from labweave.drivers.atomistic.structures import build_crystal, elements_of, reference_structure
+from labweave.drivers.atomistic.structures import build_alloy, build_crystal, elements_of, reference_structure
 from labweave.drivers.base import BackendContext, BackendSettings, InstrumentFault, ParameterError
 from labweave.schemas.atomistic import (
     DFT_FUNCTIONALS,
@@ -194,8 +200,9 @@ def mesh_of(atoms: Atoms, density: float) -> list[int]:
     return [int(n) for n in kptdensity2monkhorstpack(atoms, density, even=True)]
 
 
-def gpaw_calculator(atoms: Atoms, params: DftBulkPropertiesParameters) -> CountingCalculator:
-    """A fresh GPAW plane-wave calculator for ``atoms`` (its mesh fixed from this cell).
+def gpaw_calculator(atoms: Atoms, params: DftBulkPropertiesParameters,
+                    mesh: list[int] | None = None) -> CountingCalculator:
+    """A fresh GPAW plane-wave calculator for ``atoms`` (its mesh fixed from this cell, or given).
 
     Sets the starting magnetic moments of Fe, Co and Ni on ``atoms``.
     """
@@ -205,7 +212,7 @@ def gpaw_calculator(atoms: Atoms, params: DftBulkPropertiesParameters) -> Counti
     spin = any(m > 0 for m in magnetic)
     if spin:
         atoms.set_initial_magnetic_moments(magnetic)
-    mesh = mesh_of(atoms, params.kpoint_density)
+    mesh = mesh if mesh is not None else mesh_of(atoms, params.kpoint_density)
     inner = GPAW(
         mode=PW(params.cutoff),
         xc=params.xc,
@@ -219,36 +226,78 @@ def gpaw_calculator(atoms: Atoms, params: DftBulkPropertiesParameters) -> Counti
     return CountingCalculator(inner, mesh, spin, params.xc, params.max_scf_iterations)
 
 
-#: Elemental references by settings, for this process (a tenant or a Dask worker).
+#: Elemental references by settings and cell, for this process (a tenant or a Dask worker).
 _references: dict[tuple, ElementReference] = {}
 _references_lock = threading.Lock()
 
 
-def _reference_key(symbol: str, params: DftBulkPropertiesParameters) -> tuple:
-    return (symbol, params.xc, params.cutoff, params.kpoint_density, params.smearing)
+def reference_cell(symbol: str, params: DftBulkPropertiesParameters) -> tuple[Atoms, list[int]] | None:
+    """The alloy's own cell filled with ``symbol`` and the alloy's mesh, where that is the element's ground state.
+
+    For an alloy on the prototype of the element's ground state (an fcc alloy
+    and an fcc metal), the reference is the same supercell of the prototype,
+    all sites ``symbol``, on the k-point mesh of the alloy's starting cell: the
+    sampling errors of alloy and reference then cancel in the mixing energy.
+
+    Returns:
+        (atoms, mesh), or None where the reference must be the element's own
+        ground-state cell (an explicit structure, or an element whose ground
+        state is not the alloy's prototype).
+    """
+    if params.alloy is None or reference_structure(symbol) != params.alloy.prototype:
+        return None
+    alloy = build_crystal(params)
+    mesh = mesh_of(alloy, params.kpoint_density)
+    pure = params.alloy.model_copy(update={"composition": {symbol: 1.0}})
+    return build_alloy(pure), mesh
+
+
+def _reference_key(symbol: str, params: DftBulkPropertiesParameters, mesh: list[int] | None = None) -> tuple:
+    cell = ("own cell", params.alloy.prototype, params.alloy.supercell, tuple(mesh)) \
+        if mesh is not None and params.alloy is not None else ("ground state",)
+    return (symbol, params.xc, params.cutoff, params.kpoint_density, params.smearing, *cell)
 
 
 def dft_reference(symbol: str, params: DftBulkPropertiesParameters,
                   check_stop: Callable[[], None] | None = None) -> ElementReference:
-    """An element in its ground state with this functional and these settings (cached per process)."""
-    key = _reference_key(symbol, params)
+    """An element in its ground state with this functional and these settings (cached per process).
+
+    Computed in the alloy's own cell and mesh where :func:`reference_cell`
+    gives one, else in the element's ground-state cell at the same k-point density.
+    """
+    own_cell = reference_cell(symbol, params)
+    key = _reference_key(symbol, params, own_cell[1] if own_cell else None)
     with _references_lock:
         cached = _references.get(key)
         if cached is None:
-            cached = compute_reference(
-                symbol, METHOD, functools.partial(gpaw_calculator, params=params), check_stop, relax_cell=False
-            )
+            if own_cell is None:
+                cached = compute_reference(
+                    symbol, METHOD, functools.partial(gpaw_calculator, params=params), check_stop, relax_cell=False
+                )
+            else:
+                atoms, mesh = own_cell
+                cached = compute_reference(
+                    symbol, METHOD, functools.partial(gpaw_calculator, params=params, mesh=mesh), check_stop,
+                    relax_cell=False, atoms=atoms,
+                )
             _references[key] = cached
         return cached
 
 
 def _own_reference(params: DftBulkPropertiesParameters) -> str | None:
-    """The element whose reference crystal this is (ASE's ground-state cell, any scale), else None."""
+    """The element whose reference crystal this is, else None.
+
+    That is a pure element in the cell its reference is computed in: the
+    alloy prototype's own cell (see :func:`reference_cell`), or ASE's
+    ground-state cell at any scale.
+    """
     atoms = build_crystal(params)
     symbols = set(atoms.get_chemical_symbols())
     if len(symbols) != 1:
         return None
     (symbol,) = symbols
+    if params.alloy is not None:
+        return symbol if reference_cell(symbol, params) is not None else None
     ground = bulk(symbol)
     if len(ground) != len(atoms):
         return None
@@ -312,7 +361,8 @@ def dft_bulk_properties(
                                   energy_per_atom=base.energy_per_atom, volume_per_atom=base.volume_per_atom)
         base = base.model_copy(update={"references": [itself], "formation_energy_per_atom": 0.0})
         with _references_lock:
-            _references.setdefault(_reference_key(own, params), itself)
+            own_cell = reference_cell(own, params)
+            _references.setdefault(_reference_key(own, params, own_cell[1] if own_cell else None), itself)
     from gpaw.mpi import world
 
     (calc,) = counters

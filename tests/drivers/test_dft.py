@@ -134,3 +134,28 @@ def test_mixing_energy_of_an_ordered_cell(dft):
     assert {r["element"] for r in result["references"]} == {"Al", "Cu"}
     assert -0.5 < result["formation_energy_per_atom"] < 0.0  # Al-Cu alloys form exothermically
     assert 3.7 < result["lattice_constant"] < 4.1  # between Cu's and Al's
+
+
+def test_alloy_references_use_the_alloys_own_cell_and_mesh():
+    """An fcc alloy's fcc elements are referenced in the same 4-atom cell on the same k-point mesh."""
+    from labweave.drivers.atomistic.dft import mesh_of, reference_cell
+    from labweave.drivers.atomistic.structures import build_crystal
+
+    params = DftBulkPropertiesParameters.model_validate({"alloy": {"composition": {"Al": 0.75, "Cu": 0.25}}, **COARSE})
+    for symbol in ("Al", "Cu"):
+        found = reference_cell(symbol, params)
+        assert found is not None
+        atoms, mesh = found
+        assert atoms.get_chemical_symbols() == [symbol] * 4
+        assert np.allclose(atoms.cell.angles(), 90.0)  # the conventional cubic cell, as the alloy's
+        assert mesh == mesh_of(build_crystal(params), params.kpoint_density)
+    assert reference_cell("Fe", params) is None  # bcc: its own ground-state cell
+    explicit = DftBulkPropertiesParameters.model_validate({**crystal(bulk("Al", "fcc", a=4.05)), **COARSE})
+    assert reference_cell("Al", explicit) is None
+
+
+def test_pure_element_in_the_alloy_cell_is_its_own_reference(dft):
+    result = run(dft, {"alloy": {"composition": {"Al": 1.0}}, **COARSE})
+    assert result["n_atoms"] == 4 and result["formation_energy_per_atom"] == 0.0
+    (reference,) = result["references"]
+    assert reference["energy_per_atom"] == result["energy_per_atom"]
