@@ -219,8 +219,8 @@ class BayesianStrategy(Strategy):
         X_pending = self.space.encode(pending_points) if pending_points else None
         model = self._fit(X, self._maximisation_targets(Y))
         q = n - n_design
-        acqf, label = self._acquisition(model, X, X_pending, q)
-        with manual_seed(self.settings.seed + len(observations)):
+        with manual_seed(self.settings.seed + len(observations)):  # the acquisition's baseline pruning draws too
+            acqf, label = self._acquisition(model, X, X_pending, q)
             candidates, values = self._optimise(acqf, q, X)
         candidates = self._replace_duplicates(candidates, X, X_pending, in_hand + n_design)
         mean, std = self._predict(model, candidates)
@@ -250,8 +250,8 @@ class BayesianStrategy(Strategy):
         pool = self._pool
         known = [p for p, _ in observations] + [dict(p) for p in pending]
         taken = torch.zeros(len(pool), dtype=torch.bool)
-        for row in (self.space.encode(known) if known else pool[:0]):
-            taken |= (pool - row).abs().max(dim=-1).values < DUPLICATE_TOLERANCE
+        if known:  # (candidates, known) max-norm distances in one operation
+            taken = (torch.cdist(pool, self.space.encode(known), p=float("inf")) < DUPLICATE_TOLERANCE).any(dim=-1)
         n = min(n, int((~taken).sum()))
         in_hand = len(observations) + len(pending)
         n_design = n if not observations else max(0, min(n, self.settings.initial_design - in_hand))
@@ -272,8 +272,9 @@ class BayesianStrategy(Strategy):
         pending_points = [dict(p) for p in pending] + [p.parameters for p in proposals]
         X_pending = self.space.encode(pending_points) if pending_points else None
         model = self._fit(X, self._maximisation_targets(Y))
-        acqf, label = self._acquisition(model, X, X_pending, q)
+        # Seeded from the acquisition's construction on: its baseline pruning draws samples too.
         with manual_seed(self.settings.seed + len(observations)):
+            acqf, label = self._acquisition(model, X, X_pending, q)
             candidates, values = optimize_acqf_discrete(acqf, q=q, choices=pool[~taken], unique=True)
         mean, std = self._predict(model, candidates)
         values = values.reshape(-1)

@@ -16,7 +16,8 @@ Fitting the hyperparameters through GPyTorch's module machinery costs about
 2-10 ms per marginal-likelihood evaluation, dominated by Python overhead, and
 L-BFGS needs 50-100 of them. :func:`fit_map_hyperparameters` evaluates the same
 log posterior (exact marginal likelihood of the constant-mean GP plus the
-lengthscale and noise priors) on plain tensors, optimises it with SciPy's
+lengthscale and noise priors) on NumPy arrays with its gradient in closed form
+(an autograd graph through torch cost twice the evaluation itself), optimises it with SciPy's
 L-BFGS-B from the previous fit and from the prior mode, and writes the optimum
 back into the BoTorch model, which then serves posteriors for acquisition.
 """
@@ -35,6 +36,7 @@ from botorch.models import SingleTaskGP
 from botorch.models.transforms.input import InputTransform
 from botorch.models.transforms.outcome import Standardize
 from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
 logger = logging.getLogger(__name__)
@@ -89,22 +91,27 @@ def _lengthscale_prior(d: int) -> tuple[float, float]:
     return math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)
 
 
-def _correlation(sq: torch.Tensor, kernel: str) -> torch.Tensor:
-    """Kernel correlation from squared scaled distances: RBF or Matern-5/2."""
+def _correlation(sq: np.ndarray, kernel: str) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel correlation from squared scaled distances, and its derivative in them: RBF or Matern-5/2."""
     if kernel not in ("rbf", "matern52"):
         raise ValueError(f"kernel: expected 'rbf' or 'matern52', got {kernel!r}")
     if kernel == "rbf":
-        return torch.exp(-0.5 * sq)
-    r = torch.sqrt(sq.clamp_min(1e-30))
-    s5 = math.sqrt(5.0) * r
-    return (1.0 + s5 + 5.0 / 3.0 * sq) * torch.exp(-s5)
+        correlation = np.exp(-0.5 * sq)
+        return correlation, -0.5 * correlation
+    s5 = math.sqrt(5.0) * np.sqrt(np.maximum(sq, 1e-30))
+    decay = np.exp(-s5)
+    return (1.0 + s5 + 5.0 / 3.0 * sq) * decay, -5.0 / 6.0 * (1.0 + s5) * decay
 
 
 def _negative_log_posterior(
-    theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, fixed_noise: float | None, kernel: Kernel = "matern52",
+    theta: np.ndarray, X: np.ndarray, y: np.ndarray, fixed_noise: float | None, kernel: Kernel = "matern52",
     outliers: tuple[int, ...] = (),
-) -> torch.Tensor:
-    """Negative log posterior density of the hyperparameters.
+) -> tuple[float, np.ndarray]:
+    """Negative log posterior density of the hyperparameters, and its gradient in closed form.
+
+    The gradient is ``tr((K^-1 - a a^T) dK/dtheta) / 2`` (Rasmussen & Williams, eq. 5.9) plus
+    the priors'; no autograd graph is built, which makes an evaluation several times cheaper
+    than through torch for the tens to hundreds of points of a campaign.
 
     Args:
         theta: ``(d + 1 [+ 1] [+ k],)`` vector: log lengthscales, the mean, (when the
@@ -117,40 +124,55 @@ def _negative_log_posterior(
         outliers: rows given an extra noise variance of their own (flat prior).
 
     Returns:
-        Scalar, ``-(log N(y | m, K + s2 I + R) + log p(l) + log p(s2)) / n``, the same
+        ``-(log N(y | m, K + s2 I + R) + log p(l) + log p(s2)) / n``, the same
         objective (up to constants) that GPyTorch's ``ExactMarginalLogLikelihood``
-        maximises for ``SingleTaskGP``.
+        maximises for ``SingleTaskGP``, and its gradient in ``theta``; ``inf`` (and a
+        zero gradient) where the covariance is not positive definite even with jitter.
     """
     n, d = X.shape
     log_ls = theta[:d]
     mean = theta[d]
+    noise = math.exp(theta[d + 1]) if fixed_noise is None else fixed_noise
+    Z = X / np.exp(log_ls)
+    differences = (Z[:, None, :] - Z[None, :, :]) ** 2  # (n, n, d) squared scaled distances per dimension
+    correlation, slope = _correlation(differences.sum(-1), kernel)
+    diagonal = np.full(n, noise)
+    extra = np.exp(theta[len(theta) - len(outliers):]) if outliers else np.zeros(0)
+    for i, e in zip(outliers, extra):
+        diagonal[i] += e
+    K = correlation + np.diag(diagonal)
+    factor = None
+    jitter = 0.0
+    while factor is None and jitter < 1e-2:
+        try:
+            factor = cho_factor(K + jitter * np.eye(n) if jitter else K, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            jitter = 1e-8 if jitter == 0.0 else jitter * 10
+    if factor is None:
+        return math.inf, np.zeros_like(theta)
+    r = y - mean
+    alpha = cho_solve(factor, r, check_finite=False)
+    log_det = np.log(np.diagonal(factor[0])).sum()
+    nll = 0.5 * float(r @ alpha) + log_det + 0.5 * n * math.log(2 * math.pi)
+    W = 0.5 * (cho_solve(factor, np.eye(n), check_finite=False) - np.outer(alpha, alpha))  # dnll/dK
+    grad = np.zeros_like(theta)
+    # dK_ij/dlog l_k = slope_ij * dsq_ij/dlog l_k = -2 slope_ij * differences_ijk
+    grad[:d] = -2.0 * (W * slope).reshape(-1) @ differences.reshape(-1, d)
+    grad[d] = -alpha.sum()
     if fixed_noise is None:
-        log_noise = theta[d + 1]
-        noise = torch.exp(log_noise)
-    else:
-        noise = torch.as_tensor(fixed_noise, dtype=X.dtype)
-    Z = X / torch.exp(log_ls)
-    sq = (Z.unsqueeze(-2) - Z.unsqueeze(-3)).pow(2).sum(-1)
-    diagonal = noise * torch.ones(n, dtype=X.dtype)
+        grad[d + 1] = noise * np.trace(W)
     if outliers:
-        extra = torch.zeros(n, dtype=X.dtype).index_put((torch.tensor(outliers),), torch.exp(theta[-len(outliers):]))
-        diagonal = diagonal + extra
-    K = _correlation(sq, kernel) + torch.diag(diagonal)
-    L, info = torch.linalg.cholesky_ex(K)
-    jitter = 1e-8
-    while int(info) != 0 and jitter < 1e-2:
-        L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(n, dtype=X.dtype))
-        jitter *= 10
-    r = (y - mean).unsqueeze(-1)
-    alpha = torch.cholesky_solve(r, L)
-    nll = 0.5 * (r * alpha).sum() + torch.log(torch.diagonal(L)).sum() + 0.5 * n * math.log(2 * math.pi)
+        grad[len(theta) - len(outliers):] = W[list(outliers), list(outliers)] * extra
     loc, scale = _lengthscale_prior(d)
     # LogNormal density of the lengthscale itself (GPyTorch puts priors on values, not logs).
-    nlp = (log_ls + (log_ls - loc).pow(2) / (2 * scale**2)).sum()
+    nlp = float((log_ls + (log_ls - loc) ** 2 / (2 * scale**2)).sum())
+    grad[:d] += 1.0 + (log_ls - loc) / scale**2
     if fixed_noise is None:
         # LogNormal(-4, 1) prior on the noise variance (BoTorch's default likelihood).
-        nlp = nlp + log_noise + (log_noise + 4.0).pow(2) / 2.0
-    return (nll + nlp) / n
+        log_noise = theta[d + 1]
+        nlp += log_noise + (log_noise + 4.0) ** 2 / 2.0
+        grad[d + 1] += 1.0 + (log_noise + 4.0)
+    return (nll + nlp) / n, grad / n
 
 
 def fit_map_hyperparameters(
@@ -195,14 +217,13 @@ def fit_map_hyperparameters(
         bounds += [(math.log(MIN_NOISE), math.log(MAX_OUTLIER_NOISE))] * len(outliers)
         starts = [np.concatenate([s, np.zeros(len(outliers))]) for s in starts]
 
-    def objective(theta_np: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = torch.tensor(theta_np, dtype=torch.float64, requires_grad=True)
-        loss = _negative_log_posterior(theta, X, y, fixed_noise, kernel, outliers)
-        (grad,) = torch.autograd.grad(loss, theta)
-        value = loss.item()
+    X_np, y_np = X.numpy(), y.numpy()
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = _negative_log_posterior(theta, X_np, y_np, fixed_noise, kernel, outliers)
         if not math.isfinite(value):
-            return 1e10, np.zeros_like(theta_np)
-        return value, grad.numpy()
+            return 1e10, np.zeros_like(theta)
+        return value, grad
 
     best_theta, best_value = None, math.inf
     for start in starts:
@@ -216,17 +237,17 @@ def fit_map_hyperparameters(
                              log_posterior=-best_value * n, outliers=dict(zip(outliers, extra.tolist(), strict=True)))
 
 
-def _loo_scores(X: torch.Tensor, y: torch.Tensor, hyper: GPHyperparameters, kernel: Kernel) -> torch.Tensor:
+def _loo_scores(X: np.ndarray, y: np.ndarray, hyper: GPHyperparameters, kernel: Kernel) -> np.ndarray:
     """Standardised leave-one-out residuals ``(y_i - mu_-i) / sigma_-i`` (closed form, Rasmussen & Williams 5.4.2)."""
     n = X.shape[0]
-    Z = X / torch.as_tensor(hyper.lengthscales, dtype=X.dtype)
-    sq = (Z.unsqueeze(-2) - Z.unsqueeze(-3)).pow(2).sum(-1)
-    diagonal = torch.full((n,), hyper.noise, dtype=X.dtype)
+    Z = X / hyper.lengthscales
+    sq = ((Z[:, None, :] - Z[None, :, :]) ** 2).sum(-1)
+    diagonal = np.full(n, hyper.noise)
     for i, extra in hyper.outliers.items():
         diagonal[i] += extra
-    K_inv = torch.linalg.inv(_correlation(sq, kernel) + torch.diag(diagonal) + 1e-10 * torch.eye(n, dtype=X.dtype))
+    K_inv = np.linalg.inv(_correlation(sq, kernel)[0] + np.diag(diagonal) + 1e-10 * np.eye(n))
     alpha = K_inv @ (y - hyper.mean)
-    return alpha / torch.diagonal(K_inv).clamp_min(1e-300).sqrt()
+    return alpha / np.sqrt(np.maximum(np.diagonal(K_inv), 1e-300))
 
 
 def fit_robust_map_hyperparameters(
@@ -255,8 +276,9 @@ def fit_robust_map_hyperparameters(
     """
     hyper = fit_map_hyperparameters(X, y, None, warm_start, kernel=kernel)
     for _ in range(int(MAX_OUTLIER_FRACTION * X.shape[0])):
-        scores = _loo_scores(X.detach().to(torch.float64), y.detach().to(torch.float64), hyper, kernel).abs()
-        order = [int(i) for i in torch.argsort(scores, descending=True) if int(i) not in hyper.outliers]
+        scores = np.abs(_loo_scores(X.detach().to(torch.float64).numpy(), y.detach().to(torch.float64).numpy(),
+                                    hyper, kernel))
+        order = [int(i) for i in np.argsort(-scores, kind="stable") if int(i) not in hyper.outliers]
         best = hyper
         for i in order[:3]:
             trial = fit_map_hyperparameters(X, y, None, hyper, kernel=kernel, outliers=(*hyper.outliers, i))

@@ -222,3 +222,24 @@ def test_a_pool_campaign_proposes_only_free_pool_candidates():
     assert all("free pool candidates" in p.reason for p in batch)
     everything = [(p, {"y": value(p)}) for p in points[:38]]
     assert len(strategy.propose(everything, n=5)) == 2
+
+
+def test_a_pool_proposal_depends_on_its_inputs_not_on_the_process_random_state():
+    """The acquisition's baseline pruning draws samples: seeded, a restarted daemon proposes the same batch."""
+    import numpy as np
+
+    from labweave.optimizer.space import SearchSpace
+
+    rng = np.random.default_rng(3)
+    space = SearchSpace.from_parameters([{"name": f"x{i}", "lower": 0.0, "upper": 1.0} for i in range(3)])
+    points = [{f"x{i}": float(v) for i, v in enumerate(row)} for row in rng.uniform(0, 1, (100, 3))]
+    observations = [(p, {"y": float(np.sin(5 * p["x0"]) + p["x1"] - p["x2"] ** 2 + 0.05 * rng.normal())})
+                    for p in points[:40]]  # enough near the best that the pruning's draws matter
+    settings = {"pool": {"kind": "explicit", "points": points}, "initial_design": 4, "seed": 7}
+    batches = []
+    for state in (1, 2):
+        strategy = get_strategy("bayesian", settings, space=space, objectives=[Objective(name="y", path="y")])
+        torch.manual_seed(state)
+        torch.rand(state * 5)
+        batches.append([(p.parameters, p.acquisition_value) for p in strategy.propose(observations, [points[41]], n=2)])
+    assert batches[0] == batches[1]
