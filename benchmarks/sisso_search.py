@@ -253,6 +253,35 @@ def settled_descriptor(n_models: int = 16, seed: int = 0) -> dict[str, Any]:
             "ensemble_rmse_GPa": float(np.sqrt(np.mean((mean - y) ** 2))), "std_GPa": float(y.std())}
 
 
+def stored_rows(pool: str) -> list[dict[str, Any]]:
+    """The rows stored for ``pool`` by earlier runs (every ``sisso_search_<pool>*.json``), each with its command."""
+    rows = []
+    for path in sorted(DATA_DIR.glob(f"sisso_search_{pool}*.json")):
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        rows += [row | {"command": payload["command"]} for row in payload["rows"] if "strategy" in row]
+    return rows
+
+
+def comparison_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A Markdown table: per strategy (and design), evaluations to each target, median (quartiles), hits."""
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    lines = ["| strategy | " + " | ".join(targets) + " | seconds per run |", "|---" * (len(targets) + 2) + "|"]
+    keyed: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        design = row.get("design", "maximin") if row["strategy"] == "sisso" else None
+        label = row["strategy"] + (f", {design} design" if design else "")
+        keyed.setdefault(label, {})[row["target"]] = row
+    for label, by_target in keyed.items():
+        cells = []
+        for target in targets:
+            r = by_target.get(target)
+            cells.append("-" if r is None else
+                         f"{r['median']:g} ({r['q25']:g}-{r['q75']:g}), {r['found']} of {r['runs']}")
+        seconds = next(iter(by_target.values()))["seconds_per_run"]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {seconds:g} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sisso_search", description=__doc__.splitlines()[0])
     parser.add_argument("pool", choices=["planted", "perovskite"])
@@ -265,7 +294,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
                         help="the sisso strategy's initial design (random: the same draws as bayesian's)")
     parser.add_argument("--threads", type=int, default=1,
                         help="compute threads (torch, BLAS); one by default, as the labweave CLI")
+    parser.add_argument("--table", action="store_true",
+                        help="print the stored results of every strategy as one table (and, for the perovskites, "
+                             "the descriptor SISSO settles on fitted to the whole table); run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        stored = stored_rows(args.pool)
+        sys.stdout.write(comparison_table(stored) + "\n")
+        if args.pool == "perovskite":
+            sys.stdout.write(json.dumps(settled_descriptor()) + "\n")
+        return stored
     # Two torch threads on a loaded two-core machine made a 30-point Cholesky 1300 times slower than one.
     configure_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

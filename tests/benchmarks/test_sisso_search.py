@@ -54,3 +54,20 @@ def test_the_stored_perovskite_table_covers_the_pool_and_replays(capsys):
     assert [(r["target"], r["strategy"]) for r in printed] == [("stiffest", "random"), ("top 5", "random")]
     assert printed[1]["median"] <= printed[0]["median"]
     assert printed[0]["candidates"] == len(rows)
+
+
+def test_the_table_compares_every_stored_strategy_without_running(capsys):
+    from benchmarks.sisso_search import comparison_table, stored_rows
+
+    rows = main(["planted", "--table"])
+    printed = capsys.readouterr().out.splitlines()
+    assert {r["strategy"] for r in rows} == {"sisso", "bayesian", "random"}
+    assert printed[0].startswith("| strategy | top 1%") and len(printed) == 2 + len(rows)
+    perovskite = stored_rows("perovskite")
+    assert {(r["strategy"], r["target"]) for r in perovskite} >= {
+        (s, t) for s in ("sisso", "bayesian", "random") for t in ("stiffest", "top 5")}
+    assert all(r["runs"] == 20 and r["command"].startswith("python -m benchmarks.sisso_search perovskite")
+               for r in perovskite)
+    table = comparison_table([r for r in perovskite if r["strategy"] == "bayesian"])
+    row = next(r for r in perovskite if r["strategy"] == "bayesian" and r["target"] == "stiffest")
+    assert f"| bayesian | {row['median']:g} ({row['q25']:g}-{row['q75']:g}), {row['found']} of 20 |" in table
