@@ -23,6 +23,7 @@ from labweave.optimizer import analytics
 from labweave.optimizer.analytics import CampaignTerms, Observation, Progress
 from labweave.optimizer.campaign import Campaign
 from labweave.optimizer.strategies import Observation as Point
+from labweave.optimizer.strategies import Strategy
 from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
@@ -60,14 +61,16 @@ class OptimizerDaemon:
         client: the requester's client.
         campaign: the loaded campaign file.
         poll_seconds: how often to look when no event arrives.
+        strategy: the campaign's strategy, if already built (else built here).
     """
 
-    def __init__(self, client: AsyncLabClient, campaign: Campaign, poll_seconds: float = 2.0):
+    def __init__(self, client: AsyncLabClient, campaign: Campaign, poll_seconds: float = 2.0,
+                 strategy: Strategy | None = None):
         self.client = client
         self.campaign = campaign
         self.name = campaign.spec.name
         self.terms = CampaignTerms.of(campaign.spec)
-        self.strategy = campaign.make_strategy()
+        self.strategy = strategy if strategy is not None else campaign.make_strategy()
         self.poll_seconds = poll_seconds
         self.tenant_uuid: str | None = None
         self._wake = asyncio.Event()

@@ -33,10 +33,16 @@ def optimize(
         campaign = Campaign.from_file(campaign_file)
     except (CampaignFileError, OSError) as exc:
         fail(str(exc))
+    try:
+        # Built before anything is posted: a strategy refuses a campaign it cannot run here (a SISSO
+        # feature space too large for memory, a pool outside the space), naming the setting.
+        strategy = campaign.make_strategy()
+    except ValueError as exc:
+        fail(f"{campaign_file}: the {campaign.spec.strategy.name} strategy refuses this campaign: {exc}")
 
     async def main() -> str:
         async with AsyncLabClient(server, user, login) as client:
-            daemon = OptimizerDaemon(client, campaign, poll_seconds=poll)
+            daemon = OptimizerDaemon(client, campaign, poll_seconds=poll, strategy=strategy)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, daemon.shutdown)

@@ -130,3 +130,17 @@ def test_bench_drivers_times_the_cycler_and_the_pld_chamber():
     growth = figures["pld_200_pulses"]
     assert growth["seconds"] > 0 and growth["cpu_seconds"] > 0
     assert growth["thickness_unit_cells"] > 0 and growth["rheed_oscillations"] > 0 and growth["trace_points"] > 0
+
+
+def test_optimize_refuses_a_feature_space_too_big_for_memory_before_posting(tmp_path):
+    """The strategy is built before the daemon talks to the server: its refusal is a message, not a traceback."""
+    from labweave.optimizer.campaign import EXAMPLES
+
+    text = (EXAMPLES / "perovskite.toml").read_text()
+    campaign = tmp_path / "perovskite.toml"
+    campaign.write_text(text.replace("max_rung = 1", "max_rung = 3\nmax_feature_memory_mb = 64.0"))
+    r = run("optimize", str(campaign), "--server", "http://127.0.0.1:9", "--user", "u", "--password", "p")
+    assert r.exit_code == 2
+    assert "the sisso strategy refuses this campaign: max_rung:" in r.output
+    assert "about 331 MB for 198 samples (max_feature_memory_mb = 64)" in r.output
+    assert "Traceback" not in r.output
