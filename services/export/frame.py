@@ -8,7 +8,9 @@ The columns, in order (``P``, ``O`` stand for the campaign's parameter and objec
   ``owner_tenant`` (its name), ``attempts``, ``lease_expiries``, ``failure_reason``, ``parameters``
   (the request's parameters as JSON text);
 * its provenance from the optimizer: ``param.P`` (the point), ``strategy``, ``model_version``,
-  ``reason``, ``acquisition_value``, ``fidelity``, ``predicted_mean.O``, ``predicted_std.O``;
+  ``reason``, ``acquisition_value``, ``fidelity``, ``predicted_mean.O``, ``predicted_std.O``, and for a
+  strategy with a symbolic model (``sisso``) ``leading_formula`` (the equation most members agreed on when
+  the request was made) and ``leading_formula_members`` (how many of the ensemble's members);
 * its result (the newest one not deleted): ``result_uuid``, ``result_status``, ``result_method``,
   ``result_tenant_uuid``, ``result_tenant``, ``result_time``, ``objective.O`` (and
   ``constraint.C`` for outcome constraints, read with the campaign's own paths; empty where the result
@@ -37,6 +39,8 @@ REQUEST_COLUMNS = ["request_uuid", "campaign", "status", "quantity", "methods", 
                    "created_by", "owner_tenant_uuid", "owner_tenant", "attempts", "lease_expiries",
                    "failure_reason", "parameters"]
 PROVENANCE_COLUMNS = ["strategy", "model_version", "reason", "acquisition_value", "fidelity"]
+#: Columns of the leading symbolic formula, present when a request of the campaign carries formulas.
+FORMULA_COLUMNS = ["leading_formula", "leading_formula_members"]
 RESULT_COLUMNS = ["result_uuid", "result_status", "result_method", "result_tenant_uuid", "result_tenant",
                   "result_time"]
 TIME_COLUMNS = ("created", "updated", "result_time")
@@ -97,6 +101,10 @@ def campaign_frame(record: CampaignRecord, requests: Sequence[RequestDetail], re
             values = prov.get(kind)
             if isinstance(values, dict):
                 row |= {f"{kind}.{name}": value for name, value in values.items()}
+        formulas = prov.get("formulas")
+        if isinstance(formulas, list) and formulas and isinstance(formulas[0], dict):
+            row |= {"leading_formula": formulas[0].get("formula"),
+                    "leading_formula_members": f"{formulas[0].get('members')}/{formulas[0].get('of')}"}
         info = by_request.get(req.uuid)
         if info is not None:
             res = info.result
@@ -110,8 +118,9 @@ def campaign_frame(record: CampaignRecord, requests: Sequence[RequestDetail], re
                     row[f"{prefix}.{quantity.name}"] = math.nan  # a failed measurement holds no value
         rows.append(row)
     predicted = sorted({k for row in rows for k in row if k.startswith(("predicted_mean.", "predicted_std."))})
+    symbolic = FORMULA_COLUMNS if any("leading_formula" in row for row in rows) else []
     columns = (REQUEST_COLUMNS + [f"param.{n}" for n in parameter_names] + PROVENANCE_COLUMNS + predicted
-               + RESULT_COLUMNS + [f"objective.{o.name}" for o in objectives]
+               + symbolic + RESULT_COLUMNS + [f"objective.{o.name}" for o in objectives]
                + [f"constraint.{c.name}" for c in constraints] + ["result_data"])
     frame = pd.DataFrame(rows, columns=columns)
     for column in TIME_COLUMNS:

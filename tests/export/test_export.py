@@ -214,3 +214,29 @@ def test_the_campaign_crate_has_the_ro_crate_1_1_shape(lab, tmp_path):
     assert crate.name == "labweave campaign flowvol"
     assert {e.id for e in crate.data_entities} == {p["@id"] for p in root["hasPart"]}
     assert len(crate.get_by_type("CreateAction")) == 5
+
+
+def test_a_sisso_campaign_frame_has_each_request_s_leading_formula():
+    from labweave.schemas.api import CampaignRecord, RequestDetail
+
+    from labweave.services.export.frame import campaign_frame
+
+    now = pd.Timestamp("2026-01-01T00:00:00Z")
+    lead = {"formula": "bulk_modulus = 172.8 - 71.56 * (r_B^3)", "descriptor": "(r_B^3)", "members": 3, "of": 16,
+            "rmse": 23.2}
+
+    def request(i: int, formulas: list) -> RequestDetail:
+        return RequestDetail.model_validate({
+            "uuid": f"r{i}", "ctime": now + pd.Timedelta(seconds=i), "updated": now + pd.Timedelta(seconds=i),
+            "status": "pending", "priority": 0, "campaign": "perovskite", "created_by": "optimizer",
+            "request": {"quantity": "bulk_properties", "methods": ["chgnet"], "tenant_uuid": "t",
+                        "parameters": {"chgnet": {"perovskite": {"a_site": "Sr", "b_site": "Ti"}}}},
+            "provenance": {"parameters": {"A": "Sr", "B": "Ti"}, "strategy": "sisso", "formulas": formulas},
+        })
+
+    record = CampaignRecord(name="perovskite", status="running", spec={}, state={}, created_by="optimizer",
+                            created=now, updated=now)
+    frame = campaign_frame(record, [request(1, []), request(2, [lead])], [])
+    assert list(frame["leading_formula"].fillna("")) == ["", lead["formula"]]
+    assert list(frame["leading_formula_members"].fillna("")) == ["", "3/16"]
+    assert "leading_formula" not in campaign_frame(record, [request(1, [])], []).columns
