@@ -13,7 +13,8 @@ The run is resumable and can be done in parts: the file is rewritten after
 every cell, cells already present are skipped, and binaries come before
 ternaries, so a partial table is a complete table of the binaries as soon as
 those are done. ``--max-components 2`` stops after the binaries; ``--limit N``
-after N new cells. One process computes one cell at a time on one thread
+after N new cells; ``--shard K/N`` lets N processes fill the table side by side
+(each adds its entries under a file lock). One process computes one cell at a time on one thread
 (``OMP_NUM_THREADS`` and the BLAS pools are pinned to one); the elemental
 references are computed once per process and cached.
 
@@ -36,12 +37,14 @@ Usage, from the root of a clone::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +123,33 @@ def pin_threads() -> None:
         os.environ.setdefault(name, "1")
 
 
-def compute_table(path: Path = DFT_TABLE_PATH, max_components: int = 3, limit: int | None = None) -> dict[str, Any]:
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path``'s lock file, so several processes can fill one table."""
+    with open(path.with_suffix(".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    if not path.exists():
+        return {"settings": settings, "entries": []}
+    table = json.loads(path.read_text(encoding="utf-8"))
+    if table.get("settings") != settings:
+        raise ValueError(f"settings: {path.name} was made with {table.get('settings')}, not {settings}")
+    return table
+
+
+def compute_table(path: Path = DFT_TABLE_PATH, max_components: int = 3, limit: int | None = None,
+                  shard: tuple[int, int] = (0, 1)) -> dict[str, Any]:
     """Compute (or complete) the table; returns it.
+
+    Several processes may fill one table at once, each given its own
+    ``shard`` (k, n): the cells whose place in the pool is k modulo n. Each
+    entry is added under a file lock to the table as it is on disk then.
 
     Raises:
         ValueError: if the file holds a table made with other settings.
@@ -131,26 +159,28 @@ def compute_table(path: Path = DFT_TABLE_PATH, max_components: int = 3, limit: i
     code, setups = code_versions()
     settings = {"elements": list(ELEMENTS), "divisions": DIVISIONS, **SETTINGS, "references": REFERENCES,
                 "code": code, "setups": setups}
-    table: dict[str, Any] = {"settings": settings, "entries": []}
-    if path.exists():
-        table = json.loads(path.read_text(encoding="utf-8"))
-        if table.get("settings") != settings:
-            raise ValueError(f"settings: {path.name} was made with {table.get('settings')}, not {settings}")
-    done = {composition_key(e["composition"]) for e in table["entries"]}
+    with _locked(path):
+        table = _read(path, settings)
+    k, n = shard
     cells = pool(max_components)
     new = 0
     for i, composition in enumerate(cells):
+        if i % n != k:
+            continue
         key = composition_key(composition)
-        if key in done:
+        if key in {composition_key(e["composition"]) for e in table["entries"]}:
             continue
         if limit is not None and new >= limit:
             break
         start = time.perf_counter()
         result = dft_bulk_properties(parameters(composition), threads=1)
-        table["entries"].append({"composition": composition, "dft": result.model_dump(mode="json")})
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)  # never a half-written table
+        with _locked(path):
+            table = _read(path, settings)
+            if key not in {composition_key(e["composition"]) for e in table["entries"]}:
+                table["entries"].append({"composition": composition, "dft": result.model_dump(mode="json")})
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                tmp.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+                tmp.replace(path)  # never a half-written table
         new += 1
         logger.info(
             "%d/%d %s: mixing energy %.4f eV/atom, B %.1f GPa (%.0f CPU s, %.0f s)",
@@ -206,12 +236,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-components", type=int, default=3, choices=(2, 3),
                         help="2: binaries only; 3: binaries, then ternaries (default)")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many new cells")
+    parser.add_argument("--shard", default="0/1", metavar="K/N",
+                        help="compute only the cells whose place in the pool is K modulo N (several processes)")
     parser.add_argument("--status", action="store_true", help="print how far the table is and stop")
     parser.add_argument("--convergence", metavar="FORMULA", help="check the settings on one 4-atom cell (Cu3Au)")
     parser.add_argument("--out", type=Path, default=DFT_TABLE_PATH, help="the table file")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit: give at least 1")
+    try:
+        k, n = (int(x) for x in args.shard.split("/"))
+        if not 0 <= k < n:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--shard: give K/N with 0 <= K < N, not {args.shard!r}")
     if args.status:
         print(json.dumps(status(args.out)))
         return 0
@@ -227,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--convergence: {exc}")
         print(json.dumps(convergence(composition)))
         return 0
-    compute_table(args.out, args.max_components, args.limit)
+    compute_table(args.out, args.max_components, args.limit, (k, n))
     print(json.dumps(status(args.out)))
     return 0
 
