@@ -93,9 +93,13 @@ def emit(figure: str, value: float, unit: str, floor: float | None = None, **ext
     return line
 
 
-def seed(url: str) -> None:
-    """Capability, tenants and users for a server this benchmark starts itself."""
-    lab = Lab.open(Settings(database_url=url, password_rounds=4))
+def seed(url: str, secret_key: str | None = None) -> None:
+    """Capability, tenants and users for a server this benchmark starts itself (``secret_key``: the replicas'
+    token signing key, which PostgreSQL needs)."""
+    settings = Settings(database_url=url, password_rounds=4)
+    if secret_key is not None:
+        settings = Settings(database_url=url, password_rounds=4, secret_key=secret_key)
+    lab = Lab.open(settings)
     lab.registry.add_capability(Capability.model_validate(CAPABILITY), "bench")
     for i in range(4):
         row = lab.registry.add_tenant(TenantDefinition.model_validate(TENANT | {"name": f"bench cell {i}"}), "bench")
@@ -320,7 +324,8 @@ def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, con
         resolved = counts(base)["resolved"] - c0["resolved"]
         out.append(emit("results_per_s", resolved / load.seconds, "1/s", floor, generator=load.generator,
                         note="limited by the reserved requests available" if resolved >= len(results) else ""))
-        n, doubles = race(base, tenant_tokens, 32)
+        top_up(base, requester_token, requester_uuid, 500)  # the claims above may have emptied the queue
+        n, doubles = race(base, tenant_tokens, 32, limit=500)
         out.append(emit("double_claims_32_claimers", doubles, "claims", claims=n))
     finally:
         if server:
