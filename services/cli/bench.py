@@ -33,6 +33,8 @@ def server(
     listing_pending: int = typer.Option(3_000, "--listing-pending", min=1,
                                         help="pending requests for FINALES2's unpaged listings figure"),
     listing_calls: int = typer.Option(100, "--listing-calls", min=5, help="calls timed per listing"),
+    repeats: int = typer.Option(3, "--repeats", min=1, max=20,
+                                help="creates and the floor measured in turn this many times (median printed)"),
     database: str = typer.Option(None, "--database", help="a PostgreSQL server's URL (postgresql://...): run the "
                                  "replica benchmark on fresh databases made (and dropped) there instead"),
     replicas: str = typer.Option("1,2", "--replicas", help="with --database: comma-separated replica counts"),
@@ -46,7 +48,7 @@ def server(
         from labweave.services.bench.server import run
 
         run(url=url, pending=pending, seconds=seconds, user=user, password=password,
-            listing_pending=listing_pending, listing_calls=listing_calls)
+            listing_pending=listing_pending, listing_calls=listing_calls, repeats=repeats)
         return
     counts = replica_counts(replicas)
     if not database.startswith(("postgresql://", "postgresql+psycopg://")):
