@@ -7,7 +7,9 @@ page of pending requests at N pending (median and p95 latency), claims/s, result
 double claims seen with 32 concurrent claimers. The floor (a bare FastAPI
 endpoint parsing the same body and inserting one SQLite row) is measured in
 the same run with the same load generator, and each rate is also printed as
-a fraction of it. Rates count what the database holds afterwards, not what
+a fraction of it. Creates and the floor are measured in turn ``repeats``
+times (the machine's load changes from one second to the next) and the
+median of the fractions is printed. Rates count what the database holds afterwards, not what
 the load generator sent.
 """
 
@@ -21,6 +23,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import httpx
@@ -93,9 +97,13 @@ def emit(figure: str, value: float, unit: str, floor: float | None = None, **ext
     return line
 
 
-def seed(url: str) -> None:
-    """Capability, tenants and users for a server this benchmark starts itself."""
-    lab = Lab.open(Settings(database_url=url, password_rounds=4))
+def seed(url: str, secret_key: str | None = None) -> None:
+    """Capability, tenants and users for a server this benchmark starts itself (``secret_key``: the replicas'
+    token signing key, which PostgreSQL needs)."""
+    settings = Settings(database_url=url, password_rounds=4)
+    if secret_key is not None:
+        settings = Settings(database_url=url, password_rounds=4, secret_key=secret_key)
+    lab = Lab.open(settings)
     lab.registry.add_capability(Capability.model_validate(CAPABILITY), "bench")
     for i in range(4):
         row = lab.registry.add_tenant(TenantDefinition.model_validate(TENANT | {"name": f"bench cell {i}"}), "bench")
@@ -145,7 +153,9 @@ def counts(base: str) -> Counter:
     return by_status
 
 
-def measure_floor(seconds: float, connections: int, tmp: Path) -> float:
+@contextmanager
+def floor_server(tmp: Path) -> Iterator[str]:
+    """The floor app (``bench.floor``) in a child process on a loopback port; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "labweave.services.bench.floor", "--port", str(port),
                              "--db", str(tmp / "floor.db")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -157,19 +167,25 @@ def measure_floor(seconds: float, connections: int, tmp: Path) -> float:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        bodies = [bench_request("floor", i) for i in range(64)]
-        drive(base, "/requests/", bodies, connections=connections, seconds=1)  # warm up
-        import sqlite3
-
-        before = sqlite3.connect(tmp / "floor.db").execute("SELECT count(*) FROM request").fetchone()[0]
-        load = drive(base, "/requests/", bodies, connections=connections, seconds=seconds)
-        after = sqlite3.connect(tmp / "floor.db").execute("SELECT count(*) FROM request").fetchone()[0]
-        rate = (after - before) / load.seconds
-        emit("floor_creates_per_s", rate, "1/s", generator=load.generator, connections=connections)
-        return rate
+        drive(base, "/requests/", [bench_request("floor", i) for i in range(64)], connections=16, seconds=1)  # warm up
+        yield base
     finally:
         proc.terminate()
         proc.wait()
+
+
+def measure_floor(base: str, seconds: float, connections: int, tmp: Path) -> float:
+    """Rows the floor stored per second while driven for ``seconds``."""
+    import sqlite3
+
+    bodies = [bench_request("floor", i) for i in range(64)]
+    with closing(sqlite3.connect(tmp / "floor.db")) as db:
+        before = db.execute("SELECT count(*) FROM request").fetchone()[0]
+        load = drive(base, "/requests/", bodies, connections=connections, seconds=seconds)
+        after = db.execute("SELECT count(*) FROM request").fetchone()[0]
+    rate = (after - before) / load.seconds
+    emit("floor_creates_per_s", rate, "1/s", generator=load.generator, connections=connections)
+    return rate
 
 
 def race(base: str, tokens: list[str], claimers: int = 32, limit: int = 2000) -> tuple[int, int]:
@@ -250,9 +266,16 @@ def listings(base: str, tenant_token: str, requester_token: str, calls: int) -> 
 
 def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, connections: int = 16,
         user: str = "bench-operator", password: str = "bench-password", listing_pending: int = 3_000,
-        listing_calls: int = 100) -> list[dict]:
+        listing_calls: int = 100, repeats: int = 3) -> list[dict]:
     tmp = Path(tempfile.mkdtemp(prefix="labweave-bench-"))
-    floor = measure_floor(seconds, connections, tmp)
+    with floor_server(tmp) as floor_base:
+        return _run(url, floor_base, tmp, pending, seconds, connections, user, password, listing_pending,
+                    listing_calls, repeats)
+
+
+def _run(url: str | None, floor_base: str, tmp: Path, pending: int, seconds: float, connections: int, user: str,
+         password: str, listing_pending: int, listing_calls: int, repeats: int) -> list[dict]:
+    floor = measure_floor(floor_base, seconds, connections, tmp)
     server = None
     if url is None:
         db_url = f"sqlite:///{tmp / 'bench.db'}"
@@ -273,10 +296,20 @@ def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, con
         drive(base, "/requests/", bodies, requester_token, connections, 1)  # warm up
         top_up(base, requester_token, requester_uuid, listing_pending)
         out += listings(base, tenant_tokens[0], requester_token, listing_calls)
-        before = counts(base)["pending"]
-        load = drive(base, "/requests/", bodies, requester_token, connections, seconds)
-        made = counts(base)["pending"] - before
-        out.append(emit("requests_created_per_s", made / load.seconds, "1/s", floor, generator=load.generator))
+        fractions, floors = [], [floor]
+        for turn in range(repeats):  # the floor and the server in turn, so that both see the same machine
+            if turn:
+                floors.append(measure_floor(floor_base, seconds, connections, tmp))
+            before = counts(base)["pending"]
+            load = drive(base, "/requests/", bodies, requester_token, connections, seconds)
+            made = counts(base)["pending"] - before
+            line = emit("requests_created_per_s", made / load.seconds, "1/s", floors[-1], generator=load.generator)
+            out.append(line)
+            fractions.append(line["fraction_of_floor"])
+        floor = statistics.median(floors)
+        if repeats > 1:
+            out.append(emit("requests_created_fraction_of_floor_median", statistics.median(fractions), "ratio",
+                            fractions=fractions, floors=[round(f, 1) for f in floors]))
         while counts(base)["pending"] < pending:
             drive(base, "/requests/", bodies, requester_token, connections, 2)
         n_pending = int(counts(base)["pending"])
@@ -320,7 +353,8 @@ def run(url: str | None = None, pending: int = 10_000, seconds: float = 5.0, con
         resolved = counts(base)["resolved"] - c0["resolved"]
         out.append(emit("results_per_s", resolved / load.seconds, "1/s", floor, generator=load.generator,
                         note="limited by the reserved requests available" if resolved >= len(results) else ""))
-        n, doubles = race(base, tenant_tokens, 32)
+        top_up(base, requester_token, requester_uuid, 500)  # the claims above may have emptied the queue
+        n, doubles = race(base, tenant_tokens, 32, limit=500)
         out.append(emit("double_claims_32_claimers", doubles, "claims", claims=n))
     finally:
         if server:

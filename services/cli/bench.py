@@ -33,12 +33,43 @@ def server(
     listing_pending: int = typer.Option(3_000, "--listing-pending", min=1,
                                         help="pending requests for FINALES2's unpaged listings figure"),
     listing_calls: int = typer.Option(100, "--listing-calls", min=5, help="calls timed per listing"),
+    repeats: int = typer.Option(3, "--repeats", min=1, max=20,
+                                help="creates and the floor measured in turn this many times (median printed)"),
+    database: str = typer.Option(None, "--database", help="a PostgreSQL server's URL (postgresql://...): run the "
+                                 "replica benchmark on fresh databases made (and dropped) there instead"),
+    replicas: str = typer.Option("1,2", "--replicas", help="with --database: comma-separated replica counts"),
+    connections: int = typer.Option(8, "--connections", min=1, max=64,
+                                    help="with --database: concurrent clients, spread over the replicas"),
 ) -> None:
-    """Drive the server over real HTTP; print figures and their fraction of a bare floor."""
-    from labweave.services.bench.server import run
+    """Drive the server over real HTTP; print figures and their fraction of a bare floor.
 
-    run(url=url, pending=pending, seconds=seconds, user=user, password=password, listing_pending=listing_pending,
-        listing_calls=listing_calls)
+    With --database: creates/s and claims/s on PostgreSQL with each count of replicas, and the ratio."""
+    if database is None:
+        from labweave.services.bench.server import run
+
+        run(url=url, pending=pending, seconds=seconds, user=user, password=password,
+            listing_pending=listing_pending, listing_calls=listing_calls, repeats=repeats)
+        return
+    counts = replica_counts(replicas)
+    if not database.startswith(("postgresql://", "postgresql+psycopg://")):
+        typer.secho(f"error: --database {database!r}: give a PostgreSQL URL (postgresql://user@host:port/db); "
+                    "the replicas share one PostgreSQL database", fg="red", err=True)
+        raise typer.Exit(2)
+    from labweave.services.bench.replicas import run as run_replicas
+
+    run_replicas(database, counts, seconds=seconds, connections=connections, pending=pending)
+
+
+def replica_counts(text: str) -> list[int]:
+    """``--replicas`` as counts (1 to 16), or a CLI error naming the option."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(n < 1 or n > 16 for n in counts):
+        typer.secho(f"error: --replicas {text!r}: give comma-separated counts between 1 and 16", fg="red", err=True)
+        raise typer.Exit(2)
+    return counts
 
 
 @app.command("drivers")

@@ -36,9 +36,17 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    lab = Lab.open(settings)
+    lab = Lab.open(settings, background_checkpoints=True)  # the scheduler below checkpoints SQLite's log
     lab.metrics = metrics_registry(lab)
     sweeper = LeaseSweeper(lab.db, settings.max_lease_expiries)
+
+    def checkpoint() -> None:
+        """Copy SQLite's log into the database file, off the event loop; a failed one is logged (the next one
+        carries on, and SQLite's own bound on the log stays)."""
+        try:
+            lab.db.checkpoint()
+        except Exception as exc:  # noqa: BLE001 - the driver's own errors (a full disk...), never fatal here
+            log.warning("checkpoint skipped: %s", exc)
 
     def sweep_leases() -> None:
         """One sweep; a locked or full database skips it with a line in the log (the next one catches up)."""
@@ -57,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweep_leases, "interval", seconds=settings.sweep_seconds, id="lease-sweep", max_instances=1,
             coalesce=True,
         )
+        if lab.db.is_sqlite:
+            scheduler.add_job(checkpoint, "interval", seconds=1, id="checkpoint", max_instances=1, coalesce=True)
         if settings.event_retention_days > 0:
             scheduler.add_job(
                 archive_old_events, "interval", hours=1, args=[lab.db, settings.event_retention_days],

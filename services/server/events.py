@@ -12,15 +12,16 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import delete, func, insert
+from sqlalchemy import Connection, delete, func, insert
 from sqlmodel import Session, col, select
 
+from .db.driver import DriverStatement
 from .db.engine import Database
 from .db.tables import Event, EventArchive, table_of
 
 log = logging.getLogger(__name__)
 
-INSERT_EVENT = insert(table_of(Event))
+INSERT_EVENT = DriverStatement(insert(table_of(Event)))
 
 
 def record(
@@ -55,8 +56,10 @@ def record(
     )
     if isinstance(session, Session):
         session.add(Event(**values))
+    elif isinstance(session, Connection):
+        INSERT_EVENT.execute(session, values)
     else:
-        session.execute(INSERT_EVENT, values)
+        session.execute(INSERT_EVENT.stmt, values)
 
 
 def since(session: Session, after: int, limit: int = 500, kinds: list[str] | None = None, subject: str | None = None,

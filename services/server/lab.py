@@ -39,8 +39,9 @@ class Lab:
     event_hubs: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
     @classmethod
-    def open(cls, settings: Settings) -> "Lab":
-        db = open_database(settings.engine_url(), settings.database_busy_seconds)
+    def open(cls, settings: Settings, background_checkpoints: bool = False) -> "Lab":
+        """The lab on the settings' database (``background_checkpoints``: see ``open_database``)."""
+        db = open_database(settings.engine_url(), settings.database_busy_seconds, background_checkpoints)
         if settings.auto_migrate:
             upgrade(db)
         registry = Registry(db, settings.cache_seconds)

@@ -30,6 +30,7 @@ from labweave.schemas.core import RequestStatus as S
 from labweave.schemas.core import ResultStatus as R
 
 from .auth import Principal
+from .db.driver import DriverStatement
 from .db.tables import Campaign, Request, Result, as_row, table_of
 from .errors import Conflict, Forbidden
 from .events import record
@@ -190,7 +191,7 @@ def result_actors(p: Principal, row: Result) -> set[Actor]:
 
 # -- requests (SQLAlchemy Core: the claim and result paths are hot) ---------------
 REQ = table_of(Request)
-INSERT_REQUEST = insert(REQ).returning(REQ.c.id)
+INSERT_REQUEST = DriverStatement(insert(REQ).returning(REQ.c.id), returning=True)
 #: Compare-and-set updates, by the columns changed with the status: built once, then run with parameters.
 _REQUEST_UPDATES: dict[tuple[str, ...], Any] = {}
 
@@ -220,7 +221,7 @@ def open_request(conn, values: dict[str, Any], actors: set[Actor], by: str, mess
                  data: dict[str, Any] | None = None) -> int:
     """Store a new request in its first status (``values["status"]``), with its event; its id."""
     REQUEST.check(None, values["status"], actors)
-    request_id = conn.execute(INSERT_REQUEST, values).scalar_one()
+    request_id = INSERT_REQUEST.execute(conn, values)
     record(conn, "request.status", values["uuid"], by, to_status=values["status"], message=message,
            now=values["updated"], data=data, campaign=values.get("campaign"))
     return request_id

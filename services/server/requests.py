@@ -27,6 +27,7 @@ from labweave.schemas.core import RequestStatus as S
 from . import lifecycle
 from .auth import Principal
 from .convert import request_wire
+from .db.driver import DriverStatement
 from .db.engine import Database
 from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -47,7 +48,7 @@ METHODS = table_of(RequestMethod)
 
 
 # Statements built once: executing them with parameters skips SQLAlchemy's per-call coercion.
-INSERT_METHOD = insert(METHODS)
+INSERT_METHOD = DriverStatement(insert(METHODS))
 
 #: Plans a status change of a locked request: ``(row, now) -> (new status, other columns, event data)``.
 Plan = Callable[[Request, float], "tuple[S, dict[str, Any], dict[str, Any]]"]
@@ -237,8 +238,8 @@ class Requests:
                 raise Invalid(f"parent_uuid: unknown request {body.parent_uuid}")
             values["id"] = lifecycle.open_request(conn, values, request_actors(p, None, cat), p.username,
                                                   data={"quantity": body.quantity, "methods": body.methods})
-            conn.execute(INSERT_METHOD, [{"request_id": values["id"], "method": m, "quantity": body.quantity}
-                                           for m in body.methods])
+            INSERT_METHOD.execute_many(conn, [{"request_id": values["id"], "method": m, "quantity": body.quantity}
+                                              for m in body.methods])
         return as_row(values, Request)
 
     # -- changing status ---------------------------------------------------

@@ -168,7 +168,7 @@ class Results:
         values = new_result(body, method, req["uuid"], p.username, req["ctime"])
         with self.db.write.begin() as conn:
             req["id"] = lifecycle.open_request(conn, req, actors, p.username, "unsolicited result")
-            conn.execute(INSERT_METHOD, [{"request_id": req["id"], "method": method, "quantity": body.quantity}])
+            INSERT_METHOD.execute_many(conn, [{"request_id": req["id"], "method": method, "quantity": body.quantity}])
             values["id"] = conn.execute(INSERT_RESULT, values).scalar_one()
             record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=values["ctime"],
                    data={"request_uuid": req["uuid"], "quantity": body.quantity, "method": method})

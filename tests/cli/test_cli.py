@@ -113,6 +113,14 @@ def test_bench_names_the_command_of_a_study_that_moved_to_benchmarks(study, args
     assert "server" in listed and "drivers" in listed and study not in listed
 
 
+def test_bench_server_replicas_refuses_a_database_that_is_not_postgresql_and_bad_counts():
+    r = run("bench", "server", "--database", "sqlite:///lab.db")
+    assert r.exit_code == 2 and "--database 'sqlite:///lab.db': give a PostgreSQL URL" in r.output
+    for bad in ("0,2", "one", ""):
+        r = run("bench", "server", "--database", "postgresql://postgres@127.0.0.1:5432/test", "--replicas", bad)
+        assert r.exit_code == 2 and "give comma-separated counts between 1 and 16" in r.output, (bad, r.output)
+
+
 def test_bench_drivers_refuses_an_unknown_instrument():
     r = run("bench", "drivers", "--which", "pld,laser")
     assert r.exit_code == 2 and "--which: unknown 'laser'; choose from cycler, pld, atomistic" in r.output

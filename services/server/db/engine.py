@@ -13,17 +13,29 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 log = logging.getLogger(__name__)
 
 
+#: With background checkpoints, SQLite checkpoints by itself only past this many log pages (4 KB each):
+#: a bound on the log should the background checkpoints stop.
+FALLBACK_CHECKPOINT_PAGES = 50_000
+
+
 class DatabaseBusy(Exception):
     """A writer waited its whole busy timeout for the database's write lock."""
+
+
+class WouldWait(Exception):
+    """In :meth:`Database.no_waiting`, a write transaction found the write lock taken (nothing was written)."""
 
 
 @dataclass
@@ -33,6 +45,8 @@ class Database:
     url: str
     write: Engine
     read: Engine
+    #: Set per thread by :meth:`no_waiting` (read by the SQLite write engine's ``begin`` hook).
+    waiting: threading.local = field(default_factory=threading.local)
 
     @property
     def is_sqlite(self) -> bool:
@@ -42,19 +56,59 @@ class Database:
     def is_postgres(self) -> bool:
         return self.write.dialect.name == "postgresql"
 
+    @contextmanager
+    def no_waiting(self) -> Iterator[None]:
+        """Within this block (in this thread), a SQLite write transaction that cannot take the write
+        lock at once raises :class:`WouldWait` instead of waiting for it.
+
+        What the event loop runs in place (see :mod:`.on_loop`) must never wait for another
+        writer; the caller runs it in a worker thread instead, where waiting is harmless.
+        """
+        before = getattr(self.waiting, "off", False)
+        self.waiting.off = True
+        try:
+            yield
+        finally:
+            self.waiting.off = before
+
+    def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database file, without waiting for readers or writers
+        (``PASSIVE``); nothing on PostgreSQL.
+
+        Run in a background thread when the database was opened with ``background_checkpoints``:
+        a checkpoint syncs the file to disk, which may take tens of milliseconds on a busy disk,
+        and a commit that triggered it (SQLite's default, every 1,000 pages) would hold the
+        event loop that long (see :mod:`.on_loop`). A checkpoint in the log's way (a reader on
+        an old snapshot) simply copies less; the next one carries on.
+        """
+        if not self.is_sqlite:
+            return
+        raw = self.read.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cursor.fetchall()
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+
     def dispose(self) -> None:
         self.write.dispose()
         if self.read is not self.write:
             self.read.dispose()
 
 
-def _sqlite_engine(url: str, immediate: bool, busy_seconds: float) -> Engine:
+def _sqlite_engine(url: str, immediate: bool, busy_seconds: float, waiting: threading.local | None = None,
+                   background_checkpoints: bool = False) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_seconds},
         pool_size=8,
         max_overflow=24,
         pool_reset_on_return=None,  # every use ends in an explicit commit or rollback
+        pool_use_lifo=True,  # the connection used last: its page cache is warm (SQLite keeps one per connection)
     )
 
     @event.listens_for(engine, "connect")
@@ -65,6 +119,8 @@ def _sqlite_engine(url: str, immediate: bool, busy_seconds: float) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
+        if background_checkpoints:  # SQLite's own checkpoint only as a bound on the log (see Database.checkpoint)
+            cur.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_CHECKPOINT_PAGES}")
         cur.close()
 
     if not immediate:
@@ -81,13 +137,31 @@ def _sqlite_engine(url: str, immediate: bool, busy_seconds: float) -> Engine:
     # the database, every writer gives up after it rather than waiting in line.
     gate = threading.Lock()
 
+    busy_ms = int(busy_seconds * 1000)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # noqa: ANN001
-        if not gate.acquire(timeout=busy_seconds):
+        at_once = waiting is not None and getattr(waiting, "off", False)
+        if not (gate.acquire(blocking=False) if at_once else gate.acquire(timeout=busy_seconds)):
+            if at_once:
+                raise WouldWait("another writer of this process holds the write lock")
             raise DatabaseBusy(f"no write lock within {busy_seconds:g} s")
         conn.info["gate"] = True
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if not at_once:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            # another process may hold SQLite's lock: ask for it without the busy timeout's wait
+            raw = conn.connection.dbapi_connection
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except OperationalError as exc:
+                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                    raise WouldWait(f"another process holds the write lock ({exc.orig})") from None
+                raise
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={busy_ms}")
         except BaseException:
             # a failed BEGIN may already have run the rollback hook, which let go of the gate
             if conn.info.pop("gate", False):
@@ -123,19 +197,21 @@ def private_sqlite_file(path: Path) -> None:
             log.warning("the database %s can be read by other users (mode %04o): chmod 600 %s", path, mode, path)
 
 
-def open_database(url: str, busy_seconds: float = 5.0) -> Database:
+def open_database(url: str, busy_seconds: float = 5.0, background_checkpoints: bool = False) -> Database:
     """Engines for ``url``; a SQLite file (and its folder) is created if missing, readable by its owner only.
 
     ``busy_seconds`` bounds how long a writer waits for a locked database
     before the request is answered 503 (see ``storage_faults``).
+    ``background_checkpoints``: the owner calls :meth:`Database.checkpoint` every second or so (the
+    server's scheduler does), so that no commit has to copy the log into the database file itself.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
             private_sqlite_file(Path(parsed.database))
-        return Database(
-            url, _sqlite_engine(url, True, busy_seconds), _sqlite_engine(url, False, busy_seconds)
-        )
+        waiting = threading.local()
+        return Database(url, _sqlite_engine(url, True, busy_seconds, waiting, background_checkpoints),
+                        _sqlite_engine(url, False, busy_seconds, None, background_checkpoints), waiting)
     # lock_timeout: a row or table lock held elsewhere fails the statement after busy_seconds
     # instead of hanging the request; connect_timeout likewise for an unreachable server.
     engine = create_engine(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -12,6 +13,7 @@ from labweave.schemas.api import (Cancel, Claim, ClaimCreate, Event, Failure, Le
                                   RequestDetail, RequestPage)
 
 from .. import convert
+from ..db.on_loop import run_write
 from ..deps import CurrentOperator, CurrentUser, LabDep
 from ..events import history
 from .params import Cursor, LeaseSeconds, Limit
@@ -25,8 +27,8 @@ def next_cursor(rows: Sequence[Any], limit: int) -> int | None:
 
 
 @router.post("/requests", status_code=201)
-def create_request(lab: LabDep, p: CurrentUser, body: RequestCreate) -> RequestDetail:
-    return convert.request_detail(lab.requests.create(p, body))
+async def create_request(lab: LabDep, p: CurrentUser, body: RequestCreate) -> RequestDetail:
+    return convert.request_detail(await run_write(lab.db, partial(lab.requests.create, p, body)))
 
 
 @router.get("/requests")
@@ -63,9 +65,9 @@ def request_history(lab: LabDep, p: CurrentUser, request_uuid: str) -> list[Even
 
 
 @router.post("/claims", response_model=Claim, responses={204: {"description": "Nothing this tenant can serve"}})
-def claim(lab: LabDep, p: CurrentUser, body: ClaimCreate) -> Claim | Response:
+async def claim(lab: LabDep, p: CurrentUser, body: ClaimCreate) -> Claim | Response:
     """Take the next request this tenant can serve (priority, then age); 204 if none."""
-    row = lab.requests.claim(p, body)
+    row = await run_write(lab.db, partial(lab.requests.claim, p, body))
     if row is None:
         return Response(status_code=204)
     return Claim(request=convert.request_detail(row), lease=convert.lease(row))
