@@ -31,7 +31,12 @@ With ``C_j(x, k) = rho_j(x) rho_{j+1}(x) ... rho_{k-1}(x)`` (1 when j = k),
     cov(f_a(x), f_b(x')) = sum_{j <= min(a, b)} C_j(x, a) C_j(x', b) s_j k_j(x, x').
 
 It is one Gaussian process over (x, rung) pairs, so every observation, cheap
-or dear, conditions the target prediction exactly. Hyperparameters are fitted
+or dear, conditions the target prediction exactly. An observation may carry
+its own noise variance (``noise``), added to its rung's fitted one: a
+machine-learned potential's committee says how far to trust each value.
+:meth:`AutoregressiveGP.loo_log_density` scores a fit by how well it predicts
+each observation of a rung from the others, so that a choice between models
+(the strategy's scale basis) is made on the data seen. Hyperparameters are fitted
 by maximum a posteriori with L-BFGS-B and analytic gradients in NumPy (a fit
 takes tens of milliseconds, so the model can be refitted at every proposal);
 the lengthscale prior is BoTorch's dimension-scaled ``LogNormal`` (Hvarfner,

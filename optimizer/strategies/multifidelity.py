@@ -16,6 +16,19 @@ flight carries it, so the strategy needs nothing but the usual
    is fitted to every observation (the target is a scaled copy of the cheaper
    fidelity plus a discrepancy, the scale possibly depending on the
    parameters); evaluations in flight enter as "kriging believer" fantasies.
+   Nothing about the model is set from data the search has not seen: with
+   ``scale_basis = "auto"`` (the default) the basis of the scale is chosen at
+   every refit by a rule, the constant one until :data:`BASIS_CHOICE_MIN_TARGET`
+   target observations exist, then, of ``constant``, ``linear`` and ``presence``,
+   the one whose fit gives the target observations the largest leave-one-out
+   log predictive density. An observation may carry its own noise variance
+   (``noise_value``: a committee of fine-tuned potentials says how sure each
+   of its values is), added to its fidelity's fitted noise; whatever method
+   produced the cheap values, the model is refitted to them, so a later
+   campaign can swap the cheap fidelity without touching the strategy.
+   ``model = "multitask"`` puts BoTorch's ``MultiTaskGP`` in the co-kriging's
+   place (:mod:`labweave.optimizer.multitask`); the alloy study
+   (``python -m benchmarks.alloy_study``) compares the two.
 3. **Cost-aware acquisition.** For every candidate ``x`` of the pool and every
    fidelity ``l``, the augmented expected improvement of Huang, Allen, Notz &
    Miller (Struct. Multidisc. Optim. 32, 369 (2006)), per unit cost:
@@ -28,9 +41,15 @@ flight carries it, so the strategy needs nothing but the usual
    improvement an evaluation at ``l`` can reveal (1 for the target itself, 0
    where ``l`` is already known). The largest ``a`` wins: a cheap screen where
    the target is uncertain and promising, an expensive confirmation where the
-   improvement is likely enough to be worth its price.
+   improvement is likely enough to be worth its price. ``acquisition =
+   "entropy"`` (with the ``multitask`` model) scores the same (x, l) pairs by
+   BoTorch's multi-fidelity max-value entropy per cost instead.
 
-Budget: evaluations done and in flight are charged their fidelity's cost;
+Budget: evaluations done and in flight are charged their fidelity's cost,
+or, for a done evaluation whose values carry it (``cost_value``, the CPU
+seconds it recorded), what it measurably cost; once a fidelity has such
+measured costs, the median of them is what the next evaluation at that
+fidelity is expected to cost (in the budget and in the acquisition);
 nothing is proposed beyond ``budget``, and (with ``reserve_target``) a cheap
 screen is only proposed while a target evaluation would still be affordable
 after it: a screen that can never be confirmed is wasted. When the budget or
