@@ -52,6 +52,7 @@ import numpy as np
 from labweave.optimizer.pools import ExplicitPool, composition_grid
 from labweave.optimizer.space import SearchSpace
 from labweave.optimizer.strategies.multifidelity import MultiFidelitySettings, MultiFidelityStrategy
+from labweave.services.process import configure_threads
 from labweave.schemas.campaign import CategoricalParameter, ContinuousParameter, LinearConstraint, Objective
 
 logger = logging.getLogger(__name__)
@@ -540,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     except ValueError as error:
         parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_threads(1)  # small dense algebra: one thread is fastest on a shared machine
     if args.table:
         path, cell = TABLES[args.cells]
         compute_alloy_table(path, **cell)

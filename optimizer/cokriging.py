@@ -31,7 +31,12 @@ With ``C_j(x, k) = rho_j(x) rho_{j+1}(x) ... rho_{k-1}(x)`` (1 when j = k),
     cov(f_a(x), f_b(x')) = sum_{j <= min(a, b)} C_j(x, a) C_j(x', b) s_j k_j(x, x').
 
 It is one Gaussian process over (x, rung) pairs, so every observation, cheap
-or dear, conditions the target prediction exactly. Hyperparameters are fitted
+or dear, conditions the target prediction exactly. An observation may carry
+its own noise variance (``noise``), added to its rung's fitted one: a
+machine-learned potential's committee says how far to trust each value.
+:meth:`AutoregressiveGP.loo_log_density` scores a fit by how well it predicts
+each observation of a rung from the others, so that a choice between models
+(the strategy's scale basis) is made on the data seen. Hyperparameters are fitted
 by maximum a posteriori with L-BFGS-B and analytic gradients in NumPy (a fit
 takes tens of milliseconds, so the model can be refitted at every proposal);
 the lengthscale prior is BoTorch's dimension-scaled ``LogNormal`` (Hvarfner,
@@ -46,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
+from scipy.linalg.lapack import dpotri
 from scipy.optimize import minimize
 
 logger = logging.getLogger(__name__)
@@ -243,7 +249,14 @@ def _scale_prior(rungs: int, p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def negative_log_posterior(
-    theta: np.ndarray, D: np.ndarray, G_basis: np.ndarray, r: np.ndarray, z: np.ndarray, rungs: int, basis: str
+    theta: np.ndarray,
+    D: np.ndarray,
+    G_basis: np.ndarray,
+    r: np.ndarray,
+    z: np.ndarray,
+    rungs: int,
+    basis: str,
+    extra_noise: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
     """Negative log posterior density of the hyperparameters per observation, and its gradient.
 
@@ -269,6 +282,8 @@ def negative_log_posterior(
         z: ``(n,)`` standardised observations.
         rungs: number of rungs ``L``.
         basis: the scale basis (see :func:`scale_basis`).
+        extra_noise: ``(n,)`` each observation's own noise variance on standardised
+            outputs, added to its rung's fitted noise (``None`` for none).
 
     Returns:
         The value and its gradient with respect to ``theta``.
@@ -279,12 +294,12 @@ def negative_log_posterior(
     rho = beta @ G_basis.T  # (L - 1, n)
     C = rung_coefficients(rho, r, rungs)
     B = _rung_kernels(D, log_ls, log_s)
-    K = _combine(B, C, C) + np.diag(noise[r])
+    K = _combine(B, C, C) + np.diag(noise[r] + (0.0 if extra_noise is None else extra_noise))
     L = _cholesky(K)
     residual = z - mean[r]
     alpha = _cho_solve(L, residual)
     value = 0.5 * residual @ alpha + np.log(np.diagonal(L)).sum() + 0.5 * n * math.log(2 * math.pi)
-    G = _cho_solve(L, np.eye(n)) - np.outer(alpha, alpha)  # dnll = 0.5 sum(G * dK)
+    G = _inverse(L) - np.outer(alpha, alpha)  # dnll = 0.5 sum(G * dK)
 
     grad_ls = np.empty((rungs, d))
     grad_s = np.empty(rungs)
@@ -321,6 +336,30 @@ def negative_log_posterior(
 def _cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve ``L L^T x = b``."""
     return cho_solve((L, True), b, check_finite=False)
+
+
+def _inverse(L: np.ndarray) -> np.ndarray:
+    """``(L L^T)^-1`` from the lower Cholesky factor (LAPACK ``potri``, a third of a solve against the identity)."""
+    inverse, info = dpotri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"potri failed ({info})")
+    return np.tril(inverse) + np.tril(inverse, -1).T
+
+
+def _own_noise(noise: np.ndarray | None, n: int) -> np.ndarray:
+    """Per-observation noise variances as an ``(n,)`` array (zeros for ``None``).
+
+    Raises:
+        ValueError: naming ``noise`` if its shape is wrong or a value is negative or not finite.
+    """
+    if noise is None:
+        return np.zeros(n)
+    own = np.asarray(noise, dtype=float)
+    if own.shape != (n,):
+        raise ValueError(f"noise: need shape ({n},), got {own.shape}")
+    if not (np.isfinite(own).all() and (own >= 0).all()):
+        raise ValueError("noise: variances must be finite and non-negative")
+    return own
 
 
 def _standardisation(y: np.ndarray) -> tuple[float, float]:
@@ -396,6 +435,9 @@ class AutoregressiveGP:
         hyper: hyperparameters on standardised outputs.
         y_mean: standardisation offset.
         y_scale: standardisation scale.
+        noise: ``(n,)`` each observation's own noise variance in data units squared
+            (an MLIP committee's variance, say), added to its rung's fitted noise;
+            ``None`` for none (every observation has its rung's noise only).
     """
 
     def __init__(
@@ -407,6 +449,7 @@ class AutoregressiveGP:
         hyper: CoKrigingHyperparameters,
         y_mean: float,
         y_scale: float,
+        noise: np.ndarray | None = None,
     ) -> None:
         self.X = np.asarray(X, dtype=float)
         self.rungs = np.asarray(rungs, dtype=int)
@@ -415,11 +458,12 @@ class AutoregressiveGP:
         self.hyper = hyper
         self.y_mean = y_mean
         self.y_scale = y_scale
+        self.noise = _own_noise(noise, self.y.shape[0])
         self._log_ls = np.log(hyper.lengthscales)
         self._log_s = np.log(hyper.variances)
         self._C = self._coefficients(self.X, self.rungs)
         B = _rung_kernels(squared_differences(self.X, self.X), self._log_ls, self._log_s)
-        K = _combine(B, self._C, self._C) + np.diag(hyper.noises[self.rungs])
+        K = _combine(B, self._C, self._C) + np.diag(hyper.noises[self.rungs] + self.noise / y_scale**2)
         self._L = _cholesky(K)
         z = (self.y - y_mean) / y_scale
         self._alpha = _cho_solve(self._L, z - hyper.means[self.rungs])
@@ -435,6 +479,7 @@ class AutoregressiveGP:
         basis: str = "constant",
         warm_start: CoKrigingHyperparameters | None = None,
         maxiter: int = 200,
+        noise: np.ndarray | None = None,
     ) -> AutoregressiveGP:
         """Fit the hyperparameters by MAP (L-BFGS-B) and condition on the data.
 
@@ -449,6 +494,8 @@ class AutoregressiveGP:
                 another).
             warm_start: hyperparameters of an earlier fit, tried as a start as well.
             maxiter: iteration cap per start.
+            noise: ``(n,)`` each observation's own noise variance (data units
+                squared) on top of its rung's fitted noise, or ``None``.
 
         Returns:
             The fitted model.
@@ -469,9 +516,11 @@ class AutoregressiveGP:
             raise ValueError(f"rungs: values must lie in 0..{n_rungs - 1}")
         if not np.isfinite(y).all():
             raise ValueError("y: observations must be finite")
+        own = _own_noise(noise, n)
         G_basis = scale_basis(X, basis)
         y_mean, y_scale = _standardisation(y)
         z = (y - y_mean) / y_scale
+        extra = own / y_scale**2 if own.any() else None
         D = squared_differences(X, X)
         bounds = _bounds(n_rungs, d, basis)
         lower, upper = np.array(bounds).T
@@ -481,7 +530,7 @@ class AutoregressiveGP:
 
         def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
             try:
-                value, grad = negative_log_posterior(theta, D, G_basis, rungs, z, n_rungs, basis)
+                value, grad = negative_log_posterior(theta, D, G_basis, rungs, z, n_rungs, basis, extra)
             except np.linalg.LinAlgError:
                 return 1e10, np.zeros_like(theta)
             if not math.isfinite(value):
@@ -497,11 +546,17 @@ class AutoregressiveGP:
                 best_theta, best_value = result.x, float(result.fun)
         hyper = CoKrigingHyperparameters.unpack(best_theta, n_rungs, d, basis)
         logger.debug("co-kriging fit: scales=%s variances=%s noises=%s", hyper.scales, hyper.variances, hyper.noises)
-        return cls(X, rungs, y, n_rungs, hyper, y_mean, y_scale)
+        return cls(X, rungs, y, n_rungs, hyper, y_mean, y_scale, own)
 
     @classmethod
     def with_hyperparameters(
-        cls, X: np.ndarray, rungs: np.ndarray, y: np.ndarray, n_rungs: int, hyper: CoKrigingHyperparameters
+        cls,
+        X: np.ndarray,
+        rungs: np.ndarray,
+        y: np.ndarray,
+        n_rungs: int,
+        hyper: CoKrigingHyperparameters,
+        noise: np.ndarray | None = None,
     ) -> AutoregressiveGP:
         """Condition on data with given hyperparameters (no fit), standardising anew.
 
@@ -509,13 +564,33 @@ class AutoregressiveGP:
             X: ``(n, d)`` inputs; rungs: ``(n,)`` rungs; y: ``(n,)`` observations.
             n_rungs: number of rungs.
             hyper: hyperparameters of an earlier fit.
+            noise: ``(n,)`` each observation's own noise variance, or ``None``.
 
         Returns:
             The model.
         """
         y = np.asarray(y, dtype=float)
         y_mean, y_scale = _standardisation(y)
-        return cls(X, rungs, y, n_rungs, hyper, y_mean, y_scale)
+        return cls(X, rungs, y, n_rungs, hyper, y_mean, y_scale, noise)
+
+    def loo_log_density(self, rung: int) -> float:
+        """Leave-one-out log predictive density of the observations at ``rung``.
+
+        For each observation ``i`` at that rung, the log density of its value
+        under the model conditioned on all the others (hyperparameters kept),
+        in closed form: residual ``[K^-1 (z - m)]_i / [K^-1]_ii`` and variance
+        ``1 / [K^-1]_ii`` on standardised outputs (Rasmussen & Williams 2006,
+        eq. 5.12). Summed; comparable between models of the same data (the
+        standardisation depends on the data only). ``0.0`` without such
+        observations.
+        """
+        mask = self.rungs == rung
+        if not mask.any():
+            return 0.0
+        inverse_diag = np.diagonal(_inverse(self._L))[mask]
+        variance = 1.0 / inverse_diag
+        residual = self._alpha[mask] * variance
+        return float(np.sum(-0.5 * np.log(2 * math.pi * variance) - 0.5 * residual**2 / variance))
 
     # --------------------------------------------------------------- prediction
     def _coefficients(self, X: np.ndarray, rungs: np.ndarray) -> np.ndarray:
@@ -617,4 +692,5 @@ class AutoregressiveGP:
             self.hyper,
             self.y_mean,
             self.y_scale,
+            np.concatenate([self.noise, np.zeros(X.shape[0])]),
         )

@@ -16,6 +16,19 @@ flight carries it, so the strategy needs nothing but the usual
    is fitted to every observation (the target is a scaled copy of the cheaper
    fidelity plus a discrepancy, the scale possibly depending on the
    parameters); evaluations in flight enter as "kriging believer" fantasies.
+   Nothing about the model is set from data the search has not seen: with
+   ``scale_basis = "auto"`` (the default) the basis of the scale is chosen at
+   every refit by a rule, the constant one until :data:`BASIS_CHOICE_MIN_TARGET`
+   target observations exist, then, of ``constant``, ``linear`` and ``presence``,
+   the one whose fit gives the target observations the largest leave-one-out
+   log predictive density. An observation may carry its own noise variance
+   (``noise_value``: a committee of fine-tuned potentials says how sure each
+   of its values is), added to its fidelity's fitted noise; whatever method
+   produced the cheap values, the model is refitted to them, so a later
+   campaign can swap the cheap fidelity without touching the strategy.
+   ``model = "multitask"`` puts BoTorch's ``MultiTaskGP`` in the co-kriging's
+   place (:mod:`labweave.optimizer.multitask`); the alloy study
+   (``python -m benchmarks.alloy_study``) compares the two.
 3. **Cost-aware acquisition.** For every candidate ``x`` of the pool and every
    fidelity ``l``, the augmented expected improvement of Huang, Allen, Notz &
    Miller (Struct. Multidisc. Optim. 32, 369 (2006)), per unit cost:
@@ -28,9 +41,15 @@ flight carries it, so the strategy needs nothing but the usual
    improvement an evaluation at ``l`` can reveal (1 for the target itself, 0
    where ``l`` is already known). The largest ``a`` wins: a cheap screen where
    the target is uncertain and promising, an expensive confirmation where the
-   improvement is likely enough to be worth its price.
+   improvement is likely enough to be worth its price. ``acquisition =
+   "entropy"`` (with the ``multitask`` model) scores the same (x, l) pairs by
+   BoTorch's multi-fidelity max-value entropy per cost instead.
 
-Budget: evaluations done and in flight are charged their fidelity's cost;
+Budget: evaluations done and in flight are charged their fidelity's cost,
+or, for a done evaluation whose values carry it (``cost_value``, the CPU
+seconds it recorded), what it measurably cost; once a fidelity has such
+measured costs, the median of them is what the next evaluation at that
+fidelity is expected to cost (in the budget and in the acquisition);
 nothing is proposed beyond ``budget``, and (with ``reserve_target``) a cheap
 screen is only proposed while a target evaluation would still be affordable
 after it: a screen that can never be confirmed is wasted. When the budget or
@@ -55,8 +74,9 @@ import numpy as np
 from pydantic import Field, model_validator
 from scipy.special import erfcx, ndtr
 
-from labweave.optimizer.cokriging import AutoregressiveGP, CoKrigingHyperparameters
+from labweave.optimizer.cokriging import SCALE_BASES, AutoregressiveGP, CoKrigingHyperparameters
 from labweave.optimizer.fidelity import CostBudget, Fidelity, FidelityLadder
+from labweave.optimizer.multitask import MultiTaskSurrogate, entropy_per_cost
 from labweave.optimizer.pools import CandidatePool, CompositionGridPool, pool_points
 from labweave.optimizer.space import SearchSpace
 from labweave.optimizer.strategies.base import Observation, Proposal, Strategy, StrategySettings
@@ -64,8 +84,14 @@ from labweave.schemas.campaign import CategoricalParameter, Objective, OutcomeCo
 
 logger = logging.getLogger(__name__)
 
+#: A surrogate linking the fidelities: either answers ``joint``, ``predict`` and ``condition_on_expected``.
+Surrogate = AutoregressiveGP | MultiTaskSurrogate
+
 #: Encoded points closer than this (max-norm) are the same candidate.
 MATCH_TOLERANCE = 1e-6
+#: With ``scale_basis = "auto"``, the constant basis until this many target
+#: observations; a leave-one-out score of fewer says nothing.
+BASIS_CHOICE_MIN_TARGET = 4
 
 
 def _default_fidelities() -> list[Fidelity]:
@@ -92,14 +118,33 @@ class MultiFidelitySettings(StrategySettings):
             points before the model chooses.
         reserve_target: propose a cheaper fidelity only while a target evaluation
             stays affordable after it.
-        scale_basis: how the scale between consecutive fidelities varies (see
-            :mod:`labweave.optimizer.cokriging`): ``"constant"``, ``"linear"`` in the
-            parameters, or ``"presence"``: set by which parameters are non-zero, for
-            compositions, where a cheap method's trust depends on the elements
-            present.
+        model: the surrogate linking the fidelities: ``"cokriging"``, the
+            autoregressive co-kriging of :mod:`labweave.optimizer.cokriging`, or
+            ``"multitask"``, BoTorch's ``MultiTaskGP`` (:mod:`labweave.optimizer.multitask`).
+        acquisition: ``"ei"``, the augmented expected improvement per cost (the
+            module docstring), or ``"entropy"``, BoTorch's multi-fidelity max-value
+            entropy per cost (``multitask`` model only).
+        scale_basis: how the co-kriging scale between consecutive fidelities
+            varies (see :mod:`labweave.optimizer.cokriging`): ``"constant"``,
+            ``"linear"`` in the parameters, ``"presence"`` (set by which parameters
+            are non-zero, for compositions, where a cheap method's trust depends on
+            the elements present), or ``"auto"``: chosen at every refit by a rule on
+            the observations only (the constant basis until
+            :data:`BASIS_CHOICE_MIN_TARGET` target observations, then the basis
+            whose fit gives the target observations the largest leave-one-out log
+            predictive density).
         refit_every: refit the hyperparameters after this many new observations
             (in between, the last ones are reused with the new data).
         objective_unit: unit of the objective, for the reasons (``eV/atom``).
+        cost_value: name of an observation value holding what that evaluation
+            measurably cost (``cost_cpu_seconds``), charged to the budget instead of
+            its fidelity's ``cost``; evaluations without it (and those in flight)
+            are charged the fidelity's cost, which is also what the acquisition
+            weighs.
+        noise_value: name of an observation value holding that observation's own
+            noise variance, in the objective's units squared (a machine-learned
+            potential's committee variance, say); it is added to the fidelity's
+            fitted noise (``cokriging`` model only).
 
     The strategy computes with the process's threads, limited once at the start
     of a daemon or CLI command (``labweave --threads N``, one by default).
@@ -112,9 +157,13 @@ class MultiFidelitySettings(StrategySettings):
     pool: CandidatePool = Field(default_factory=CompositionGridPool)
     nested_design: int = Field(default=2, ge=1)
     reserve_target: bool = True
-    scale_basis: Literal["constant", "linear", "presence"] = "constant"
+    model: Literal["cokriging", "multitask"] = "cokriging"
+    acquisition: Literal["ei", "entropy"] = "ei"
+    scale_basis: Literal["auto", "constant", "linear", "presence"] = "auto"
     refit_every: int = Field(default=1, ge=1)
     objective_unit: str = ""
+    cost_value: str | None = None
+    noise_value: str | None = None
 
     @model_validator(mode="after")
     def _distinct_methods(self) -> MultiFidelitySettings:
@@ -122,6 +171,10 @@ class MultiFidelitySettings(StrategySettings):
         repeated = sorted({m for m in methods if methods.count(m) > 1})
         if repeated:
             raise ValueError(f"fidelities: method(s) {repeated} appear more than once")
+        if self.acquisition == "entropy" and self.model != "multitask":
+            raise ValueError("acquisition: 'entropy' needs model = 'multitask' (a BoTorch model)")
+        if self.noise_value is not None and self.model != "cokriging":
+            raise ValueError("noise_value: per-observation noise needs model = 'cokriging'")
         return self
 
 
@@ -235,8 +288,13 @@ class MultiFidelityStrategy(Strategy):
         self._pool_X = self._features(self.pool)
         self._pool_index = {self._key(row): i for i, row in enumerate(self._pool_X)}
         self._design_order = self._maximin_order()
-        self._hyper: CoKrigingHyperparameters | None = None
+        self._costs = np.array([f.cost for f in self.ladder.fidelities], dtype=float)
+        self._hyper: dict[str, CoKrigingHyperparameters] = {}
+        self._multitask_state: dict[str, Any] | None = None
         self._fitted_on = -1
+        #: The co-kriging basis of the last fit and every option's leave-one-out score.
+        self.basis: str | None = None
+        self.basis_scores: dict[str, float] = {}
         logger.info(
             "multifidelity: %d candidates, fidelities %s, budget %s",
             len(self.pool),
@@ -329,7 +387,7 @@ class MultiFidelityStrategy(Strategy):
     def _propose(
         self, observations: Sequence[Observation], pending: Sequence[Mapping[str, Any]], n: int
     ) -> list[Proposal]:
-        X_obs, r_obs, y_obs = self._parse_observations(observations)
+        X_obs, r_obs, y_obs, cost_obs, noise_obs = self._parse_observations(observations)
         X_pen, r_pen = self._parse_pending(pending)
         L = len(self.ladder)
         taken = np.zeros((len(self.pool), L), dtype=bool)
@@ -338,11 +396,13 @@ class MultiFidelityStrategy(Strategy):
                 index = self._pool_index.get(self._key(row))
                 if index is not None:
                     taken[index, rung] = True
-        committed = self.ladder.spent(self.ladder.methods[int(r)] for r in np.concatenate([r_obs, r_pen]))
+        self._costs = self._expected_costs(r_obs, cost_obs)
+        nominal = self._costs
+        committed = float(np.where(np.isnan(cost_obs), nominal[r_obs], cost_obs).sum() + nominal[r_pen].sum())
         budget = CostBudget(self.settings.budget, committed)
         version = self.model_version(observations, pending)
 
-        model: AutoregressiveGP | None = None
+        model: Surrogate | None = None
         batch_X: list[np.ndarray] = []
         batch_r: list[int] = []
         proposals: list[Proposal] = []
@@ -356,7 +416,7 @@ class MultiFidelityStrategy(Strategy):
                     logger.info("multifidelity: no results yet; waiting for the design before modelling")
                     break
                 if model is None:
-                    model = self._fit(X_obs, r_obs, y_obs)
+                    model = self._fit(X_obs, r_obs, y_obs, noise_obs)
                 fantasy_X = np.vstack([X_pen, *[x[None] for x in batch_X]])
                 fantasy_r = np.concatenate([r_pen, np.asarray(batch_r, dtype=int)])
                 current = model.condition_on_expected(fantasy_X, fantasy_r)
@@ -369,7 +429,7 @@ class MultiFidelityStrategy(Strategy):
             taken[index, rung] = True
             batch_X.append(self._pool_X[index])
             batch_r.append(rung)
-            budget = budget.after(self.ladder.fidelities[rung].cost)
+            budget = budget.after(float(self._costs[rung]))
         if len(proposals) < n:
             logger.info(
                 "multifidelity: %d of %d proposals (budget left %.3g of %s, %d candidate evaluations left)",
@@ -381,10 +441,14 @@ class MultiFidelityStrategy(Strategy):
             )
         return proposals
 
-    def _parse_observations(self, observations: Sequence[Observation]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Features, rungs and signed objective values (smaller is better) of the observations."""
+    def _parse_observations(
+        self, observations: Sequence[Observation]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Features, rungs, signed objective values (smaller is better), measured costs
+        (``nan`` where not given) and own noise variances (0 where not given) of the observations."""
         name = self.objective.name
-        points, rungs, values = [], [], []
+        s = self.settings
+        points, rungs, values, costs, noises = [], [], [], [], []
         for i, (parameters, measured) in enumerate(observations):
             rungs.append(self._rung_of(parameters, f"observations[{i}]"))
             if name not in measured:
@@ -394,7 +458,35 @@ class MultiFidelityStrategy(Strategy):
                 raise ValueError(f"observations[{i}]: value {name!r} is not finite ({value})")
             points.append(parameters)
             values.append(self._sign * value)
-        return self._features(points), np.asarray(rungs, dtype=int), np.asarray(values, dtype=float)
+            costs.append(self._optional_value(measured, s.cost_value, f"observations[{i}]", math.nan))
+            noises.append(self._optional_value(measured, s.noise_value, f"observations[{i}]", 0.0))
+        return (
+            self._features(points),
+            np.asarray(rungs, dtype=int),
+            np.asarray(values, dtype=float),
+            np.asarray(costs, dtype=float),
+            np.asarray(noises, dtype=float),
+        )
+
+    @staticmethod
+    def _optional_value(measured: Mapping[str, float], key: str | None, where: str, default: float) -> float:
+        """A non-negative finite value of an observation named by a setting, or ``default``."""
+        if key is None or key not in measured:
+            return default
+        value = float(measured[key])
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{where}: value {key!r} must be finite and non-negative ({value})")
+        return value
+
+    def _expected_costs(self, rungs: np.ndarray, measured: np.ndarray) -> np.ndarray:
+        """What an evaluation at each rung is expected to cost: the median measured cost of that rung's
+        observations when any carried one (``cost_value``), the fidelity's ``cost`` otherwise."""
+        costs = np.array([f.cost for f in self.ladder.fidelities], dtype=float)
+        for rung in range(len(costs)):
+            known = measured[(rungs == rung) & ~np.isnan(measured)]
+            if len(known):
+                costs[rung] = max(float(np.median(known)), 1e-12)
+        return costs
 
     def _parse_pending(self, pending: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         rungs = [self._rung_of(parameters, f"pending[{i}]") for i, parameters in enumerate(pending)]
@@ -411,9 +503,9 @@ class MultiFidelityStrategy(Strategy):
 
     # ------------------------------------------------------------------ design
     def _affordable(self, rung: int, budget: CostBudget) -> bool:
-        cost = self.ladder.fidelities[rung].cost
+        cost = float(self._costs[rung])
         target = self.ladder.target_rung
-        keep = self.ladder.target.cost if (self.settings.reserve_target and rung != target) else 0.0
+        keep = float(self._costs[target]) if (self.settings.reserve_target and rung != target) else 0.0
         return budget.allows(cost, keep)
 
     def _design_choice(self, taken: np.ndarray, budget: CostBudget, made: int) -> tuple[int, int, str] | None:
@@ -452,20 +544,51 @@ class MultiFidelityStrategy(Strategy):
         return None
 
     # ------------------------------------------------------------------- model
-    def _fit(self, X: np.ndarray, r: np.ndarray, y: np.ndarray) -> AutoregressiveGP:
-        """Fit the co-kriging model, or reuse the last hyperparameters within ``refit_every``."""
+    def _fit(self, X: np.ndarray, r: np.ndarray, y: np.ndarray, noise: np.ndarray) -> Surrogate:
+        """Fit the surrogate, or reuse the last hyperparameters within ``refit_every``."""
         L = len(self.ladder)
-        if self._hyper is not None and 0 <= len(y) - self._fitted_on < self.settings.refit_every:
-            return AutoregressiveGP.with_hyperparameters(X, r, y, L, self._hyper)
-        model = AutoregressiveGP.fit(X, r, y, L, basis=self.settings.scale_basis, warm_start=self._hyper)
-        self._hyper = model.hyper
+        reuse = 0 <= len(y) - self._fitted_on < self.settings.refit_every
+        if self.settings.model == "multitask":
+            if reuse and self._multitask_state is not None:
+                return MultiTaskSurrogate.with_state(X, r, y, L, self._multitask_state)
+            surrogate = MultiTaskSurrogate.fit(X, r, y, L, warm_start=self._multitask_state)
+            self._multitask_state = surrogate.state()
+            self._fitted_on = len(y)
+            return surrogate
+        if reuse and self.basis is not None:
+            return AutoregressiveGP.with_hyperparameters(X, r, y, L, self._hyper[self.basis], noise)
+        model = self._fit_cokriging(X, r, y, noise)
         self._fitted_on = len(y)
-        logger.debug("multifidelity: co-kriging on %d observations, scales %s", len(y), model.hyper.scales)
         return model
+
+    def _basis_options(self, r: np.ndarray) -> tuple[str, ...]:
+        """The co-kriging bases to fit: the setting's, or with ``"auto"`` the rule's options."""
+        chosen = self.settings.scale_basis
+        if chosen != "auto":
+            return (chosen,)
+        if len(self.ladder) == 1 or int((r == self.ladder.target_rung).sum()) < BASIS_CHOICE_MIN_TARGET:
+            return ("constant",)
+        return SCALE_BASES
+
+    def _fit_cokriging(self, X: np.ndarray, r: np.ndarray, y: np.ndarray, noise: np.ndarray) -> AutoregressiveGP:
+        """Fit every basis option; keep the one of largest leave-one-out density of the target observations."""
+        L = len(self.ladder)
+        best: AutoregressiveGP | None = None
+        scores: dict[str, float] = {}
+        for basis in self._basis_options(r):
+            model = AutoregressiveGP.fit(X, r, y, L, basis=basis, warm_start=self._hyper.get(basis), noise=noise)
+            self._hyper[basis] = model.hyper
+            scores[basis] = model.loo_log_density(L - 1)
+            if best is None or scores[basis] > scores[best.hyper.basis]:
+                best = model
+        assert best is not None
+        self.basis, self.basis_scores = best.hyper.basis, scores
+        logger.debug("multifidelity: co-kriging on %d observations, basis %s (LOO %s)", len(y), self.basis, scores)
+        return best
 
     def _acquire(
         self,
-        model: AutoregressiveGP,
+        model: Surrogate,
         taken: np.ndarray,
         budget: CostBudget,
         known_target: np.ndarray,
@@ -488,10 +611,21 @@ class MultiFidelityStrategy(Strategy):
             correlations[:, rung] = joints[rung].observation_correlation()
             if not self._affordable(rung, budget):
                 continue
-            cost = self.ladder.fidelities[rung].cost
+            cost = float(self._costs[rung])
             with np.errstate(divide="ignore"):
                 scores[:, rung] = log_ei + np.log(correlations[:, rung]) - math.log(cost)
             scores[above[:, rung], rung] = -np.inf
+        if self.settings.acquisition == "entropy":
+            assert isinstance(model, MultiTaskSurrogate)
+            open_cells = np.argwhere(~above & np.array([[self._affordable(r, budget) for r in range(L)]]))
+            scores = np.full((len(self.pool), L), -np.inf)
+            if len(open_cells):
+                gain = entropy_per_cost(
+                    model, self._pool_X, [float(c) for c in self._costs],
+                    self.settings.seed + int(taken.sum()), open_cells,
+                )
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    scores[open_cells[:, 0], open_cells[:, 1]] = np.where(gain > 0, np.log(gain), -np.inf)
         allowed = np.isfinite(scores)
         fallback = False
         if not allowed.any():
@@ -504,8 +638,11 @@ class MultiFidelityStrategy(Strategy):
         best_cell = np.unravel_index(int(np.argmax(scores)), scores.shape)
         index, rung = int(best_cell[0]), int(best_cell[1])
         ei = math.exp(log_ei[index]) if np.isfinite(log_ei[index]) else 0.0
-        cost = self.ladder.fidelities[rung].cost
-        value = ei * correlations[index, rung] / cost
+        cost = float(self._costs[rung])
+        if self.settings.acquisition == "entropy":
+            value = math.exp(scores[index, rung]) if not fallback else 0.0
+        else:
+            value = ei * correlations[index, rung] / cost
         reason = self._reason(index, rung, scores, correlations, ei, target, fallback)
         joint = joints[rung]
         proposal = self._proposal(
@@ -539,9 +676,15 @@ class MultiFidelityStrategy(Strategy):
         prediction = f"{self.ladder.target.method} prediction {mean_t:.3g} ± {std_t:.2g}{unit}"
         if fallback:
             return f"{label} with {method}: no expected improvement left, largest {self.ladder.target.method} uncertainty; {prediction}"
-        cost = self.ladder.fidelities[rung].cost
+        cost = float(self._costs[rung])
         value = ei * correlations[index, rung] / cost
-        if rung == top:
+        if self.settings.acquisition == "entropy":
+            value = math.exp(scores[index, rung])
+            gain = (
+                f"information on the {self.ladder.target.method} minimum {value * cost:.3g} nats / cost {cost:g} "
+                f"= {value:.3g} per cost unit"
+            )
+        elif rung == top:
             gain = f"EI {ei:.3g}{unit} / cost {cost:g} = {value:.3g} per cost unit"
         else:
             gain = (

@@ -18,7 +18,7 @@ app = typer.Typer(help="The operator's benchmarks: the server and the drivers (o
 #: Study subcommands that moved out of the product, and the command that runs each from a clone.
 MOVED_STUDIES: dict[str, tuple[str, ...]] = {
     "optimizer": ("python -m benchmarks.optimizer", "python -m benchmarks.sisso_octet"),
-    "fidelity": ("python -m benchmarks.fidelity",),
+    "fidelity": ("python -m benchmarks.fidelity", "python -m benchmarks.alloy_study"),
     "pld": ("python -m benchmarks.pld",),
 }
 

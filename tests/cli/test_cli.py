@@ -99,7 +99,8 @@ def test_unreachable_database_is_reported(monkeypatch):
 
 @pytest.mark.parametrize("study, args, commands", [
     ("optimizer", ["--seeds", "3"], ["python -m benchmarks.optimizer --seeds 3", "python -m benchmarks.sisso_octet"]),
-    ("fidelity", ["--cells", "ordered4"], ["python -m benchmarks.fidelity --cells ordered4"]),
+    ("fidelity", ["--cells", "ordered4"], ["python -m benchmarks.fidelity --cells ordered4",
+                                           "python -m benchmarks.alloy_study"]),
     ("pld", [], ["python -m benchmarks.pld"]),
 ])
 def test_bench_names_the_command_of_a_study_that_moved_to_benchmarks(study, args, commands):

@@ -392,3 +392,108 @@ def test_recommendation_is_the_best_target_fidelity_result(oracle):
     lucky_screen = (dict(screened[0][0]), {"formation_energy": -10.0})
     assert strategy.recommend([lucky_screen, *screened[1:], *confirmed]) == best_emt
     assert strategy.recommend(screened) is None
+
+
+# ------------------------------------------- model choice, own noise, measured costs
+def test_leave_one_out_density_matches_conditioning_on_the_others():
+    rng = np.random.default_rng(3)
+    X, r, y, _ = synthetic(rng)
+    model = AutoregressiveGP.fit(X, r, y, n_rungs=2)
+    expected = 0.0
+    for i in np.flatnonzero(r == 1):
+        keep = np.arange(len(y)) != i
+        # the others, same hyperparameters and standardisation: the density of the left-out value
+        other = AutoregressiveGP(X[keep], r[keep], y[keep], 2, model.hyper, model.y_mean, model.y_scale)
+        mean, variance = other.predict(X[i : i + 1], 1)
+        variance = variance + model.noise_variance(1)
+        expected += -0.5 * math.log(2 * math.pi * variance[0]) - 0.5 * (y[i] - mean[0]) ** 2 / variance[0]
+    # the closed form works on standardised outputs: densities differ by the Jacobian log(y_scale) per point
+    assert model.loo_log_density(1) - 6 * math.log(model.y_scale) == pytest.approx(expected, rel=1e-6)
+
+
+def test_an_observation_with_its_own_noise_counts_for_less():
+    rng = np.random.default_rng(4)
+    X, r, y, _ = synthetic(rng)
+    y_moved = y.copy()
+    y_moved[0] += 2.0  # one cheap observation far off its trend
+    noise = np.zeros(len(y))
+    noise[0] = 4.0  # ... reported with a variance of 4 (a committee that disagrees)
+    plain = AutoregressiveGP.fit(X, r, y_moved, n_rungs=2)
+    trusted_less = AutoregressiveGP.fit(X, r, y_moved, n_rungs=2, noise=noise)
+    truth = AutoregressiveGP.fit(X, r, y, n_rungs=2).predict(X[:1], 0)[0][0]
+    pulled = abs(plain.predict(X[:1], 0)[0][0] - truth)
+    assert abs(trusted_less.predict(X[:1], 0)[0][0] - truth) < 0.5 * pulled
+    believed = trusted_less.condition_on_expected(X[1:2], np.array([0]))
+    assert believed.noise.shape == (len(y) + 1,) and believed.noise[-1] == 0.0
+    with pytest.raises(ValueError, match=r"noise: need shape"):
+        AutoregressiveGP.fit(X, r, y, n_rungs=2, noise=noise[:3])
+    with pytest.raises(ValueError, match="noise: variances must be finite and non-negative"):
+        AutoregressiveGP.fit(X, r, y, n_rungs=2, noise=-noise)
+
+
+def test_the_basis_is_chosen_by_leave_one_out_on_what_was_seen(oracle):
+    strategy = make_strategy(oracle, seed=0, scale_basis="auto", refit_every=1)
+    pool = strategy._build_pool()
+    rng = np.random.default_rng(0)
+    picks = [pool[i] for i in rng.choice(len(pool), 30, replace=False)]
+    screens = [observe(oracle, {**p, "method": "chgnet"}) for p in picks]
+    confirms = [observe(oracle, {**p, "method": "emt"}) for p in picks[:3]]
+    strategy.propose(screens + confirms, n=1)
+    assert strategy.basis == "constant" and set(strategy.basis_scores) == {"constant"}  # too few to compare
+    confirms += [observe(oracle, {**p, "method": "emt"}) for p in picks[3:12]]
+    strategy.propose(screens + confirms, n=1)
+    assert set(strategy.basis_scores) == {"constant", "linear", "presence"}
+    assert strategy.basis == max(strategy.basis_scores, key=strategy.basis_scores.__getitem__)
+    fixed = make_strategy(oracle, seed=0, scale_basis="linear")
+    fixed.propose(screens + confirms, n=1)
+    assert fixed.basis == "linear" and set(fixed.basis_scores) == {"linear"}
+
+
+def test_measured_costs_are_charged_and_priced_by_their_median(oracle):
+    strategy = make_strategy(oracle, budget=100.0, cost_value="cpu_seconds")
+    pool = strategy._build_pool()
+    screens = [(p, {**v, "cpu_seconds": 0.5}) for p, v in
+               (observe(oracle, {**q, "method": "chgnet"}) for q in pool[:6])]
+    confirms = [(p, {**v, "cpu_seconds": c}) for (p, v), c in
+                zip((observe(oracle, {**q, "method": "emt"}) for q in pool[:2]), (30.0, 50.0))]
+    proposals = strategy.propose(screens + confirms, n=10)
+    # measured: 3 on screens and 80 on EMT runs; an EMT run is now expected to cost 40 (the median
+    # measured), a screen 0.5: no EMT run fits in the 17 left, and no screen is worth what it cannot confirm
+    assert list(strategy._costs) == [0.5, 40.0]
+    assert proposals == []
+    # charged at the nominal 20 per EMT run, the same evaluations would have left 57
+    nominal = make_strategy(oracle, budget=100.0)
+    assert nominal.propose(screens + confirms, n=1)
+    cheaper = make_strategy(oracle, budget=100.0, cost_value="cpu_seconds")
+    confirms = [(p, {**v, "cpu_seconds": 10.0}) for p, v in confirms]
+    proposals = cheaper.propose(screens + confirms, n=30)
+    spent = 3 + 20 + sum(0.5 if p.parameters["method"] == "chgnet" else 10.0 for p in proposals)
+    assert proposals and spent <= 100.0
+    with pytest.raises(ValueError, match=r"observations\[0\]: value 'cpu_seconds' must be finite and non-negative"):
+        strategy.propose([(screens[0][0], {**screens[0][1], "cpu_seconds": -1.0})])
+
+
+@pytest.mark.parametrize("acquisition", ["ei", "entropy"])
+def test_botorch_multitask_model_and_entropy_search_propose_within_budget(oracle, acquisition):
+    strategy = make_strategy(oracle, seed=1, budget=90.0, model="multitask", acquisition=acquisition, refit_every=4)
+    observations: list = []
+    proposals = []
+    while True:
+        batch = strategy.propose(observations, n=1)
+        if not batch:
+            break
+        proposals += batch
+        observations.append(observe(oracle, batch[0].parameters))
+    methods = [p.parameters["method"] for p in proposals]
+    assert 20.0 * methods.count("emt") + methods.count("chgnet") <= 90.0
+    modelled = proposals[8:]
+    assert modelled and all(p.acquisition_value is not None and p.acquisition_value > 0 for p in modelled)
+    if acquisition == "entropy":
+        assert all("nats / cost" in p.reason for p in modelled)
+
+
+def test_settings_refuse_combinations_the_models_cannot_do():
+    with pytest.raises(ValidationError, match="acquisition: 'entropy' needs model = 'multitask'"):
+        MultiFidelitySettings(acquisition="entropy")
+    with pytest.raises(ValidationError, match="noise_value: per-observation noise needs model = 'cokriging'"):
+        MultiFidelitySettings(model="multitask", noise_value="variance")

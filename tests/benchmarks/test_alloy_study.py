@@ -1,0 +1,131 @@
+"""The alloy study against the DFT (PBE) truth (``python -m benchmarks.alloy_study``): its pool, its
+CPU-second accounting, the screen-then-confirm rule, and its command.
+
+The pool is a fixture: the first real cells of the DFT table, so the tests do not depend on how far
+``python -m benchmarks.alloy_dft_table`` has got; the cheap fidelity is the stored CHGNet table.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import alloy_study as study
+
+FIXTURE = Path(__file__).parent / "data" / "fcc_alloys_dft_pbe_ordered4_part.json"
+
+
+@pytest.fixture(scope="module")
+def dft() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+@pytest.fixture(scope="module")
+def cheap() -> dict:
+    return json.loads(study.CHEAP_TABLE.read_text())
+
+
+@pytest.fixture(scope="module")
+def table(dft, cheap) -> study.StudyTable:
+    return study.StudyTable(dft, cheap)
+
+
+def test_the_pool_is_the_dft_cells_with_a_cheap_record(dft, cheap, table):
+    assert len(table) == len(dft["entries"]) >= 3
+    values = sorted(e["dft"]["formation_energy_per_atom"] for e in dft["entries"])
+    assert table.optimum == values[0] and table.worst == values[-1]
+    assert table.dft_value(table.best(1)[0]) == values[0]
+    costs = sorted(e["dft"]["cost_cpu_seconds"] for e in dft["entries"])
+    assert min(costs) <= table.median_dft_seconds <= max(costs)
+    first = table.candidates()[0]
+    chgnet = next(e["chgnet"] for e in cheap["entries"] if e["composition"] == dft["entries"][0]["composition"])
+    assert table.evaluation(first, "chgnet").value == chgnet["formation_energy_per_atom"]
+    assert table.evaluation(first, "chgnet").cpu_seconds == chgnet["cost_cpu_seconds"]
+    assert table.evaluation(first, "chgnet").variance == 0.0
+    # a ternary in the DFT table is left out of a binaries-only pool
+    ternary = copy.deepcopy(dft)
+    ternary["entries"].append({"composition": {"Ag": 0.5, "Au": 0.25, "Cu": 0.25},
+                               "dft": {"formation_energy_per_atom": -1.0, "cost_cpu_seconds": 100.0}})
+    assert len(study.StudyTable(ternary, cheap)) == len(table) + 1
+    assert len(study.StudyTable(ternary, cheap, max_components=2)) == len(table)
+    with pytest.raises(ValueError, match="dft: no candidate of the DFT table has a record of the cheap method"):
+        study.StudyTable(dft, cheap, cheap_method="mace")
+
+
+def test_missing_tables_name_the_command_that_writes_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"none\.json: not computed yet; run python -m benchmarks\.alloy_dft_table"):
+        study.load_study_table(tmp_path / "none.json")
+    with pytest.raises(FileNotFoundError, match=r"cheap\.json: run python -m benchmarks\.fidelity --table"):
+        study.load_study_table(FIXTURE, tmp_path / "cheap.json")
+
+
+@pytest.mark.parametrize("search", sorted(study.SEARCHES))
+def test_every_search_spends_recorded_cpu_seconds_within_its_budget(table, search):
+    budget = 2.5 * table.median_dft_seconds
+    run = study.SEARCHES[search](table, budget, 0)
+    charged = sum(table.evaluation(p, m).cpu_seconds for p, m in run.evaluations)
+    assert run.spent == pytest.approx(charged) and run.spent <= budget
+    keys = [(table.key(p), m) for p, m in run.evaluations]
+    assert len(set(keys)) == len(keys)  # nothing bought twice
+    summary = run.summary()
+    assert summary["dft_evaluations"] >= 1 and summary["regret_mev"] >= 0
+    assert summary["regret_mev"] == pytest.approx(1000 * (table.dft_value(summary["best"]) - table.optimum))
+    if search == "dft_random":
+        assert summary["cheap_evaluations"] == 0
+
+
+def test_screen_then_confirm_screens_within_its_share_then_confirms_in_the_screens_order(table):
+    budget = 3.0 * table.median_dft_seconds
+    run = study.run_screen_confirm(table, budget, seed=1, fraction=0.02)  # a few CHGNet screens (0.6-2.5 s each)
+    screens = [p for p, m in run.evaluations if m == "chgnet"]
+    confirms = [p for p, m in run.evaluations if m == "dft"]
+    assert sum(table.evaluation(p, "chgnet").cpu_seconds for p in screens) <= 0.02 * budget
+    by_screen = sorted(screens, key=lambda p: table.evaluation(p, "chgnet").value)
+    assert confirms == by_screen[: len(confirms)] and confirms
+    # the next confirmation in that order would not have fitted
+    if len(confirms) < len(screens):
+        assert run.spent + table.evaluation(by_screen[len(confirms)], "dft").cpu_seconds > budget
+
+
+def test_the_cheap_fidelity_can_be_replaced_and_carry_its_own_noise(dft, cheap, table):
+    tuned = copy.deepcopy(cheap)
+    for entry in tuned["entries"]:
+        record = dict(entry.pop("chgnet"))
+        record["formation_energy_per_atom"] -= 0.01
+        record[study.VARIANCE_KEY] = 1e-4
+        entry["chgnet_tuned"] = record
+    swapped = study.StudyTable(dft, tuned, cheap_method="chgnet_tuned")
+    first = swapped.candidates()[0]
+    assert swapped.methods == ("chgnet_tuned", "dft")
+    assert swapped.evaluation(first, "chgnet_tuned").variance == 1e-4
+    assert swapped.evaluation(first, "chgnet_tuned").value == pytest.approx(
+        table.evaluation(first, "chgnet").value - 0.01)
+    run = study.run_strategy(swapped, 3.0 * swapped.median_dft_seconds, seed=0)
+    assert {m for _, m in run.evaluations} == {"chgnet_tuned", "dft"}
+    assert run.spent <= 3.0 * swapped.median_dft_seconds
+
+
+def test_command_prints_the_pool_the_budgets_and_a_row_per_search(capsys):
+    with pytest.raises(SystemExit) as stop:
+        study.main(["--budgets", "2,x", "--dft-table", str(FIXTURE)])
+    assert stop.value.code == 2 and "--budgets: expected positive numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        study.main(["--searches", "annealing", "--dft-table", str(FIXTURE)])
+    assert stop.value.code == 2 and "--searches: unknown ['annealing']" in capsys.readouterr().err
+    searches = "multifidelity,dft_random,screen_confirm"
+    study.main(["--seeds", "3", "--budgets", "1.5,2", "--searches", searches, "--dft-table", str(FIXTURE)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    head, rows, tail = lines[0], lines[1:-1], lines[-1]
+    assert head["pool"] >= 3 and set(head["budgets_cpu_seconds"]) == {"1.5", "2"}
+    assert head["budgets_cpu_seconds"]["2"] == pytest.approx(2 * head["median_dft_cpu_seconds"], abs=0.2)
+    assert {(r["search"], r["budget_dft"]) for r in rows} == {(s, b) for s in searches.split(",") for b in (1.5, 2.0)}
+    for row in rows:
+        assert row["seeds"] == 3 and row["pool"] == head["pool"]
+        low, high = row["iqr_regret_mev"]
+        assert 0 <= low <= row["median_regret_mev"] <= high
+        assert 0 <= row["found_best"] <= row["found_top3"] <= 1
+        assert row["median_cpu_seconds"] <= row["budget_cpu_seconds"]
+    assert tail["wall_seconds"] >= 0
