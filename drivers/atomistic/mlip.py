@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Reference states usable as elemental references: crystals, and diatomic molecules in a box.
 SOLID_REFERENCES = frozenset({"fcc", "bcc", "hcp", "diamond", "diatom"})
+#: The pretrained CHGNet the lab runs and fine-tunes (weights in the wheel).
+BASE_MODEL = "0.3.0"
 #: Heaviest element in CHGNet's training data.
 CHGNET_MAX_Z = 94
 
@@ -54,7 +56,7 @@ def chgnet_model() -> CHGNet:
             from chgnet.model import CHGNet
 
             log.info("loading the pretrained CHGNet model from the wheel")
-            _model = CHGNet.load(verbose=False)
+            _model = CHGNet.load(model_name=BASE_MODEL, verbose=False)
         return _model
 
 
