@@ -436,3 +436,31 @@ class MlipFineTuningResult(BaseModel):
     members: list[MlipMemberTraining]
     cost_cpu_seconds: float = Field(ge=0, json_schema_extra={"unit": "second"})
     wall_seconds: float = Field(ge=0, json_schema_extra={"unit": "second"})
+
+
+class ChgnetBulkPropertiesParameters(BulkPropertiesParameters):
+    """Bulk properties by CHGNet: the pretrained model, or a fine-tuned committee by its version."""
+
+    model: str | None = Field(
+        default=None, pattern=MODEL_VERSION_PATTERN,
+        description="Version of a fine-tuned committee (from an mlip_fine_tuning result); none: the pretrained model.",
+    )
+
+
+class ChgnetBulkPropertiesResult(BulkPropertiesResult):
+    """Bulk properties by CHGNet, naming the model, with a committee's standard deviations."""
+
+    model: str | None = Field(description="Version of the fine-tuned committee; none: the pretrained model.")
+    base_model: str = Field(description="The pretrained model (name and version).")
+    committee: int = Field(ge=1, description="Models averaged (1: no uncertainty).")
+    energy_per_atom_std: float | None = Field(
+        default=None, ge=0, description="Committee standard deviation of E0 (members' own EOS fits at the "
+        "committee's relaxed crystal).", json_schema_extra={"unit": "electron_volt / atom"},
+    )
+    formation_energy_per_atom_std: float | None = Field(
+        default=None, ge=0, description="Committee standard deviation of the formation energy.",
+        json_schema_extra={"unit": "electron_volt / atom"},
+    )
+    bulk_modulus_std: float | None = Field(
+        default=None, ge=0, description="Committee standard deviation of B0.", json_schema_extra={"unit": "gigapascal"},
+    )

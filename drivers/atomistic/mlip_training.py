@@ -42,44 +42,38 @@ their seed and in a bootstrap sample of the examples (the elemental references
 are in every sample: they fix the zeros); each is validated on its out-of-bag
 examples. The spread of their predictions is the model's uncertainty.
 
-**Registry.** A fine-tuned committee is stored under its version (the first 12
-hex digits of the SHA-256 of its weights and training record) in a folder of
-its own, ``<root>/<version>/``: one weights file per member and ``model.json``,
-the record (base model, examples' ids and compositions, settings, per-member
-errors, CPU seconds). :meth:`ModelRegistry.load` reads a version once per
-process and keeps it.
+The committee is stored by :class:`~labweave.drivers.atomistic.chgnet_models.ModelRegistry`
+under its version, with its training record.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import logging
-import os
-import re
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
 from ase.build import bulk
-from ase.calculators.calculator import Calculator, all_changes
 
 from labweave.drivers.atomistic.backend import compute_reference
+from labweave.drivers.atomistic.chgnet_models import (
+    BASE_MODEL,
+    ModelRegistry,
+    chgnet_calculator,
+    chgnet_model,
+    predict_energies,
+)
 from labweave.drivers.atomistic.eos import birch_murnaghan_energy
-from labweave.drivers.atomistic.mlip import BASE_MODEL, chgnet_model
 from labweave.drivers.atomistic.structures import build_crystal
 from labweave.drivers.base import ParameterError
 from labweave.schemas.atomistic import (
-    MODEL_VERSION_PATTERN,
     BulkPropertiesParameters,
     ElementReference,
     MlipFineTuningParameters,
@@ -100,8 +94,6 @@ EOS_SAMPLE_STRAIN = 0.03
 BATCH_SIZE = 4
 #: Two examples' references of one element farther apart than this (eV/atom) come from different settings.
 REFERENCE_TOLERANCE = 0.005
-#: Name of the record file of a stored model.
-RECORD = "model.json"
 
 
 @dataclass(frozen=True)
@@ -140,15 +132,10 @@ _pretrained_lock = threading.Lock()
 
 def pretrained_reference(symbol: str) -> ElementReference:
     """An element's ground state by the pretrained CHGNet, relaxed and fitted (cached per process)."""
-    from chgnet.model.dynamics import CHGNetCalculator
-
     with _pretrained_lock:
         if symbol not in _pretrained_references:
-            def calculator(atoms: Atoms) -> Calculator:
-                with contextlib.redirect_stdout(io.StringIO()):  # it prints the device it runs on
-                    return CHGNetCalculator(model=chgnet_model(), use_device="cpu")
-
-            _pretrained_references[symbol] = compute_reference(symbol, METHOD, calculator)
+            _pretrained_references[symbol] = compute_reference(
+                symbol, METHOD, lambda atoms: chgnet_calculator(chgnet_model()))
         return _pretrained_references[symbol]
 
 
@@ -303,160 +290,6 @@ def train_member(base: CHGNet, cells: Sequence[TrainingCell], settings: MlipFine
     return model, MlipMemberTraining(seed=seed, training_cells=len(train), validation_cells=len(out_of_bag),
                                      training_mae=float(history["train"][-1]),
                                      validation_mae=float(history["val"][-1]))
-
-
-def predict_energies(models: Sequence[CHGNet], atoms: Sequence[Atoms]) -> np.ndarray:
-    """Energies per atom (eV) of each crystal by each model: shape (models, crystals)."""
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    out = np.empty((len(models), len(atoms)))
-    for m, model in enumerate(models):
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints the device it runs on
-            calculator = CHGNetCalculator(model=model, use_device="cpu")
-        for a, crystal in enumerate(atoms):
-            calculator.calculate(crystal, ["energy"], all_changes)
-            out[m, a] = float(calculator.results["energy"]) / len(crystal)
-    return out
-
-
-@dataclass
-class Committee:
-    """A fine-tuned committee: its members and its record."""
-
-    version: str
-    members: list[CHGNet]
-    record: dict[str, Any]
-
-    def calculator(self) -> CommitteeCalculator:
-        return CommitteeCalculator(self.members)
-
-
-class CommitteeCalculator(Calculator):
-    """The committee's mean energy, forces and stress behind ASE's calculator interface."""
-
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
-
-    def __init__(self, members: Sequence[CHGNet]) -> None:
-        from chgnet.model.dynamics import CHGNetCalculator
-
-        super().__init__()
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints the device it runs on
-            self.calculators = [CHGNetCalculator(model=m, use_device="cpu") for m in members]
-
-    def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
-                  system_changes: list[str] = all_changes) -> None:
-        super().calculate(atoms, properties or ["energy"], system_changes)
-        outputs = []
-        for calculator in self.calculators:
-            calculator.calculate(self.atoms, ["energy", "forces", "stress"], all_changes)
-            outputs.append(dict(calculator.results))
-        for key in ("energy", "forces", "stress"):
-            self.results[key] = np.mean([np.asarray(o[key]) for o in outputs], axis=0)
-        self.results["energy"] = float(self.results["energy"])
-        self.results["free_energy"] = self.results["energy"]
-
-
-# ----------------------------------------------------------------------------- the registry
-class UnknownModel(LookupError):
-    """No stored model of that version."""
-
-
-_loaded: dict[tuple[Path, str], Committee] = {}
-_loaded_lock = threading.Lock()
-
-
-class ModelRegistry:
-    """Fine-tuned committees on disk, one folder per version.
-
-    Args:
-        root: the folder of the versions (created on the first save).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def versions(self) -> list[str]:
-        """The stored versions, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if re.match(MODEL_VERSION_PATTERN, p.name)
-                      and (p / RECORD).is_file())
-
-    def save(self, members: Sequence[CHGNet], record: dict[str, Any]) -> str:
-        """Store a committee; its version is the hash of its weights and record (less its cost): the same
-        content has the same version.
-
-        Returns:
-            The version.
-        """
-        import torch
-
-        content = {k: v for k, v in record.items() if not k.startswith("cost_")}
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode())
-        for member in members:
-            for name, tensor in sorted(member.state_dict().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().numpy().tobytes())
-        version = digest.hexdigest()[:12]
-        folder = self.root / version
-        if (folder / RECORD).is_file():
-            return version
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=self.root))
-        for k, member in enumerate(members):
-            torch.save(member.as_dict(), staging / f"member-{k}.pt")
-        (staging / RECORD).write_text(json.dumps({"version": version, **record}, indent=1, sort_keys=True),
-                                      encoding="utf-8")
-        try:
-            os.replace(staging, folder)  # atomic: a reader sees the whole model or none
-        except OSError:  # stored meanwhile by another process
-            for path in staging.iterdir():
-                path.unlink()
-            staging.rmdir()
-        return version
-
-    def record(self, version: str) -> dict[str, Any]:
-        """The stored record of a version.
-
-        Raises:
-            UnknownModel: no such version here.
-        """
-        path = self._folder(version) / RECORD
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-
-    def load(self, version: str) -> Committee:
-        """The committee of a version, read once per process and kept.
-
-        Raises:
-            UnknownModel: no such version here.
-        """
-        import torch
-        from chgnet.model import CHGNet
-
-        folder = self._folder(version)
-        key = (folder.resolve(), version)
-        with _loaded_lock:
-            if key not in _loaded:
-                record = self.record(version)
-                members = []
-                for k in range(int(record["committee"])):
-                    state = torch.load(folder / f"member-{k}.pt", map_location="cpu", weights_only=True)
-                    with contextlib.redirect_stdout(io.StringIO()):
-                        member = CHGNet.from_dict(state)
-                    member.eval()
-                    members.append(member)
-                _loaded[key] = Committee(version, members, record)
-                log.info("loaded fine-tuned CHGNet %s (%d members)", version, len(members))
-            return _loaded[key]
-
-    def _folder(self, version: str) -> Path:
-        if not re.match(MODEL_VERSION_PATTERN, version):
-            raise UnknownModel(f"{version!r} is not a model version (12 hex digits)")
-        folder = self.root / version
-        if not (folder / RECORD).is_file():
-            known = self.versions()
-            raise UnknownModel(f"no fine-tuned model {version} (stored: {', '.join(known) or 'none'})")
-        return folder
 
 
 # ----------------------------------------------------------------------------- fine-tuning

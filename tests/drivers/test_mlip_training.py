@@ -8,21 +8,18 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from labweave.drivers.atomistic.chgnet_models import ModelRegistry, UnknownModel, predict_energies
 from labweave.drivers.atomistic.eos import birch_murnaghan_energy
 from labweave.drivers.atomistic.mlip_training import (
-    ModelRegistry,
-    UnknownModel,
     dft_references,
     element_shifts,
     eos_strains,
     fine_tune,
-    predict_energies,
     pretrained_reference,
     training_cells,
 )
 from labweave.drivers.base import ParameterError
 from labweave.schemas.atomistic import MlipFineTuningParameters, MlipTrainingExample
-
 from tests.drivers.mlip_examples import AG_AL, AG_AL3, FORMATION
 
 
