@@ -10,7 +10,7 @@ import pytest
 
 from ..conftest import REPO
 
-STUDIES = ("optimizer", "fidelity", "sisso_octet", "pld")
+STUDIES = ("optimizer", "fidelity", "sisso_octet", "pld", "mlip_finetune")
 PRODUCT = ("schemas", "services", "drivers", "optimizer")
 
 
