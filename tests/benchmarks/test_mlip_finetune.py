@@ -35,8 +35,10 @@ def test_errors_and_calibration():
                  {"formation_energy_per_atom": -0.03, "bulk_modulus": 79.0, "formation_energy_per_atom_std": 0.001,
                   "bulk_modulus_std": 1.0}]
     assert errors(predicted, truth) == pytest.approx({"mixing_energy_mae_mev": 20.0, "bulk_modulus_mae_gpa": 5.5})
-    assert calibration(predicted, truth) == pytest.approx({
-        "mixing_energy_within_2sigma": 0.5, "bulk_modulus_within_2sigma": 0.5, "mixing_energy_sigma_mean_mev": 10.5})
+    pretrained = [{"formation_energy_per_atom": 0.0}, {"formation_energy_per_atom": -0.0305}]
+    assert calibration(predicted, truth, pretrained) == pytest.approx({
+        "mixing_energy_within_2sigma": 0.5, "bulk_modulus_within_2sigma": 0.5, "mixing_energy_sigma_mean_mev": 10.5,
+        "mixing_energy_within_2gap_to_pretrained": 0.5})
 
 
 def test_a_table_too_small_for_a_size_is_reported_not_faked(tmp_path):
