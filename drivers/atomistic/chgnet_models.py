@@ -62,7 +62,8 @@ def chgnet_model() -> CHGNet:
             from chgnet.model import CHGNet
 
             log.info("loading the pretrained CHGNet model from the wheel")
-            _model = CHGNet.load(model_name=BASE_MODEL, verbose=False)
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints its size on construction
+                _model = CHGNet.load(model_name=BASE_MODEL, verbose=False)
         return _model
 
 
