@@ -38,7 +38,7 @@ def test_shifted_targets_keep_the_dft_mixing_energies():
     shifts = element_shifts(references)
     for symbol, reference in references.items():  # the shift is the difference of the two methods' elements
         assert shifts[symbol] == pytest.approx(pretrained_reference(symbol).energy_per_atom - reference.energy_per_atom)
-    cells = training_cells(given, shifts, eos_points=2)
+    cells = training_cells(given, eos_points=2)
     assert len(cells) == 2 * 3 + 2  # each crystal at V0 and two more volumes, and the two elements
     elements = {c.label.split()[0]: c.energy_per_atom for c in cells if c.example is None}
     assert elements == pytest.approx({s: pretrained_reference(s).energy_per_atom for s in ("Ag", "Al")})
@@ -74,8 +74,7 @@ def test_fine_tuning_moves_the_model_to_the_dft_energies_and_the_registry_keeps_
     assert [e["result_id"] for e in record["examples"]] == ["dft-AgAl3", "dft-AgAl"]
     assert record["settings"]["epochs"] == 4 and record["cost_cpu_seconds"] > 0
     # the stored weights predict what the trained ones did
-    shifts = element_shifts(dft_references(params.examples))
-    cells = training_cells(params.examples, shifts, params.eos_points)
+    cells = training_cells(params.examples, params.eos_points)
     predicted = predict_energies(committee.members, [c.atoms for c in cells]).mean(axis=0)
     targets = np.array([c.energy_per_atom for c in cells])
     assert float(np.mean(np.abs(predicted - targets))) == pytest.approx(result.mae_after, abs=1e-6)
@@ -94,7 +93,9 @@ def test_unknown_versions_are_refused(tmp_path):
 
 def test_examples_of_other_dft_settings_are_refused():
     other = json.loads(json.dumps(AG_AL))
-    other["references"][0]["energy_per_atom"] += 0.3  # another functional's silver
+    other["references"][0]["energy_per_atom"] += 0.05  # silver in another cell: its k-point error, accepted
+    dft_references([MlipTrainingExample.model_validate(e) for e in (AG_AL3, other)])
+    other["references"][0]["energy_per_atom"] += 0.5  # another functional's silver
     with pytest.raises(ParameterError) as caught:
         dft_references([MlipTrainingExample.model_validate(e) for e in (AG_AL3, other)])
     assert caught.value.field == "examples.1.references"
@@ -118,3 +119,16 @@ def test_examples_must_be_small_cells_with_one_crystal():
         MlipTrainingExample.model_validate(big)
     with pytest.raises(ValidationError, match="exactly one"):
         MlipTrainingExample.model_validate({k: v for k, v in AG_AL3.items() if k != "alloy"})
+
+
+def test_each_example_is_shifted_by_its_own_references():
+    other = json.loads(json.dumps(AG_AL))
+    other["references"][1]["energy_per_atom"] += 0.08  # Al in this alloy's own cell and mesh: its k-point error
+    given = [MlipTrainingExample.model_validate(e) for e in (AG_AL3, other)]
+    cells = training_cells(given, eos_points=0)
+    elements = {s: pretrained_reference(s).energy_per_atom for s in ("Ag", "Al")}
+    for example, cell in zip(given, cells[:2]):
+        own = {r.element: r.energy_per_atom for r in example.references}
+        symbols = cell.atoms.get_chemical_symbols()
+        dft_mixing = example.energy_per_atom - np.mean([own[s] for s in symbols])
+        assert cell.energy_per_atom - np.mean([elements[s] for s in symbols]) == pytest.approx(dft_mixing, abs=1e-9)
