@@ -128,12 +128,15 @@ class PhysicalLimit:
         what: the part of the instrument that sets the limit, as the lab says it (``"the substrate heater"``).
         low: the least value admitted, a pint quantity (``"1 meV / angstrom"``), or None.
         high: the largest value admitted, or None.
+        quantity: the one quantity of the method whose parameters it limits (a method serving
+            several, such as CHGNet's bulk properties and its fine-tuning); None: every one.
     """
 
     field: str
     what: str
     low: str | None = None
     high: str | None = None
+    quantity: str | None = None
 
     def bounds(self, unit: str) -> tuple[float | None, float | None]:
         """The limit's low and high converted to ``unit`` (the parameter's unit)."""
@@ -337,6 +340,8 @@ class Instrument:
         for op in self.operations:
             limits = limitations_from_model(op.parameters)
             for limit in self.backend.physical_limits(op.method):
+                if limit.quantity not in (None, op.quantity):
+                    continue
                 _narrow(limits, limit.field.split("."), limit.bounds(field_unit(op.parameters, limit.field)))
             out.append({"quantity": op.quantity, "method": op.method, "limitations": limits})
         return out
@@ -372,6 +377,8 @@ class Instrument:
         op = self.operation(quantity, method)
         values = params.model_dump(mode="json")
         for limit in self.backend.physical_limits(method):
+            if limit.quantity not in (None, quantity):
+                continue
             value = _at(values, limit.field.split("."))
             if value is None:
                 continue

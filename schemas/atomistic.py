@@ -320,3 +320,147 @@ class DftBulkPropertiesResult(BulkPropertiesResult):
     """Bulk properties by DFT, with the settings and the cost record."""
 
     dft: DftCalculation
+
+
+# ----------------------------------------------------------------------------- MLIP fine-tuning
+#: Most DFT results one fine-tuning takes (each gives a few training cells; cost grows with them).
+MLIP_MAX_EXAMPLES = 200
+#: Most epochs and committee members of one fine-tuning (CPU minutes, not hours).
+MLIP_MAX_EPOCHS = 50
+MLIP_MAX_COMMITTEE = 5
+#: A fine-tuned model's version: the first hex digits of the SHA-256 of its weights and training record.
+MODEL_VERSION_PATTERN = r"^[0-9a-f]{12}$"
+
+
+class MlipTrainingExample(BaseModel):
+    """One DFT result as a training example of the MLIP: the small cell it computed and its equation of state.
+
+    The crystal is given as the DFT request gave it (exactly one of ``structure``,
+    ``alloy`` and ``perovskite``, at most :data:`DFT_MAX_ATOMS` atoms); it is rebuilt
+    and scaled to ``volume_per_atom``. The energies are the DFT result's own: its
+    Birch-Murnaghan fit (E0, V0, B0, B0') and its elemental references, by the same
+    functional and settings.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str | None = Field(default=None, max_length=64, description="The DFT request the result answered.")
+    result_id: str | None = Field(default=None, max_length=64, description="The DFT result.")
+    structure: SmallCrystalStructure | None = Field(default=None, description="An explicit crystal.")
+    perovskite: PerovskitePrototype | None = Field(default=None, description="A cubic ABO3 perovskite.")
+    alloy: SmallAlloyPrototype | None = Field(
+        default=None, validate_default=True, description="A prototype alloy (the conventional cell)."
+    )
+    energy_per_atom: FiniteFloat = Field(description="E0 of the DFT Birch-Murnaghan fit.",
+                                         json_schema_extra={"unit": "electron_volt / atom"})
+    volume_per_atom: float = Field(gt=1.0, le=200.0, description="V0 of the fit.",
+                                   json_schema_extra={"unit": "angstrom ** 3"})
+    bulk_modulus: float = Field(gt=0.0, le=1000.0, description="B0 of the fit.", json_schema_extra={"unit": "gigapascal"})
+    bulk_modulus_derivative: float = Field(ge=0.0, le=20.0, description="B0' of the fit.")
+    references: list[ElementReference] = Field(
+        min_length=1, max_length=10, description="The elemental references of the DFT result (same settings)."
+    )
+
+    @field_validator("alloy")
+    @classmethod
+    def _one_crystal(cls, alloy: SmallAlloyPrototype | None, info: ValidationInfo) -> SmallAlloyPrototype | None:
+        given = [alloy is not None, info.data.get("structure") is not None, info.data.get("perovskite") is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of 'structure', 'perovskite' and 'alloy'")
+        return alloy
+
+
+class MlipFineTuningParameters(BaseModel):
+    """Fine-tune the MLIP from its pretrained weights on DFT results: a committee of a few members."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: list[MlipTrainingExample] = Field(
+        min_length=1, max_length=MLIP_MAX_EXAMPLES, description="The DFT results to learn from."
+    )
+    epochs: int = Field(default=10, ge=1, le=MLIP_MAX_EPOCHS, description="Passes over the training cells.")
+    committee: int = Field(
+        default=3, ge=1, le=MLIP_MAX_COMMITTEE,
+        description="Members fine-tuned from the same weights with different seeds and bootstrap samples of the "
+        "examples; their spread is the model's uncertainty (1: no uncertainty).",
+    )
+    eos_points: int = Field(
+        default=4, ge=0, le=6, multiple_of=2,
+        description="Volumes of each example's own equation of state given as training energies besides V0, in "
+        "pairs at linear strains within +-3 % (they carry the bulk modulus).",
+    )
+    learning_rate: float = Field(default=1e-3, ge=1e-6, le=1e-2, description="Adam's learning rate.")
+    freeze_lower_layers: bool = Field(
+        default=True,
+        description="Train only the last interaction layer and the readout (the embeddings and the other "
+        "interaction layers keep their pretrained weights), as CHGNet's fine-tuning example does.",
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of the first member (the others follow).")
+
+
+class MlipMemberTraining(BaseModel):
+    """How one committee member trained."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int
+    training_cells: int = Field(ge=1, description="Cells of its bootstrap sample (with repeats).")
+    validation_cells: int = Field(ge=0, description="Out-of-bag cells it was validated on (0: validated on its own).")
+    training_mae: float = Field(ge=0, description="Energy MAE on its training cells after the last epoch.",
+                                json_schema_extra={"unit": "electron_volt / atom"})
+    validation_mae: float = Field(ge=0, description="Energy MAE on its validation cells after the last epoch.",
+                                  json_schema_extra={"unit": "electron_volt / atom"})
+
+
+class MlipFineTuningResult(BaseModel):
+    """A fine-tuned MLIP committee, stored under its version, with its errors against the training energies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    model: str = Field(pattern=MODEL_VERSION_PATTERN, description="Version of the fine-tuned committee.")
+    base_model: str = Field(description="The pretrained model it started from (name and version).")
+    examples: int = Field(ge=1)
+    training_cells: int = Field(ge=1, description="Cells the examples gave (crystals, EOS volumes, elements).")
+    epochs: int = Field(ge=1)
+    committee: int = Field(ge=1)
+    element_shifts: dict[str, float] = Field(
+        description="Per-element energy shifts added to the DFT energies (pretrained MLIP reference minus DFT "
+        "reference), which put them on the MLIP's zero and keep the DFT mixing energies.",
+        json_schema_extra={"unit": "electron_volt / atom"},
+    )
+    mae_before: float = Field(ge=0, description="Energy MAE of the pretrained model on the training cells.",
+                              json_schema_extra={"unit": "electron_volt / atom"})
+    mae_after: float = Field(ge=0, description="Energy MAE of the committee's mean on the training cells.",
+                             json_schema_extra={"unit": "electron_volt / atom"})
+    members: list[MlipMemberTraining]
+    cost_cpu_seconds: float = Field(ge=0, json_schema_extra={"unit": "second"})
+    wall_seconds: float = Field(ge=0, json_schema_extra={"unit": "second"})
+
+
+class ChgnetBulkPropertiesParameters(BulkPropertiesParameters):
+    """Bulk properties by CHGNet: the pretrained model, or a fine-tuned committee by its version."""
+
+    model: str | None = Field(
+        default=None, pattern=MODEL_VERSION_PATTERN,
+        description="Version of a fine-tuned committee (from an mlip_fine_tuning result); none: the pretrained model.",
+    )
+
+
+class ChgnetBulkPropertiesResult(BulkPropertiesResult):
+    """Bulk properties by CHGNet, naming the model, with a committee's standard deviations."""
+
+    model: str | None = Field(description="Version of the fine-tuned committee; none: the pretrained model.")
+    base_model: str = Field(description="The pretrained model (name and version).")
+    committee: int = Field(ge=1, description="Models averaged (1: no uncertainty).")
+    energy_per_atom_std: float | None = Field(
+        default=None, ge=0, description="Committee standard deviation of E0 (members' own EOS fits at the "
+        "committee's relaxed crystal).", json_schema_extra={"unit": "electron_volt / atom"},
+    )
+    formation_energy_per_atom_std: float | None = Field(
+        default=None, ge=0, description="Committee standard deviation of the formation energy.",
+        json_schema_extra={"unit": "electron_volt / atom"},
+    )
+    bulk_modulus_std: float | None = Field(
+        default=None, ge=0, description="Committee standard deviation of B0.", json_schema_extra={"unit": "gigapascal"},
+    )

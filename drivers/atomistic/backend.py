@@ -111,7 +111,8 @@ class AtomisticBackend(Backend, abc.ABC):
 
     # -- Backend -------------------------------------------------------
     def physical_limits(self, method: str) -> tuple[PhysicalLimit, ...]:
-        return (PhysicalLimit("fmax", f"the precision of {self.method}'s forces", low=self.force_floor),)
+        return (PhysicalLimit("fmax", f"the precision of {self.method}'s forces", low=self.force_floor,
+                              quantity="bulk_properties"),)
 
     async def setup(self) -> None:
         self._stopped.clear()

@@ -136,6 +136,26 @@ def fit_birch_murnaghan(volumes: np.ndarray, energies: np.ndarray) -> EosFit:
     )
 
 
+def birch_murnaghan_energy(volume: float, energy: float, volume0: float, bulk_modulus: float,
+                           bulk_modulus_derivative: float) -> float:
+    """E(V) per atom of a third-order Birch-Murnaghan equation of state.
+
+    Args:
+        volume: V (angstrom^3/atom).
+        energy: E0 (eV/atom).
+        volume0: V0 (angstrom^3/atom).
+        bulk_modulus: B0 (GPa).
+        bulk_modulus_derivative: B0'.
+
+    Returns:
+        E0 + 9 V0 B0 / 16 [(eta - 1)^3 B0' + (eta - 1)^2 (6 - 4 eta)], eta = (V0/V)^(2/3) (eV/atom).
+    """
+    eta = (volume0 / volume) ** (2.0 / 3.0)
+    b0 = bulk_modulus * GPa
+    return energy + 9.0 * volume0 * b0 / 16.0 * ((eta - 1.0) ** 3 * bulk_modulus_derivative
+                                                   + (eta - 1.0) ** 2 * (6.0 - 4.0 * eta))
+
+
 def _scan(atoms: Atoms) -> tuple[EosFit | None, float]:
     """Energies at the EOS strains around the current cell, fitted.
 

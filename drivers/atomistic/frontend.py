@@ -1,5 +1,9 @@
 """Atomistic simulators as instruments: quantity ``bulk_properties`` by ``emt``, ``chgnet`` or ``dft``.
 
+The CHGNet simulator also serves ``mlip_fine_tuning`` (by ``chgnet``): it
+fine-tunes a committee on DFT results and returns its version, which a
+``bulk_properties`` request by ``chgnet`` may then name (``model``).
+
 The methods take the same crystal and report the same bulk properties, so the
 optimizer can trade the cheap MLIP against DFT (EMT is the quick stand-in of
 the tests and the fast demo); ``dft`` adds the functional and its convergence
@@ -15,22 +19,38 @@ import inspect
 import logging
 from typing import ClassVar, cast
 
+from pydantic import BaseModel
+
 from labweave.drivers.atomistic.backend import AtomisticBackend
 from labweave.drivers.atomistic.dft import DftBackend
 from labweave.drivers.atomistic.emt import EmtBackend
 from labweave.drivers.atomistic.mlip import ChgnetBackend
 from labweave.drivers.atomistic.structures import build_crystal
-from labweave.drivers.base import Backend, Instrument, InstrumentState, InstrumentStopped, Operation, Progress
+from labweave.drivers.base import (
+    Backend,
+    Instrument,
+    InstrumentState,
+    InstrumentStopped,
+    Operation,
+    ParameterError,
+    Progress,
+)
 from labweave.schemas.atomistic import (
     BulkPropertiesParameters,
     BulkPropertiesResult,
+    ChgnetBulkPropertiesParameters,
+    ChgnetBulkPropertiesResult,
     DftBulkPropertiesParameters,
     DftBulkPropertiesResult,
+    MlipFineTuningParameters,
+    MlipFineTuningResult,
 )
 
 log = logging.getLogger(__name__)
 
 QUANTITY = "bulk_properties"
+#: Fine-tuning the MLIP on DFT results (served by the CHGNet simulator).
+FINE_TUNING = "mlip_fine_tuning"
 
 
 class AtomisticSimulator(Instrument):
@@ -92,15 +112,48 @@ class EmtSimulator(AtomisticSimulator):
 
 
 class ChgnetSimulator(AtomisticSimulator):
-    """Bulk properties by the CHGNet potential (the cheap MLIP)."""
+    """Bulk properties by the CHGNet potential (the cheap MLIP), pretrained or fine-tuned; and its fine-tuning."""
 
     name: ClassVar[str] = "chgnet_simulator"
+    backend_type: ClassVar[type[Backend]] = ChgnetBackend
     operations: ClassVar[tuple[Operation, ...]] = (
-        Operation(QUANTITY, "chgnet", BulkPropertiesParameters, BulkPropertiesResult, "compute"),
+        Operation(QUANTITY, "chgnet", ChgnetBulkPropertiesParameters, ChgnetBulkPropertiesResult, "compute"),
+        Operation(FINE_TUNING, "chgnet", MlipFineTuningParameters, MlipFineTuningResult, "fine_tune"),
     )
 
     def __init__(self, backend: ChgnetBackend | None = None):
-        super().__init__(backend or ChgnetBackend())
+        chgnet = backend or ChgnetBackend()
+        super().__init__(chgnet)
+        self.backend: ChgnetBackend = chgnet
+
+    def validate(self, quantity: str, method: str, parameters: dict) -> BaseModel:  # type: ignore[override]  # a fine-tuning is no crystal
+        """Check a crystal (and that its ``model`` is stored), or every example of a fine-tuning.
+
+        Raises:
+            ParameterError: naming the offending field (``model``, ``examples.3.alloy.composition``...).
+        """
+        if quantity != FINE_TUNING:
+            return super().validate(quantity, method, parameters)
+        params = cast(MlipFineTuningParameters, Instrument.validate(self, quantity, method, parameters))
+        self.backend.check_fine_tuning(params)
+        for i, example in enumerate(params.examples):
+            try:
+                build_crystal(BulkPropertiesParameters.model_validate(
+                    example.model_dump(include={"structure", "alloy", "perovskite"}, exclude_none=True)))
+            except ParameterError as exc:
+                raise ParameterError(f"examples.{i}.{exc.field}", exc.message) from None
+        return params
+
+    async def fine_tune(self, params: MlipFineTuningParameters, progress: Progress) -> MlipFineTuningResult:
+        """Fine-tune a committee from the pretrained weights on the examples and store it."""
+        if self.state is InstrumentState.STOPPED:
+            raise InstrumentStopped(f"{self.name} stopped")
+        self.backend.arm()
+        await _report(progress, 0.0, f"fine-tuning {params.committee} CHGNet(s) on {len(params.examples)} DFT results")
+        result = await self.backend.fine_tune(params)
+        await _report(progress, 1.0, f"model {result.model}: MAE {1000 * result.mae_before:.0f} -> "
+                                     f"{1000 * result.mae_after:.0f} meV/atom on the training cells")
+        return result
 
 
 class DftSimulator(AtomisticSimulator):

@@ -10,7 +10,7 @@ import pytest
 
 from ..conftest import REPO
 
-STUDIES = ("optimizer", "fidelity", "alloy_study", "sisso_octet", "pld")
+STUDIES = ("optimizer", "fidelity", "alloy_study", "sisso_octet", "pld", "mlip_finetune")
 PRODUCT = ("schemas", "services", "drivers", "optimizer")
 
 
