@@ -48,6 +48,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.fidelity import composition_key
 from labweave.optimizer.pools import composition_grid
 
 logger = logging.getLogger(__name__)
@@ -73,11 +74,6 @@ SETTINGS: dict[str, Any] = {
 REFERENCES = "each element in the alloy's own 4-atom cubic cell on the alloy's k-point mesh"
 #: Tighter settings of the convergence check.
 TIGHT: dict[str, Any] = {"cutoff": 450.0, "kpoint_density": 3.0}
-
-
-def composition_key(composition: Mapping[str, float]) -> str:
-    """A canonical text key of a composition, e.g. ``Au0.25Cu0.75`` (as the EMT/CHGNet table's)."""
-    return "".join(f"{e}{composition[e]:.4g}" for e in sorted(composition) if composition[e] > 0)
 
 
 def pool(max_components: int = 3) -> list[dict[str, float]]:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -680,10 +681,7 @@ class AutoregressiveGP:
         rungs = np.asarray(rungs, dtype=int).reshape(-1)
         if X.shape[0] == 0:
             return self
-        expected = np.empty(X.shape[0])
-        for rung in np.unique(rungs):
-            mask = rungs == rung
-            expected[mask] = self.predict(X[mask], int(rung))[0]
+        expected = believed_values(self.predict, X, rungs)
         return AutoregressiveGP(
             np.vstack([self.X, X]),
             np.concatenate([self.rungs, rungs]),
@@ -694,3 +692,20 @@ class AutoregressiveGP:
             self.y_scale,
             np.concatenate([self.noise, np.zeros(X.shape[0])]),
         )
+
+
+def believed_values(
+    predict: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], X: np.ndarray, rungs: np.ndarray
+) -> np.ndarray:
+    """A model's posterior means at points in flight, each at its own rung (the kriging believer's values).
+
+    Args:
+        predict: the model's ``predict(X, rung) -> (mean, variance)``.
+        X: ``(m, d)`` inputs.
+        rungs: ``(m,)`` their rungs.
+    """
+    expected = np.empty(X.shape[0])
+    for rung in np.unique(rungs):
+        mask = rungs == rung
+        expected[mask] = predict(X[mask], int(rung))[0]
+    return expected

@@ -39,7 +39,7 @@ from botorch.models import MultiTaskGP
 from botorch.models.deterministic import GenericDeterministicModel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from labweave.optimizer.cokriging import JointPrediction
+from labweave.optimizer.cokriging import JointPrediction, believed_values
 
 #: Candidate evaluations scored per call of the entropy acquisition.
 ENTROPY_CHUNK = 256
@@ -175,10 +175,7 @@ class MultiTaskSurrogate:
         rungs = np.asarray(rungs, dtype=int).reshape(-1)
         if X.shape[0] == 0:
             return self
-        expected = np.empty(X.shape[0])
-        for rung in np.unique(rungs):
-            mask = rungs == rung
-            expected[mask] = self.predict(X[mask], int(rung))[0]
+        expected = believed_values(self.predict, X, rungs)
         return MultiTaskSurrogate(
             np.vstack([self.X, X]),
             np.concatenate([self.rungs, rungs]),
