@@ -113,12 +113,14 @@ def parse_campaign(text: str, source: str = "<string>", folder: Path | None = No
         line = getattr(exc, "lineno", None) or (int(match.group(1)) if match else None)
         raise CampaignFileError(source, [CampaignProblem("", f"TOML syntax: {exc}", line)]) from None
     lines = _toml_key_lines(text)
+    raw_settings = data.get("strategy", {}).get("settings")
+    measured = isinstance(raw_settings, dict) and "cost_records" in raw_settings
     data = _measured_costs(data, folder or Path("."), source, lines)
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
         raise CampaignFileError(source, _problems_from(exc, lines)) from None
-    return _check_strategy(spec, source, lines)
+    return _check_mlip_learning(_check_strategy(spec, source, lines), source, lines, measured)
 
 
 def _measured_costs(data: dict[str, Any], folder: Path, source: str,
@@ -189,6 +191,61 @@ def _check_strategy(spec: CampaignSpec, source: str, lines: dict[tuple[Any, ...]
         loc = ("space", "constraints")
         raise CampaignFileError(source, [CampaignProblem("space.constraints", str(exc), _line_of(loc, lines))]) from None
     strategy = spec.strategy.model_copy(update={"settings": checked.model_dump(mode="json")})
+    return spec.model_copy(update={"strategy": strategy})
+
+
+def _check_mlip_learning(spec: CampaignSpec, source: str, lines: dict[tuple[Any, ...], int],
+                         measured_costs: bool) -> CampaignSpec:
+    """Check ``[mlip_learning]`` against the rest of the campaign; hand the committee's variance to the strategy.
+
+    The campaign must have a fidelity ladder with the MLIP (``chgnet``) below its target, its
+    target's cells must be small enough to learn from, and a cost budget must say what a
+    fine-tuning costs unless it is in CPU seconds (``cost_records``). With the co-kriging model,
+    the strategy's ``noise_value`` is set to :data:`~labweave.optimizer.mlip_learning.NOISE_VALUE`,
+    the value the optimizer daemon puts each screen's committee variance under.
+    """
+    learning = spec.mlip_learning
+    if learning is None:
+        return spec
+    from labweave.optimizer import mlip_learning as ml
+
+    settings = dict(spec.strategy.settings)
+
+    def problem(field: str, message: str) -> CampaignFileError:
+        loc = tuple(_parse_loc(field))
+        return CampaignFileError(source, [CampaignProblem(field, message, _line_of(loc, lines))])
+
+    ladder = [f.get("method") for f in settings.get("fidelities") or [] if isinstance(f, Mapping)]
+    if ml.MLIP_METHOD not in ladder:
+        raise problem("mlip_learning", f"needs a fidelity ladder with the MLIP (method {ml.MLIP_METHOD!r}) in "
+                      "strategy.settings.fidelities (the multifidelity strategy)")
+    target = ladder[-1]
+    if target == ml.MLIP_METHOD:
+        raise problem("mlip_learning", f"the MLIP ({ml.MLIP_METHOD!r}) is the target fidelity; it learns from the "
+                      "results of a dearer target above it in strategy.settings.fidelities")
+    for method in (ml.MLIP_METHOD, target):
+        if method not in spec.request.methods:
+            raise problem("request.methods", f"must include {method!r} (mlip_learning)")
+    try:
+        for point in SearchSpace(spec.space).sample_points(3, seed=0):
+            point[settings.get("fidelity_parameter", "method")] = target
+            ml.check_small_cell(Campaign(spec).build_request(point)["parameters"].get(target, {}))
+    except ValueError as exc:
+        raise problem(f"request.parameters.{target}", f"mlip_learning learns from the target's cells, and {exc}") \
+            from None
+    if settings.get("budget") is not None and learning.cost is None and not measured_costs:
+        raise problem("mlip_learning.cost", "the cost budget is in the fidelities' cost units, not in CPU seconds "
+                      "(no cost_records): say what one fine-tuning costs in those units")
+    path = spec.objectives[0].path
+    if path in ml.STD_OF:
+        if settings.get("model", "cokriging") != "cokriging":
+            raise problem("strategy.settings.model", "mlip_learning hands the committee's variance to the "
+                          "co-kriging model only; use model = 'cokriging'")
+        if settings.get("noise_value") not in (None, ml.NOISE_VALUE):
+            raise problem("strategy.settings.noise_value", f"with mlip_learning the screens' noise is the MLIP "
+                          f"committee's variance ({ml.NOISE_VALUE!r}); leave it unset")
+        settings["noise_value"] = ml.NOISE_VALUE
+    strategy = spec.strategy.model_copy(update={"settings": settings})
     return spec.model_copy(update={"strategy": strategy})
 
 

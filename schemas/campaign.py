@@ -328,6 +328,34 @@ class StoppingRule(_Strict):
     stop_on_targets: bool = True
 
 
+class MlipLearning(_Strict):
+    """How a multi-fidelity campaign teaches its machine-learned potential (the ``chgnet`` fidelity).
+
+    It lives beside the strategy, not in its settings: the fine-tunings are
+    requests the campaign makes (a quantity of their own, ``mlip_fine_tuning``),
+    not points the strategy proposes; the strategy only sees their effect (the
+    model that computes its screens, and the committee's variance as those
+    screens' noise). ``labweave.optimizer.mlip_learning`` reads it.
+
+    Args:
+        every: new target-fidelity results between two fine-tunings (the first after ``every``).
+        epochs: passes over the training cells of each fine-tuning.
+        committee: models trained (their spread is each screen's uncertainty; 1: none).
+        eos_points: volumes of each example's equation of state given as training energies besides V0.
+        seed: seed of the first committee member.
+        cost: what one fine-tuning is charged to the strategy's cost budget, in its units; ``None``:
+            the CPU seconds its result records (only where the budget is in CPU seconds, the
+            fidelities' costs measured with ``cost_records``).
+    """
+
+    every: int = Field(default=5, ge=1)
+    epochs: int = Field(default=10, ge=1, le=50)
+    committee: int = Field(default=3, ge=1, le=5)
+    eos_points: int = Field(default=4, ge=0, le=6, multiple_of=2)
+    seed: int = Field(default=0, ge=0)
+    cost: float | None = Field(default=None, ge=0)
+
+
 class CampaignSpec(_Strict):
     """A campaign as written in its TOML file.
 
@@ -344,6 +372,8 @@ class CampaignSpec(_Strict):
         budget: maximum number of requests the campaign makes.
         stopping: early-stopping rule.
         requires_approval: proposals wait as ``proposed`` for an operator's approval.
+        mlip_learning: fine-tune the campaign's MLIP on its target-fidelity results (multi-fidelity
+            campaigns with a ``chgnet`` fidelity).
     """
 
     name: str = Field(pattern=SLUG_PATTERN)
@@ -358,6 +388,7 @@ class CampaignSpec(_Strict):
     budget: int = Field(ge=1)
     stopping: StoppingRule = Field(default_factory=StoppingRule)
     requires_approval: bool = False
+    mlip_learning: MlipLearning | None = None
 
     @model_validator(mode="after")
     def _check_consistency(self) -> CampaignSpec:

@@ -9,6 +9,14 @@ thing it writes besides requests is the campaign's state for people to read
 For the same reason it rides out a server that is down or answering 503: it
 waits and looks again, and a request whose answer was lost on the way is
 found on the server at the next look rather than posted twice.
+
+A campaign with ``[mlip_learning]`` also teaches its MLIP: when the plan says a
+fine-tuning is due and none is in flight, the daemon posts one (quantity
+``mlip_fine_tuning``, under the campaign, its provenance naming the results it
+was asked on, so the next look finds it and does not ask again); the newest
+model made is the current one, named in every CHGNet request it proposes and
+in every proposal's provenance (``mlip_model``), and each screen by it hands
+the strategy its committee's variance as noise (:mod:`labweave.optimizer.mlip_learning`).
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from labweave.optimizer import analytics
+from labweave.optimizer import mlip_learning as ml
 from labweave.optimizer.analytics import CampaignTerms, Observation, Progress
 from labweave.optimizer.campaign import Campaign
 from labweave.optimizer.strategies import Observation as Point
 from labweave.optimizer.strategies import Strategy
+from labweave.optimizer.strategies.multifidelity import MultiFidelityStrategy
 from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import ResultInfo
 from labweave.services.client import AsyncLabClient
@@ -38,11 +48,23 @@ MAX_PAUSE = 10.0
 
 @dataclass
 class Turn:
-    """What one look at the server found: the campaign's requests, its observations, its progress."""
+    """What one look at the server found: the campaign's requests, its observations, its progress.
+
+    Args:
+        requests: the requests that evaluate points (the fine-tunings of its MLIP are in ``mlip``).
+        observations: their results, as observations.
+        progress: the campaign's progress (fine-tunings charged to a cost budget).
+        learned: what the strategy learns from (:func:`learning_points`; None: every complete observation).
+        mlip: the campaign's MLIP, with ``[mlip_learning]``.
+        spent_elsewhere: what the budget was charged outside ``points`` and the requests in flight.
+    """
 
     requests: list[RequestDetail]
     observations: list[Observation]
     progress: Progress
+    learned: list[Point] | None = None
+    mlip: ml.CampaignMlip | None = None
+    spent_elsewhere: float = 0.0
 
     @property
     def in_flight(self) -> list[RequestDetail]:
@@ -50,8 +72,37 @@ class Turn:
 
     @property
     def points(self) -> list[Point]:
-        """What the strategy learns from: ``(parameters, values)`` of each complete observation."""
+        """What the strategy learns from: ``(parameters, values)`` of each complete observation, or ``learned``."""
+        if self.learned is not None:
+            return self.learned
         return [(o.parameters, o.values) for o in self.observations if o.complete and o.parameters]
+
+
+def learning_points(terms: CampaignTerms, observations: list[Observation], live: dict[str, ResultInfo],
+                    mlip: ml.CampaignMlip | None, noise: bool) -> tuple[list[Point], float]:
+    """What the strategy learns from, and what the observations it does not see cost the budget.
+
+    Every complete observation is ``(parameters, values)``; with a learning MLIP, a screen by a
+    superseded model is left out (:meth:`~labweave.optimizer.mlip_learning.CampaignMlip.screen`
+    says why) and one by the current model carries its committee's variance under
+    :data:`~labweave.optimizer.mlip_learning.NOISE_VALUE` when ``noise`` (the strategy reads it).
+    """
+    points: list[Point] = []
+    left_out = 0.0
+    path = terms.objectives[0].path if terms.objectives else ""
+    for o in observations:
+        if not (o.complete and o.parameters):
+            continue
+        values = dict(o.values)
+        if mlip is not None and o.method == ml.MLIP_METHOD and o.request_uuid in live:
+            current, variance = mlip.screen(live[o.request_uuid].result.data, path)
+            if not current:
+                left_out += o.cost
+                continue
+            if noise and variance is not None:
+                values[ml.NOISE_VALUE] = variance
+        points.append((o.parameters, values))
+    return points, left_out
 
 
 class OptimizerDaemon:
@@ -127,6 +178,8 @@ class OptimizerDaemon:
         if reason and not turn.in_flight:
             return await self._finish(turn, spec, reason)
         proposals = []
+        if status == "running" and not reason and turn.mlip is not None and turn.mlip.due():
+            await self._fine_tune(turn.mlip)
         if status == "running" and not reason:
             wanted = self.campaign.proposals_wanted(turn.progress.requests, len(turn.in_flight))
             if wanted:
@@ -153,7 +206,30 @@ class OptimizerDaemon:
         for o in observations:
             if o.problems:
                 log.warning("result of %s not usable: %s", o.request_uuid, "; ".join(o.problems.values()))
-        return Turn(requests, observations, analytics.progress(self.terms, status, requests))
+        progress = analytics.progress(self.terms, status, requests, results)
+        evaluations = [r for r in requests if self.terms.measures(r.request.quantity)]
+        live = analytics.live_results(results)
+        mlip = None
+        learning = self.campaign.spec.mlip_learning
+        target = self.terms.target
+        if learning is not None and target is not None:
+            mlip = ml.CampaignMlip.read(learning, target, requests, live)
+            for uuid, why in mlip.skipped.items():
+                log.warning("%s: result of %s is no training example: %s", self.name, uuid, why)
+        noise = self.campaign.spec.strategy.settings.get("noise_value") == ml.NOISE_VALUE
+        points, left_out = learning_points(self.terms, observations, live, mlip, noise)
+        elsewhere = left_out + (sum(mlip.charges()) if mlip is not None and self.terms.unit == analytics.COST else 0)
+        return Turn(evaluations, observations, progress, points, mlip, elsewhere)
+
+    async def _fine_tune(self, mlip: ml.CampaignMlip) -> None:
+        """Post the fine-tuning the plan says is due (found again at the next look, so asked for once)."""
+        parameters, provenance = mlip.request()
+        body = {"quantity": ml.FINE_TUNING, "methods": [ml.MLIP_METHOD], "parameters": {ml.MLIP_METHOD: parameters},
+                "tenant_uuid": self.tenant_uuid}
+        created = await self.client.create_request(
+            body, priority=self.campaign.spec.request.priority, campaign=self.name,
+            provenance=provenance | {"campaign": self.name}, proposed=self.campaign.spec.requires_approval)
+        log.info("%s: asked the MLIP to learn from %d results (%s)", self.name, len(mlip.examples), created.uuid)
 
     async def _finish(self, turn: Turn, spec: dict, reason: str) -> str:
         """Publish the last state and mark the campaign finished; returns why it ended."""
@@ -169,6 +245,8 @@ class OptimizerDaemon:
 
     async def _propose_batch(self, turn: Turn, n: int) -> list[dict]:
         pending = [r.provenance["parameters"] for r in turn.in_flight if "parameters" in r.provenance]
+        if isinstance(self.strategy, MultiFidelityStrategy):
+            self.strategy.spent_elsewhere = turn.spent_elsewhere
         started = time.perf_counter()
         proposals = await asyncio.to_thread(self.strategy.propose, turn.points, pending, n)
         seconds = (time.perf_counter() - started) / max(1, len(proposals))
@@ -180,6 +258,11 @@ class OptimizerDaemon:
                 body["methods"] = [proposal.fidelity]
                 body["parameters"] = {proposal.fidelity: body["parameters"][proposal.fidelity]}
             provenance = proposal.model_dump(mode="json") | {"campaign": self.name, "seconds": round(seconds, 3)}
+            if turn.mlip is not None:  # the model that screens from now on, and that informed this proposal
+                if ml.MLIP_METHOD in body["parameters"]:
+                    body["parameters"][ml.MLIP_METHOD] = ml.with_model(body["parameters"][ml.MLIP_METHOD],
+                                                                       turn.mlip.model)
+                provenance[ml.MODEL_KEY] = turn.mlip.model
             created = await self.client.create_request(
                 body, priority=template.priority, campaign=self.name, provenance=provenance,
                 proposed=self.campaign.spec.requires_approval)
@@ -236,6 +319,8 @@ def summarise(campaign: Campaign, terms: CampaignTerms, turn: Turn, proposals: l
         "model_version": proposals[-1]["model_version"] if proposals else None,
         "summary": f"{turn.progress.describe()}, best {first.name}{at} {best_value}",
     }
+    if turn.mlip is not None:
+        state["mlip"] = turn.mlip.summary()
     if len(objectives) > 1:
         state["objectives"] = [o.name for o in objectives]
         state["points"] = [{o.name: x.values[o.name] for o in objectives} for x in obs if x.complete]

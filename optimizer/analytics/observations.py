@@ -97,11 +97,13 @@ def observations(terms: CampaignTerms, requests: Iterable[RequestDetail],
         results: their results (any status; deleted ones are ignored).
 
     Returns:
-        One observation per resolved request with a result; values that cannot be read are
-        named in its ``problems``.
+        One observation per resolved request of the campaign's quantity with a result (a
+        fine-tuning of the campaign's MLIP is none); values that cannot be read are named in
+        its ``problems``.
     """
     live = live_results(results)
-    answered = [(live[r.uuid], r) for r in requests if r.status == RequestStatus.RESOLVED and r.uuid in live]
+    answered = [(live[r.uuid], r) for r in requests if r.status == RequestStatus.RESOLVED and r.uuid in live
+                and terms.measures(r.request.quantity)]
     answered.sort(key=lambda pair: (pair[0].ctime, pair[1].ctime))
     out = []
     for n, (info, request) in enumerate(answered, start=1):

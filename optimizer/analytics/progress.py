@@ -3,7 +3,9 @@
 A request counts against the budget once it is resolved or while it is in
 flight (proposed, pending, reserved); failed and retracted requests do not.
 In a cost budget each request is charged its fidelity's cost: the one method
-it names, or the fidelity of its proposal.
+it names, or the fidelity of its proposal; a fine-tuning of the campaign's
+MLIP is charged what it recorded (:func:`labweave.optimizer.mlip_learning.fine_tuning_charges`)
+and does not count against a budget of requests.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from labweave.optimizer.mlip_learning import fine_tuning_charges, fine_tunings
 from labweave.schemas.api import RequestDetail
 from labweave.schemas.core import RequestStatus as S
+from labweave.schemas.core import ResultInfo
 
+from .observations import live_results
 from .terms import COST, CampaignTerms, Unit
 
 #: Statuses of a request that still runs (or waits to).
@@ -76,20 +81,28 @@ def charge(terms: CampaignTerms, request: RequestDetail) -> float:
     return terms.cost(request.provenance.get("fidelity"))
 
 
-def progress(terms: CampaignTerms, status: str, requests: Iterable[RequestDetail]) -> Progress:
+def progress(terms: CampaignTerms, status: str, requests: Iterable[RequestDetail],
+             results: Iterable[ResultInfo] = ()) -> Progress:
     """The campaign's progress from its requests.
 
     Args:
         terms: gives the budget and its unit.
         status: the campaign's status.
         requests: the campaign's requests (any status).
+        results: their results, for what the fine-tunings of the campaign's MLIP recorded
+            (without them, a fine-tuning with no ``cost`` of its own is charged nothing).
 
     Returns:
         The progress in the budget's unit.
     """
+    requests = list(requests)
     done = in_flight = 0.0
+    if terms.unit == COST and terms.mlip_learning is not None:
+        done, in_flight = fine_tuning_charges(terms.mlip_learning, fine_tunings(requests, live_results(results)))
     count = 0
     for r in requests:
+        if not terms.measures(r.request.quantity):
+            continue
         if r.status == S.RESOLVED:
             done += charge(terms, r)
         elif r.status in IN_FLIGHT:

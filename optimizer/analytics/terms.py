@@ -10,6 +10,10 @@ A campaign's budget is counted in experiments (requests), unless its
 strategy has a fidelity ladder and a cost budget in its settings (the
 multi-fidelity strategy): then it is counted in cost units, each evaluation
 charged its fidelity's cost.
+
+A campaign's fine-tunings of its MLIP (``[mlip_learning]``) are no observations and do not count against a
+budget of requests; in a cost budget a fine-tuning is charged what
+:func:`labweave.optimizer.mlip_learning.fine_tuning_charges` says.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from labweave.optimizer.fidelity import Fidelity, FidelityLadder
-from labweave.schemas.campaign import CampaignSpec, Objective, OutcomeConstraint
+from labweave.optimizer.mlip_learning import FINE_TUNING
+from labweave.schemas.campaign import CampaignSpec, MlipLearning, Objective, OutcomeConstraint
 
 Unit = Literal["experiments", "cost"]
 EXPERIMENTS: Unit = "experiments"
@@ -41,6 +46,7 @@ class CampaignTerms:
         request_budget: the most requests the campaign makes (``None``: not known).
         ladder: the strategy's fidelity ladder, cheapest first (``None``: one fidelity).
         cost_budget: the cost units the strategy may spend (with a ladder), else ``None``.
+        mlip_learning: how the campaign fine-tunes its MLIP (``None``: it does not).
     """
 
     objectives: tuple[Objective, ...]
@@ -48,11 +54,13 @@ class CampaignTerms:
     request_budget: int | None = None
     ladder: FidelityLadder | None = None
     cost_budget: float | None = None
+    mlip_learning: MlipLearning | None = None
 
     @classmethod
     def of(cls, spec: CampaignSpec) -> CampaignTerms:
         """The terms of a checked campaign."""
-        return cls._build(spec.objectives, spec.outcome_constraints, spec.budget, spec.strategy.settings)
+        return cls._build(spec.objectives, spec.outcome_constraints, spec.budget, spec.strategy.settings,
+                          spec.mlip_learning)
 
     @classmethod
     def read(cls, spec: Mapping[str, Any]) -> CampaignTerms:
@@ -72,19 +80,28 @@ class CampaignTerms:
         budget = spec.get("budget")
         strategy = spec.get("strategy")
         settings = strategy.get("settings") if isinstance(strategy, Mapping) else None
+        learning = _valid(MlipLearning, [spec["mlip_learning"]] if spec.get("mlip_learning") is not None else [])
         return cls._build(_valid(Objective, spec.get("objectives")),
                           _valid(OutcomeConstraint, spec.get("outcome_constraints")),
                           budget if isinstance(budget, int) and not isinstance(budget, bool) and budget > 0 else None,
-                          settings if isinstance(settings, Mapping) else {})
+                          settings if isinstance(settings, Mapping) else {},
+                          learning[0] if learning else None)
 
     @classmethod
     def _build(cls, objectives: Sequence[Objective], constraints: Sequence[OutcomeConstraint],
-               request_budget: int | None, settings: Mapping[str, Any]) -> CampaignTerms:
+               request_budget: int | None, settings: Mapping[str, Any],
+               mlip_learning: MlipLearning | None = None) -> CampaignTerms:
         ladder = _ladder(settings.get("fidelities"))
         cost = settings.get("budget")
         cost_budget = (float(cost) if ladder is not None and isinstance(cost, (int, float))
                        and not isinstance(cost, bool) and math.isfinite(cost) and cost > 0 else None)
-        return cls(tuple(objectives), tuple(constraints), request_budget, ladder, cost_budget)
+        return cls(tuple(objectives), tuple(constraints), request_budget, ladder, cost_budget, mlip_learning)
+
+    @staticmethod
+    def measures(quantity: str) -> bool:
+        """Whether a campaign's request of ``quantity`` evaluates a point (an observation once answered),
+        rather than fine-tuning the campaign's MLIP."""
+        return quantity != FINE_TUNING
 
     @property
     def unit(self) -> Unit:
@@ -124,7 +141,7 @@ class CampaignTerms:
         """These terms charged and judged with ``other``'s fidelity ladder and cost budget (a baseline
         that evaluates at the target fidelity only, compared with its multi-fidelity campaign)."""
         return CampaignTerms(self.objectives, self.outcome_constraints, self.request_budget, other.ladder,
-                             other.cost_budget)
+                             other.cost_budget, self.mlip_learning)
 
 
 def _valid(model: type[M], items: Any) -> list[M]:

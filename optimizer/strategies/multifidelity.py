@@ -45,7 +45,8 @@ flight carries it, so the strategy needs nothing but the usual
    "entropy"`` (with the ``multitask`` model) scores the same (x, l) pairs by
    BoTorch's multi-fidelity max-value entropy per cost instead.
 
-Budget: evaluations done and in flight are charged their fidelity's cost,
+Budget: evaluations done and in flight are charged their fidelity's cost
+(and what the caller says was spent elsewhere, ``spent_elsewhere``),
 or, for a done evaluation whose values carry it (``cost_value``, the CPU
 seconds it recorded), what it measurably cost; once a fidelity has such
 measured costs, the median of them is what the next evaluation at that
@@ -292,6 +293,10 @@ class MultiFidelityStrategy(Strategy):
         self._hyper: dict[str, CoKrigingHyperparameters] = {}
         self._multitask_state: dict[str, Any] | None = None
         self._fitted_on = -1
+        #: What the campaign has spent outside the evaluations it passes to :meth:`propose`, in the
+        #: budget's units (its MLIP's fine-tunings, screens by a superseded model); set by its caller
+        #: before each call, from the campaign's records.
+        self.spent_elsewhere = 0.0
         #: The co-kriging basis of the last fit and every option's leave-one-out score.
         self.basis: str | None = None
         self.basis_scores: dict[str, float] = {}
@@ -398,7 +403,8 @@ class MultiFidelityStrategy(Strategy):
                     taken[index, rung] = True
         self._costs = self._expected_costs(r_obs, cost_obs)
         nominal = self._costs
-        committed = float(np.where(np.isnan(cost_obs), nominal[r_obs], cost_obs).sum() + nominal[r_pen].sum())
+        committed = float(np.where(np.isnan(cost_obs), nominal[r_obs], cost_obs).sum() + nominal[r_pen].sum()
+                          + self.spent_elsewhere)
         budget = CostBudget(self.settings.budget, committed)
         version = self.model_version(observations, pending)
 

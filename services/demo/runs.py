@@ -101,7 +101,7 @@ class CampaignRun:
     @property
     def progress(self) -> Progress:
         """How far the run got, in its budget's unit."""
-        return analytics.progress(self.terms, str(self.record.get("status", "")), self.requests)
+        return analytics.progress(self.terms, str(self.record.get("status", "")), self.requests, self.results)
 
 
 @dataclass

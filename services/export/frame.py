@@ -8,7 +8,8 @@ The columns, in order (``P``, ``O`` stand for the campaign's parameter and objec
   ``owner_tenant`` (its name), ``attempts``, ``lease_expiries``, ``failure_reason``, ``parameters``
   (the request's parameters as JSON text);
 * its provenance from the optimizer: ``param.P`` (the point), ``strategy``, ``model_version``,
-  ``reason``, ``acquisition_value``, ``fidelity``, ``predicted_mean.O``, ``predicted_std.O``, and for a
+  ``reason``, ``acquisition_value``, ``fidelity``, ``mlip_model`` (the fine-tuned MLIP that informed the
+  proposal, in a campaign whose MLIP learns; empty: the pretrained one, or none), ``predicted_mean.O``, ``predicted_std.O``, and for a
   strategy with a symbolic model (``sisso``) ``leading_formula`` (the equation most members agreed on when
   the request was made) and ``leading_formula_members`` (how many of the ensemble's members);
 * its result (the newest one not deleted): ``result_uuid``, ``result_status``, ``result_method``,
@@ -38,7 +39,7 @@ from labweave.schemas.core import ResultInfo, ResultStatus
 REQUEST_COLUMNS = ["request_uuid", "campaign", "status", "quantity", "methods", "priority", "created", "updated",
                    "created_by", "owner_tenant_uuid", "owner_tenant", "attempts", "lease_expiries",
                    "failure_reason", "parameters"]
-PROVENANCE_COLUMNS = ["strategy", "model_version", "reason", "acquisition_value", "fidelity"]
+PROVENANCE_COLUMNS = ["strategy", "model_version", "reason", "acquisition_value", "fidelity", "mlip_model"]
 #: Columns of the leading symbolic formula, present when a request of the campaign carries formulas.
 FORMULA_COLUMNS = ["leading_formula", "leading_formula_members"]
 RESULT_COLUMNS = ["result_uuid", "result_status", "result_method", "result_tenant_uuid", "result_tenant",

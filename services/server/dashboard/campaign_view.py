@@ -92,7 +92,7 @@ def _summary(row: Campaign, terms: CampaignTerms, recs: Records, obs: list[Obser
     return CampaignSummary(
         name=row.name, status=row.status, description=str(spec.get("description", "")), created_by=row.created_by,
         updated=row.updated, counts=counts, objectives=objectives,
-        progress=analytics.progress(terms, row.status, recs.requests),
+        progress=analytics.progress(terms, row.status, recs.requests, recs.results),
         best_value=best.values[objectives[0].name] if best else None,
         front_size=len(analytics.pareto_front(obs, objectives)) if len(objectives) > 1 else None,
         requires_approval=bool(spec.get("requires_approval", False)),
