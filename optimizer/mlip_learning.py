@@ -81,9 +81,13 @@ def check_small_cell(parameters: Mapping[str, Any]) -> None:
             try:
                 model.model_validate(parameters[field])
             except ValidationError as exc:
-                error = exc.errors()[0]
-                where = ".".join(str(p) for p in (field, *error["loc"]))
-                raise ValueError(f"{where}: {error['msg']}") from None
+                raise ValueError(_first_error(exc, (field,))) from None
+
+
+def _first_error(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """A validation error's first problem as ``field.path: message``."""
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in (*prefix, *error['loc']))}: {error['msg']}"
 
 
 def training_example(parameters: Mapping[str, Any], result: Mapping[str, Any], request_id: str | None = None,
@@ -253,9 +257,10 @@ class CampaignMlip:
             try:
                 examples.append(training_example(request.request.parameters.get(target, {}), info.result.data,
                                                  request.uuid, info.uuid))
-            except (ValidationError, KeyError) as exc:
-                skipped[request.uuid] = str(exc).splitlines()[0] if isinstance(exc, ValidationError) else \
-                    f"the result has no {exc.args[0]!r}"
+            except ValidationError as exc:
+                skipped[request.uuid] = _first_error(exc)
+            except KeyError as exc:
+                skipped[request.uuid] = f"the result has no {exc.args[0]!r}"
         plan = FineTuningPlan.model_validate(learning.model_dump())
         return cls(plan, target, tuple(fine_tunings(requests, live)), tuple(examples), skipped)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ class Turn:
         requests: the requests that evaluate points (the fine-tunings of its MLIP are in ``mlip``).
         observations: their results, as observations.
         progress: the campaign's progress (fine-tunings charged to a cost budget).
-        learned: what the strategy learns from (:func:`learning_points`; None: every complete observation).
+        learnt: what the strategy learns from (:func:`learning_points`; None: every complete observation).
         mlip: the campaign's MLIP, with ``[mlip_learning]``.
         spent_elsewhere: what the budget was charged outside ``points`` and the requests in flight.
     """
@@ -62,7 +63,7 @@ class Turn:
     requests: list[RequestDetail]
     observations: list[Observation]
     progress: Progress
-    learned: list[Point] | None = None
+    learnt: Learnt | None = None
     mlip: ml.CampaignMlip | None = None
     spent_elsewhere: float = 0.0
 
@@ -73,13 +74,30 @@ class Turn:
     @property
     def points(self) -> list[Point]:
         """What the strategy learns from: ``(parameters, values)`` of each complete observation, or ``learned``."""
-        if self.learned is not None:
-            return self.learned
+        if self.learnt is not None:
+            return self.learnt.points
         return [(o.parameters, o.values) for o in self.observations if o.complete and o.parameters]
 
 
-def learning_points(terms: CampaignTerms, observations: list[Observation], live: dict[str, ResultInfo],
-                    mlip: ml.CampaignMlip | None, noise: bool) -> tuple[list[Point], float]:
+@dataclass(frozen=True)
+class Learnt:
+    """What the strategy learns from this turn (:func:`learning_points`).
+
+    Args:
+        points: ``(parameters, values)`` of each observation it learns from.
+        left_out: what the observations it does not learn from cost the budget.
+        screens: with a learning MLIP, its screens by the current model (``current``), of those the
+            ones carrying their committee's variance (``with_noise``), and those by a superseded
+            model (``superseded``).
+    """
+
+    points: list[Point]
+    left_out: float = 0.0
+    screens: dict[str, int] | None = None
+
+
+def learning_points(terms: CampaignTerms, observations: list[Observation], live: Mapping[str, ResultInfo],
+                    mlip: ml.CampaignMlip | None, noise: bool) -> Learnt:
     """What the strategy learns from, and what the observations it does not see cost the budget.
 
     Every complete observation is ``(parameters, values)``; with a learning MLIP, a screen by a
@@ -89,6 +107,7 @@ def learning_points(terms: CampaignTerms, observations: list[Observation], live:
     """
     points: list[Point] = []
     left_out = 0.0
+    screens = {"current": 0, "with_noise": 0, "superseded": 0}
     path = terms.objectives[0].path if terms.objectives else ""
     for o in observations:
         if not (o.complete and o.parameters):
@@ -97,12 +116,15 @@ def learning_points(terms: CampaignTerms, observations: list[Observation], live:
         if mlip is not None and o.method == ml.MLIP_METHOD and o.request_uuid in live:
             current, variance = mlip.screen(live[o.request_uuid].result.data, path)
             if not current:
+                screens["superseded"] += 1
                 left_out += o.cost
                 continue
+            screens["current"] += 1
             if noise and variance is not None:
                 values[ml.NOISE_VALUE] = variance
+                screens["with_noise"] += 1
         points.append((o.parameters, values))
-    return points, left_out
+    return Learnt(points, left_out, screens if mlip is not None else None)
 
 
 class OptimizerDaemon:
@@ -217,9 +239,9 @@ class OptimizerDaemon:
             for uuid, why in mlip.skipped.items():
                 log.warning("%s: result of %s is no training example: %s", self.name, uuid, why)
         noise = self.campaign.spec.strategy.settings.get("noise_value") == ml.NOISE_VALUE
-        points, left_out = learning_points(self.terms, observations, live, mlip, noise)
-        elsewhere = left_out + (sum(mlip.charges()) if mlip is not None and self.terms.unit == analytics.COST else 0)
-        return Turn(evaluations, observations, progress, points, mlip, elsewhere)
+        learnt = learning_points(self.terms, observations, live, mlip, noise)
+        fine_tunings = sum(mlip.charges()) if mlip is not None and self.terms.unit == analytics.COST else 0.0
+        return Turn(evaluations, observations, progress, learnt, mlip, learnt.left_out + fine_tunings)
 
     async def _fine_tune(self, mlip: ml.CampaignMlip) -> None:
         """Post the fine-tuning the plan says is due (found again at the next look, so asked for once)."""
@@ -320,7 +342,7 @@ def summarise(campaign: Campaign, terms: CampaignTerms, turn: Turn, proposals: l
         "summary": f"{turn.progress.describe()}, best {first.name}{at} {best_value}",
     }
     if turn.mlip is not None:
-        state["mlip"] = turn.mlip.summary()
+        state["mlip"] = turn.mlip.summary() | {"screens": turn.learnt.screens if turn.learnt else None}
     if len(objectives) > 1:
         state["objectives"] = [o.name for o in objectives]
         state["points"] = [{o.name: x.values[o.name] for o in objectives} for x in obs if x.complete]
