@@ -17,6 +17,9 @@ was asked on, so the next look finds it and does not ask again); the newest
 model made is the current one, named in every CHGNet request it proposes and
 in every proposal's provenance (``mlip_model``), and each screen by it hands
 the strategy its committee's variance as noise (:mod:`labweave.optimizer.mlip_learning`).
+While a fine-tuning runs, the strategy's screens wait for its model (a screen
+by the model about to be superseded would be left out of the strategy's
+model); its evaluations at the dearer fidelities go on.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Turn:
         learnt: what the strategy learns from (:func:`learning_points`; None: every complete observation).
         mlip: the campaign's MLIP, with ``[mlip_learning]``.
         spent_elsewhere: what the budget was charged outside ``points`` and the requests in flight.
+        learning: a fine-tuning of the MLIP is in flight (or was asked for this turn).
     """
 
     requests: list[RequestDetail]
@@ -66,6 +70,7 @@ class Turn:
     learnt: Learnt | None = None
     mlip: ml.CampaignMlip | None = None
     spent_elsewhere: float = 0.0
+    learning: bool = False
 
     @property
     def in_flight(self) -> list[RequestDetail]:
@@ -202,11 +207,12 @@ class OptimizerDaemon:
         proposals = []
         if status == "running" and not reason and turn.mlip is not None and turn.mlip.due():
             await self._fine_tune(turn.mlip)
+            turn.learning = True
         if status == "running" and not reason:
             wanted = self.campaign.proposals_wanted(turn.progress.requests, len(turn.in_flight))
             if wanted:
                 proposals = await self._propose(turn, wanted)
-                if not proposals and not turn.in_flight:
+                if not proposals and not turn.in_flight and not turn.learning:  # screens wait for a new model
                     return await self._finish(turn, spec, exhausted(turn.progress))
         await self._write_state(turn, proposals)
         return None
@@ -241,7 +247,8 @@ class OptimizerDaemon:
         noise = self.campaign.spec.strategy.settings.get("noise_value") == ml.NOISE_VALUE
         learnt = learning_points(self.terms, observations, live, mlip, noise)
         fine_tunings = sum(mlip.charges()) if mlip is not None and self.terms.unit == analytics.COST else 0.0
-        return Turn(evaluations, observations, progress, learnt, mlip, learnt.left_out + fine_tunings)
+        return Turn(evaluations, observations, progress, learnt, mlip, learnt.left_out + fine_tunings,
+                    mlip is not None and mlip.in_flight)
 
     async def _fine_tune(self, mlip: ml.CampaignMlip) -> None:
         """Post the fine-tuning the plan says is due (found again at the next look, so asked for once)."""
@@ -275,6 +282,12 @@ class OptimizerDaemon:
         made = []
         template = self.campaign.spec.request
         for proposal in proposals:
+            if turn.learning and proposal.fidelity == ml.MLIP_METHOD:
+                # A screen now would be by the model about to be superseded, and left out of the model
+                # once the new one is made (CampaignMlip.screen): it waits for the new model instead,
+                # while evaluations at the dearer fidelities go on.
+                log.info("%s: screen held until the MLIP's fine-tuning is done (%s)", self.name, proposal.reason)
+                continue
             body = self.campaign.build_request(proposal.parameters) | {"tenant_uuid": self.tenant_uuid}
             if isinstance(proposal.fidelity, str) and proposal.fidelity in body["methods"]:
                 body["methods"] = [proposal.fidelity]

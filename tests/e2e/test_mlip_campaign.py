@@ -22,7 +22,7 @@ from labweave.services.tenant.provision import provision_tenant
 from ..server.helpers import open_lab
 from .test_closed_loop import spawn, wait_for
 
-BUDGET = 12
+BUDGET = 10
 #: Binaries of four metals (few elemental references to compute), in the 4-atom cell a training example needs.
 POOL = [{"Cu": 0.5, "Ni": 0.5}, {"Cu": 0.75, "Pd": 0.25}, {"Ni": 0.5, "Pd": 0.5}, {"Ag": 0.25, "Cu": 0.75},
         {"Cu": 0.25, "Ni": 0.75}, {"Ag": 0.5, "Pd": 0.5}, {"Cu": 0.5, "Pd": 0.5}, {"Ni": 0.75, "Pd": 0.25}]
@@ -110,8 +110,10 @@ def test_the_mlip_learns_during_a_campaign_and_a_killed_daemon_repeats_nothing(s
         data = results[r.uuid].result.data
         assert r.request.parameters["chgnet"]["model"] == r.provenance[MODEL_KEY] == data["model"]
         assert data["committee"] == 2 and data["formation_energy_per_atom_std"] > 0
-    assert all("model" not in r.request.parameters["chgnet"] for r in evaluations
-               if r.request.methods == ["chgnet"] and r.provenance[MODEL_KEY] is None)
+    pretrained = [r for r in evaluations if r.request.methods == ["chgnet"] and r.provenance[MODEL_KEY] is None]
+    assert all("model" not in r.request.parameters["chgnet"] for r in pretrained)
+    # While the fine-tuning ran, screens waited for its model (a pretrained one would have been left out).
+    assert all(r.ctime < tunings[0].ctime for r in pretrained)
 
     # The campaign's state names the current model and the noise the strategy used; the export has the column.
     state = record.state
