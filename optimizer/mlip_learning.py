@@ -22,7 +22,6 @@ reads those results, on the wire's JSON only (the optimizer imports no driver):
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,8 +40,6 @@ from labweave.schemas.atomistic import (
 )
 from labweave.schemas.campaign import MlipLearning
 from labweave.schemas.core import RequestStatus, ResultInfo
-
-log = logging.getLogger(__name__)
 
 #: The quantity that fine-tunes the MLIP, and the method that serves it.
 FINE_TUNING = "mlip_fine_tuning"
@@ -190,7 +187,7 @@ def fine_tunings(requests: Iterable[RequestDetail], live: Mapping[str, ResultInf
         data = live[r.uuid].result.data if r.status == RequestStatus.RESOLVED and r.uuid in live else {}
         model = data.get("model")
         seconds = data.get("cost_cpu_seconds")
-        out.append(FineTuning(r.uuid, str(r.status.value if isinstance(r.status, RequestStatus) else r.status),
+        out.append(FineTuning(r.uuid, r.status.value,
                               int(trained_on) if isinstance(trained_on, int) else 0,
                               model if isinstance(model, str) else None,
                               float(seconds) if isinstance(seconds, (int, float)) and math.isfinite(seconds) else None))
@@ -285,8 +282,7 @@ class CampaignMlip:
 
     def request(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """The fine-tuning request's parameters and the provenance that finds it again after a restart."""
-        return self.plan.request(self.examples), {PROVENANCE_KEY: {"trained_on": len(self.examples),
-                                                                    "examples": len(self.examples)}}
+        return self.plan.request(self.examples), {PROVENANCE_KEY: {"trained_on": len(self.examples)}}
 
     def screen(self, data: Mapping[str, Any], value: str) -> tuple[bool, float | None]:
         """Whether the strategy learns from an MLIP screen (a ``chgnet`` result's data), and its noise variance.
@@ -296,8 +292,8 @@ class CampaignMlip:
         screens again, with the current model, wherever its acquisition still wants a screen.
         Why not keep them with a larger noise: the co-kriging model takes the cheap fidelity for
         one function, related to the target by a fitted scale and a smooth discrepancy; the
-        screens of two models are two functions (fine-tuning moves some alloys' energies by tens
-        of meV/atom and leaves others), so mixed together they bias the fitted relation, and the
+        screens of two models are two functions (fine-tuning moves some alloys' mixing energies
+        by tens of meV/atom and others hardly: ``python -m benchmarks.mlip_finetune``), so mixed together they bias the fitted relation, and the
         committee's spread says how far the members of one model disagree, not how far two models
         do, so no variance known here would stand for the difference. A screen costs seconds
         beside a target evaluation's minutes: computing it again is cheap; it stays charged to

@@ -78,7 +78,7 @@ class Turn:
 
     @property
     def points(self) -> list[Point]:
-        """What the strategy learns from: ``(parameters, values)`` of each complete observation, or ``learned``."""
+        """What the strategy learns from: ``(parameters, values)`` of each complete observation, or ``learnt``."""
         if self.learnt is not None:
             return self.learnt.points
         return [(o.parameters, o.values) for o in self.observations if o.complete and o.parameters]
@@ -205,7 +205,8 @@ class OptimizerDaemon:
         if reason and not turn.in_flight:
             return await self._finish(turn, spec, reason)
         proposals = []
-        if status == "running" and not reason and turn.mlip is not None and turn.mlip.due():
+        room = turn.progress.total is None or turn.progress.committed < turn.progress.total
+        if status == "running" and not reason and room and turn.mlip is not None and turn.mlip.due():
             await self._fine_tune(turn.mlip)
             turn.learning = True
         if status == "running" and not reason:
