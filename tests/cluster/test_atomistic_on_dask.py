@@ -11,27 +11,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from ase.build import bulk
 from distributed import Client
 
-from labweave.services.client import AsyncLabClient, LabClient
-from labweave.services.server.process import ServerProcess
-from labweave.services.tenant.catalog import build
-from labweave.services.tenant.provision import provision_tenant
+from labweave.services.client import LabClient
 from tests.drivers.mlip_examples import AG_AL, AG_AL3
 
-from ..server.helpers import REQUESTER_TENANT, open_lab
-from .test_dask_tenant import wait_for
+from ..lab_processes import run_tenant, served_lab, stop, wait_for
+from ..server.helpers import REQUESTER_TENANT
 
 pytestmark = pytest.mark.slow
 
@@ -44,69 +34,45 @@ def request(method: str, parameters: dict, quantity: str = "bulk_properties") ->
             "tenant_uuid": REQUESTER_TENANT}
 
 
-def start_tenant(server_url: str, name: str, scheduler: str, folder: Path, *options: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "labweave.services.cli.main", "tenant", "run", name, "--dask-scheduler", scheduler,
-         "--poll", "0.3", "--state-dir", str(folder / "lab"), *options],
-        env={**os.environ, "LABWEAVE_SERVER_URL": server_url, "LABWEAVE_USER": name, "LABWEAVE_PASSWORD": f"{name}-pw",
-             "LABWEAVE_LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1"},
-        stdout=open(folder / f"{name}.log", "ab"), stderr=subprocess.STDOUT)
-
-
 def resolved(client: LabClient, uuid: str, seconds: float) -> dict:
-    wait_for(lambda: client.request(uuid).status in ("resolved", "failed"), seconds, f"request {uuid} ended", 0.3)
-    record = client.request(uuid)
-    assert record.status == "resolved", [e.message for e in client.history(uuid)]
+    wait_for(lambda: client.request(uuid).status in ("resolved", "failed"), seconds, f"request {uuid} ended")
+    assert client.request(uuid).status == "resolved", [e.message for e in client.history(uuid)]
     result = client.result_for_request(uuid)
     assert result is not None
     return result.result.data
 
 
-def stop(tenant: subprocess.Popen, log: Path) -> None:
-    tenant.send_signal(signal.SIGTERM)
-    assert tenant.wait(60) == 0, log.read_text()[-3000:]
-
-
 def test_dft_runs_on_a_dask_worker(sqlite_url, tmp_path, dask_cluster):
     dask_cluster.add_worker("w1")
-    open_lab(sqlite_url, tenants=False).lab.close()
-    with ServerProcess(sqlite_url, env={"LABWEAVE_PASSWORD_ROUNDS": "4"}, log_path=tmp_path / "server.log") as server:
-        async def setup():
-            async with AsyncLabClient(server.url, "op", "op") as op:
-                await provision_tenant(op, "dft", [build("dft")], "dft", "dft-pw")
-        asyncio.run(setup())
-        tenant = start_tenant(server.url, "dft", dask_cluster.address, tmp_path)
+    with served_lab(sqlite_url, tmp_path, ["dft"]) as server:
+        tenant = run_tenant(server, "dft", tmp_path, "--dask-scheduler", dask_cluster.address,
+                            env={"LABWEAVE_LOG_LEVEL": "INFO"})
         try:
             with LabClient(server.url, "alice", "alice") as alice, Client(dask_cluster.address) as dask:
                 cell = {"structure": {"cell": ALUMINIUM.cell.tolist(), "positions": ALUMINIUM.positions.tolist(),
                                       "symbols": ["Al"]},
                         "cutoff": 200.0, "kpoint_density": 1.0, "smearing": 0.2, "xc": "LDA"}
                 uuid = alice.post_request(request("dft", cell))
-                seen_on_worker = wait_for(lambda: any(uuid in key for keys in dask.processing().values()
-                                                      for key in keys), 120, "the calculation on the worker", 0.05)
+                wait_for(lambda: any(uuid in key for keys in dask.processing().values() for key in keys), 120,
+                         "the calculation on the worker", every=0.05)
                 data = resolved(alice, uuid, 300)
         finally:
-            stop(tenant, tmp_path / "dft.log")
-    assert seen_on_worker
+            code = stop(tenant)
+    log = (tmp_path / "dft.log").read_text()
+    assert code == 0, log[-3000:]
     assert data["dft"]["xc"] == "LDA" and data["cost_cpu_seconds"] > 0
     assert 3.8 < data["lattice_constant"] < 4.1  # LDA aluminium, about 3.98 angstrom at converged settings
     with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
         assert conn.execute("SELECT count(*) FROM result WHERE request_uuid = ?", (uuid,)).fetchone() == (1,)
-    log = (tmp_path / "dft.log").read_text()
     assert "Dask tasks: {'submitted': 1, 'finished': 1, 'failed': 0}" in log, log[-3000:]
 
 
 def test_a_model_fine_tuned_on_one_worker_computes_on_another(sqlite_url, tmp_path, dask_cluster):
     models = tmp_path / "shared-models"  # the folder every worker reads (on a real cluster: a shared mount)
     dask_cluster.add_worker("w1")
-    open_lab(sqlite_url, tenants=False).lab.close()
-    with ServerProcess(sqlite_url, env={"LABWEAVE_PASSWORD_ROUNDS": "4"}, log_path=tmp_path / "server.log") as server:
-        async def setup():
-            async with AsyncLabClient(server.url, "op", "op") as op:
-                await provision_tenant(op, "chgnet", [build("chgnet")], "chgnet", "chgnet-pw")
-        asyncio.run(setup())
-        tenant = start_tenant(server.url, "chgnet", dask_cluster.address, tmp_path,
-                              "--backend-option", f"model_dir={models}")
+    with served_lab(sqlite_url, tmp_path, ["chgnet"]) as server:
+        tenant = run_tenant(server, "chgnet", tmp_path, "--dask-scheduler", dask_cluster.address,
+                            "--backend-option", f"model_dir={models}")
         try:
             with LabClient(server.url, "alice", "alice") as alice:
                 tuning = alice.post_request(request("chgnet", {
@@ -118,7 +84,8 @@ def test_a_model_fine_tuned_on_one_worker_computes_on_another(sqlite_url, tmp_pa
                 computed = resolved(alice, alice.post_request(
                     request("chgnet", {**AG_AL_CELL, "model": tuned["model"]})), 300)
         finally:
-            stop(tenant, tmp_path / "chgnet.log")
+            code = stop(tenant)
+    assert code == 0, (tmp_path / "chgnet.log").read_text()[-3000:]
     assert (models / tuned["model"] / "model.json").is_file()
     assert not (tmp_path / "lab" / "mlip-models").exists()  # nothing written beside the tenant
     assert computed["model"] == tuned["model"] and computed["committee"] == 2

@@ -23,6 +23,7 @@ from labweave.services.server.process import ServerProcess
 from labweave.services.tenant.catalog import build
 from labweave.services.tenant.provision import provision_tenant
 
+from ..lab_processes import wait_for
 from ..server.helpers import REQUESTER_TENANT, open_lab
 
 pytestmark = pytest.mark.slow
@@ -37,15 +38,6 @@ def emt_request(composition: dict) -> dict:
     return {"quantity": "bulk_properties", "methods": ["emt"], "parameters": {"emt": params},
             "tenant_uuid": REQUESTER_TENANT}
 
-
-def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not reached in {timeout} s: {what}")
 
 
 def test_a_tenant_on_dask_keeps_a_request_per_worker_and_survives_a_killed_worker(sqlite_url, tmp_path,
@@ -78,7 +70,7 @@ def test_a_tenant_on_dask_keeps_a_request_per_worker_and_survives_a_killed_worke
                     return running if all(running.get(dask_cluster.worker_address(w)) for w in ("w1", "w2")) \
                         else None
 
-                running = wait_for(both_workers_busy, 120, "a relaxation on each worker")
+                running = wait_for(both_workers_busy, 120, "a relaxation on each worker", every=0.1)
                 assert sum(alice.request(u).status == "reserved" for u in uuids) == 2
                 key = running[dask_cluster.worker_address("w1")][0]
                 victim = next(u for u in uuids if u in key)  # the task's key names its request

@@ -3,22 +3,14 @@ and survives being killed and restarted without losing or repeating a request.""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import pytest
 
-from labweave.services.client import AsyncLabClient, LabClient
-from labweave.services.server.process import ServerProcess
-from labweave.services.tenant.catalog import build
-from labweave.services.tenant.provision import provision_tenant
+from labweave.services.client import LabClient
 
-from ..server.helpers import open_lab
+from ..lab_processes import labweave, served_lab, wait_for
 
 CAMPAIGN = """
 name = "smooth-sto"
@@ -66,42 +58,24 @@ settings = { seed = 3 }
 """
 
 
-def spawn(args, env, log):
-    return subprocess.Popen([sys.executable, "-m", "labweave.services.cli.main", *args],
-                            env={**os.environ, **env}, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-
-
-def wait_for(predicate, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.3)
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.mark.slow
 def test_campaign_survives_a_killed_daemon(sqlite_url, tmp_path):
-    open_lab(sqlite_url, tenants=False).lab.close()
     campaign_file = tmp_path / "campaign.toml"
     campaign_file.write_text(CAMPAIGN)
-    with ServerProcess(sqlite_url, env={"LABWEAVE_PASSWORD_ROUNDS": "4"}, log_path=tmp_path / "server.log") as server:
-        async def setup():
-            async with AsyncLabClient(server.url, "op", "op") as op:
-                await provision_tenant(op, "chamber", [build("pld")], "chamber", "chamber-pw")
-        asyncio.run(setup())
+    with served_lab(sqlite_url, tmp_path, [("chamber", "pld")]) as server:
         env = {"LABWEAVE_SERVER_URL": server.url}
-        tenant = spawn(["tenant", "run", "pld", "--state-dir", str(tmp_path / "lab"), "--poll", "0.3"],
-                       env | {"LABWEAVE_USER": "chamber", "LABWEAVE_PASSWORD": "chamber-pw"}, tmp_path / "tenant.log")
+        tenant = labweave(["tenant", "run", "pld", "--state-dir", str(tmp_path / "lab"), "--poll", "0.3"],
+                          env | {"LABWEAVE_USER": "chamber", "LABWEAVE_PASSWORD": "chamber-pw"},
+                          tmp_path / "tenant.log")
         daemon_env = env | {"LABWEAVE_USER": "alice", "LABWEAVE_PASSWORD": "alice"}
         try:
             with LabClient(server.url, "alice", "alice") as alice:
-                daemon = spawn(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d1.log")
+                daemon = labweave(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d1.log")
                 wait_for(lambda: len(alice.list_requests(campaign="smooth-sto", status="resolved")) >= 3)
                 daemon.kill()  # mid-campaign, no goodbye
                 daemon.wait()
                 before = len(alice.list_requests(campaign="smooth-sto"))
-                daemon = spawn(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d2.log")
+                daemon = labweave(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d2.log")
                 assert daemon.wait(300) == 0, (tmp_path / "d2.log").read_text()[-3000:]
                 requests = alice.list_requests(campaign="smooth-sto")
                 record = alice.campaign("smooth-sto")

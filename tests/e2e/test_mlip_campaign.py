@@ -4,7 +4,6 @@ fine-tuned committee from then on, and is killed with kill -9 and restarted with
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import tomllib
@@ -14,13 +13,9 @@ import pytest
 
 from labweave.optimizer.campaign import EXAMPLES, Campaign
 from labweave.optimizer.mlip_learning import FINE_TUNING, MODEL_KEY, PROVENANCE_KEY
-from labweave.services.client import AsyncLabClient, LabClient
-from labweave.services.server.process import ServerProcess
-from labweave.services.tenant.catalog import build
-from labweave.services.tenant.provision import provision_tenant
+from labweave.services.client import LabClient
 
-from ..server.helpers import open_lab
-from .test_closed_loop import spawn, wait_for
+from ..lab_processes import labweave, served_lab, wait_for
 
 BUDGET = 10
 #: Binaries of four metals (few elemental references to compute), in the 4-atom cell a training example needs.
@@ -47,16 +42,10 @@ def test_the_mlip_learns_during_a_campaign_and_a_killed_daemon_repeats_nothing(s
     campaign_file = tmp_path / "materials.toml"
     campaign_file.write_text(text)
     assert Campaign.from_file(campaign_file).spec.strategy.settings["noise_value"] == "mlip_variance"
-    open_lab(sqlite_url, tenants=False).lab.close()
-    with ServerProcess(sqlite_url, env={"LABWEAVE_PASSWORD_ROUNDS": "4"}, log_path=tmp_path / "server.log") as server:
-        async def setup():
-            async with AsyncLabClient(server.url, "op", "op") as op:
-                for tenant in ("emt", "chgnet"):
-                    await provision_tenant(op, tenant, [build(tenant)], tenant, f"{tenant}-pw")
-        asyncio.run(setup())
+    with served_lab(sqlite_url, tmp_path, ["emt", "chgnet"]) as server:
         env = {"LABWEAVE_SERVER_URL": server.url, "OMP_NUM_THREADS": "1"}
-        tenants = [spawn(["tenant", "run", t, "--state-dir", str(tmp_path / "lab"), "--poll", "0.3"],
-                         env | {"LABWEAVE_USER": t, "LABWEAVE_PASSWORD": f"{t}-pw"}, tmp_path / f"{t}.log")
+        tenants = [labweave(["tenant", "run", t, "--state-dir", str(tmp_path / "lab"), "--poll", "0.3"],
+                            env | {"LABWEAVE_USER": t, "LABWEAVE_PASSWORD": f"{t}-pw"}, tmp_path / f"{t}.log")
                    for t in ("emt", "chgnet")]
         daemon_env = env | {"LABWEAVE_USER": "alice", "LABWEAVE_PASSWORD": "alice"}
         try:
@@ -64,13 +53,13 @@ def test_the_mlip_learns_during_a_campaign_and_a_killed_daemon_repeats_nothing(s
                 def fine_tunings():
                     return [r for r in alice.list_requests(campaign=name) if r.request.quantity == FINE_TUNING]
 
-                daemon = spawn(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d1.log")
+                daemon = labweave(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d1.log")
                 wait_for(fine_tunings, timeout=600)
                 daemon.kill()  # kill -9, with the fine-tuning just asked for
                 daemon.wait()
                 before = alice.list_requests(campaign=name)
                 emt_then = [r for r in before if r.request.methods == ["emt"] and r.status == "resolved"]
-                daemon = spawn(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d2.log")
+                daemon = labweave(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d2.log")
                 assert daemon.wait(900) == 0, (tmp_path / "d2.log").read_text()[-3000:]
                 requests = alice.list_requests(campaign=name)
                 results = {r.uuid: alice.result_for_request(r.uuid) for r in requests if r.status == "resolved"}

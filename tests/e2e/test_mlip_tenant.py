@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from labweave.services.client import AsyncLabClient, LabClient
-from labweave.services.server.process import ServerProcess
-from labweave.services.tenant.catalog import build
-from labweave.services.tenant.provision import provision_tenant
+from labweave.services.client import LabClient
 from tests.drivers.mlip_examples import AG_AL, AG_AL3
 
-from ..server.helpers import REQUESTER_TENANT, open_lab
+from ..lab_processes import run_tenant, served_lab, stop
+from ..server.helpers import REQUESTER_TENANT
 
 AG_AL_CELL = {"alloy": {"prototype": "fcc", "composition": {"Ag": 0.5, "Al": 0.5}, "supercell": 1}}
 
@@ -40,18 +33,8 @@ def wait_resolved(client: LabClient, uuid: str, seconds: float = 300) -> dict:
 
 @pytest.mark.slow
 def test_fine_tune_then_compute_with_the_fine_tuned_model(sqlite_url, tmp_path):
-    open_lab(sqlite_url, tenants=False).lab.close()
-    with ServerProcess(sqlite_url, env={"LABWEAVE_PASSWORD_ROUNDS": "4"}, log_path=tmp_path / "server.log") as server:
-        async def setup():
-            async with AsyncLabClient(server.url, "op", "op") as op:
-                await provision_tenant(op, "chgnet", [build("chgnet")], "chgnet", "chgnet-pw")
-        asyncio.run(setup())
-        tenant = subprocess.Popen(
-            [sys.executable, "-m", "labweave.services.cli.main", "tenant", "run", "chgnet", "--poll", "0.3",
-             "--state-dir", str(tmp_path / "lab")],
-            env={**os.environ, "LABWEAVE_SERVER_URL": server.url, "LABWEAVE_USER": "chgnet",
-                 "LABWEAVE_PASSWORD": "chgnet-pw"},
-            stdout=open(tmp_path / "chgnet.log", "ab"), stderr=subprocess.STDOUT)
+    with served_lab(sqlite_url, tmp_path, ["chgnet"]) as server:
+        tenant = run_tenant(server, "chgnet", tmp_path)
         try:
             with LabClient(server.url, "alice", "alice") as alice:
                 tuning = alice.post_request(request("mlip_fine_tuning", {
@@ -62,8 +45,7 @@ def test_fine_tune_then_compute_with_the_fine_tuned_model(sqlite_url, tmp_path):
                 with pytest.raises(Exception, match="model"):  # refused by the server's check, naming the field
                     alice.post_request(request("bulk_properties", {**AG_AL_CELL, "model": "not-a-version"}))
         finally:
-            tenant.send_signal(signal.SIGTERM)
-            tenant.wait(60)
+            stop(tenant)
     assert tuned["mae_after"] < tuned["mae_before"] and tuned["committee"] == 2
     assert (tmp_path / "lab" / "mlip-models" / tuned["model"] / "model.json").is_file()
     assert computed["model"] == tuned["model"] and computed["committee"] == 2

@@ -3,7 +3,6 @@ server and the CHGNet tenant, killed and restarted mid-campaign, each request ca
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import tomllib
 from collections import Counter
@@ -11,13 +10,9 @@ from collections import Counter
 import pytest
 
 from labweave.optimizer.campaign import EXAMPLES
-from labweave.services.client import AsyncLabClient, LabClient
-from labweave.services.server.process import ServerProcess
-from labweave.services.tenant.catalog import build
-from labweave.services.tenant.provision import provision_tenant
+from labweave.services.client import LabClient
 
-from ..server.helpers import open_lab
-from .test_closed_loop import spawn, wait_for
+from ..lab_processes import labweave, served_lab, wait_for
 
 BUDGET = 10
 #: A small corner of the example pool (few elements, so few CHGNet references to compute).
@@ -40,24 +35,19 @@ def test_perovskite_campaign_with_sisso_survives_a_restart_and_carries_formulas(
     name = tomllib.loads(text)["name"]
     campaign_file = tmp_path / "perovskite.toml"
     campaign_file.write_text(text)
-    open_lab(sqlite_url, tenants=False).lab.close()
-    with ServerProcess(sqlite_url, env={"LABWEAVE_PASSWORD_ROUNDS": "4"}, log_path=tmp_path / "server.log") as server:
-        async def setup():
-            async with AsyncLabClient(server.url, "op", "op") as op:
-                await provision_tenant(op, "chgnet", [build("chgnet")], "chgnet", "chgnet-pw")
-        asyncio.run(setup())
+    with served_lab(sqlite_url, tmp_path, ["chgnet"]) as server:
         env = {"LABWEAVE_SERVER_URL": server.url}
-        tenant = spawn(["tenant", "run", "chgnet", "--state-dir", str(tmp_path / "lab"), "--poll", "0.3"],
-                       env | {"LABWEAVE_USER": "chgnet", "LABWEAVE_PASSWORD": "chgnet-pw"}, tmp_path / "tenant.log")
+        tenant = labweave(["tenant", "run", "chgnet", "--state-dir", str(tmp_path / "lab"), "--poll", "0.3"],
+                          env | {"LABWEAVE_USER": "chgnet", "LABWEAVE_PASSWORD": "chgnet-pw"}, tmp_path / "tenant.log")
         daemon_env = env | {"LABWEAVE_USER": "alice", "LABWEAVE_PASSWORD": "alice"}
         try:
             with LabClient(server.url, "alice", "alice") as alice:
-                daemon = spawn(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d1.log")
+                daemon = labweave(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d1.log")
                 wait_for(lambda: len(alice.list_requests(campaign=name, status="resolved")) >= 4, timeout=600)
                 daemon.kill()
                 daemon.wait()
                 before = len(alice.list_requests(campaign=name))
-                daemon = spawn(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d2.log")
+                daemon = labweave(["optimize", str(campaign_file), "--poll", "0.3"], daemon_env, tmp_path / "d2.log")
                 assert daemon.wait(900) == 0, (tmp_path / "d2.log").read_text()[-3000:]
                 requests = alice.list_requests(campaign=name)
                 results = {r.uuid: alice.result_for_request(r.uuid).result.data for r in requests}
