@@ -9,9 +9,12 @@ flight carries it, so the strategy needs nothing but the usual
 
 1. **Design.** The first ``initial_design`` evaluations screen a space-filling
    (greedy maximin) subset of the pool at the cheapest fidelity; then
-   ``nested_design`` evaluations at each dearer fidelity repeat the first of
-   those points, a nested design from which the model learns how the fidelities
-   relate (Kennedy & O'Hagan, Biometrika 87, 1 (2000)).
+   ``nested_design`` evaluations at each dearer fidelity repeat some of those
+   points, a nested design from which the model learns how the fidelities
+   relate (Kennedy & O'Hagan, Biometrika 87, 1 (2000)): the best of them by
+   the cheaper fidelity's values first, then, among the better half, the one
+   farthest from those already repeated. The dear design evaluations so test
+   what the screens rank best while still spreading out.
 2. **Model.** The co-kriging GP of :class:`~labweave.optimizer.cokriging.AutoregressiveGP`
    is fitted to every observation (the target is a scaled copy of the cheaper
    fidelity plus a discrepancy, the scale possibly depending on the
@@ -49,8 +52,9 @@ Budget: evaluations done and in flight are charged their fidelity's cost
 (and what the caller says was spent elsewhere, ``spent_elsewhere``),
 or, for a done evaluation whose values carry it (``cost_value``, the CPU
 seconds it recorded), what it measurably cost; once a fidelity has such
-measured costs, the median of them is what the next evaluation at that
-fidelity is expected to cost (in the budget and in the acquisition);
+measured costs, the median of them and the fidelity's cost (one prior
+measurement) is what the next evaluation at that fidelity is expected to
+cost (in the budget and in the acquisition);
 nothing is proposed beyond ``budget``, and (with ``reserve_target``) a cheap
 screen is only proposed while a target evaluation would still be affordable
 after it: a screen that can never be confirmed is wasted. When the budget or
@@ -289,6 +293,7 @@ class MultiFidelityStrategy(Strategy):
         self._pool_X = self._features(self.pool)
         self._pool_index = {self._key(row): i for i, row in enumerate(self._pool_X)}
         self._design_order = self._maximin_order()
+        self._design_rank = {index: i for i, index in enumerate(self._design_order)}
         self._costs = np.array([f.cost for f in self.ladder.fidelities], dtype=float)
         self._hyper: dict[str, CoKrigingHyperparameters] = {}
         self._multitask_state: dict[str, Any] | None = None
@@ -401,6 +406,7 @@ class MultiFidelityStrategy(Strategy):
                 index = self._pool_index.get(self._key(row))
                 if index is not None:
                     taken[index, rung] = True
+        seen = self._seen_values(X_obs, r_obs, y_obs)
         self._costs = self._expected_costs(r_obs, cost_obs)
         nominal = self._costs
         committed = float(np.where(np.isnan(cost_obs), nominal[r_obs], cost_obs).sum() + nominal[r_pen].sum()
@@ -413,7 +419,7 @@ class MultiFidelityStrategy(Strategy):
         batch_r: list[int] = []
         proposals: list[Proposal] = []
         for _ in range(n):
-            choice = self._design_choice(taken, budget, len(observations) + len(pending) + len(proposals))
+            choice = self._design_choice(taken, budget, len(observations) + len(pending) + len(proposals), seen)
             if choice is not None:
                 index, rung, reason = choice
                 proposal: Proposal = self._proposal(index, rung, version, reason)
@@ -485,13 +491,17 @@ class MultiFidelityStrategy(Strategy):
         return value
 
     def _expected_costs(self, rungs: np.ndarray, measured: np.ndarray) -> np.ndarray:
-        """What an evaluation at each rung is expected to cost: the median measured cost of that rung's
-        observations when any carried one (``cost_value``), the fidelity's ``cost`` otherwise."""
+        """What an evaluation at each rung is expected to cost: the median of the measured costs of that
+        rung's observations (``cost_value``) with the fidelity's ``cost`` counted as one more of them.
+
+        The nominal cost stays in as a prior measurement, so that one unusually dear first run (a
+        magnetic cell, a slow SCF) does not alone set the price of the next and end the search.
+        """
         costs = np.array([f.cost for f in self.ladder.fidelities], dtype=float)
         for rung in range(len(costs)):
             known = measured[(rungs == rung) & ~np.isnan(measured)]
             if len(known):
-                costs[rung] = max(float(np.median(known)), 1e-12)
+                costs[rung] = max(float(np.median(np.append(known, costs[rung]))), 1e-12)
         return costs
 
     def _parse_pending(self, pending: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -514,7 +524,43 @@ class MultiFidelityStrategy(Strategy):
         keep = float(self._costs[target]) if (self.settings.reserve_target and rung != target) else 0.0
         return budget.allows(cost, keep)
 
-    def _design_choice(self, taken: np.ndarray, budget: CostBudget, made: int) -> tuple[int, int, str] | None:
+    def _seen_values(self, X: np.ndarray, r: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``(pool, rungs)`` signed values observed (smaller is better; the best of repeats), ``inf`` where none."""
+        seen = np.full((len(self.pool), len(self.ladder)), np.inf)
+        for row, rung, value in zip(X, r, y):
+            index = self._pool_index.get(self._key(row))
+            if index is not None:
+                seen[index, rung] = min(seen[index, rung], value)
+        return seen
+
+    def _nested_point(self, rung: int, taken: np.ndarray, above: np.ndarray, seen: np.ndarray) -> int | None:
+        """The next nested design point at ``rung``: a point known one rung below, among the better half of
+        them by that rung's values, the best first, then the one farthest from the nested points so far.
+
+        The dear evaluations of the design then both teach the model how the fidelities relate (the
+        points are spread out) and already test what the cheaper method ranks best: a space-filling
+        choice alone spends them on candidates the screens show to be poor.
+        """
+        known = [int(i) for i in np.flatnonzero(taken[:, rung - 1])]
+        open_ = [i for i in known if not above[i, rung]]
+        if not open_:
+            return None
+        by_value = sorted(open_, key=lambda i: (seen[i, rung - 1], self._design_rank[i]))
+        ranked = sorted(known, key=lambda i: (seen[i, rung - 1], self._design_rank[i]))
+        better = set(ranked[: max(1, -(-len(known) // 2))])
+        promising = [i for i in by_value if i in better]
+        nested = np.flatnonzero(taken[:, rung])
+        if not promising:
+            return by_value[0]
+        if not len(nested):
+            return promising[0]
+        X = self._pool_X
+        distance = [float(np.min(np.linalg.norm(X[nested] - X[i], axis=1))) for i in promising]
+        return promising[int(np.argmax(distance))]
+
+    def _design_choice(
+        self, taken: np.ndarray, budget: CostBudget, made: int, seen: np.ndarray
+    ) -> tuple[int, int, str] | None:
         """The next design evaluation, or ``None`` once the design is complete."""
         s = self.settings
         above = np.flip(np.cumsum(np.flip(taken, axis=1), axis=1), axis=1)  # taken at this rung or a dearer one
@@ -538,15 +584,16 @@ class MultiFidelityStrategy(Strategy):
                 continue
             if not self._affordable(rung, budget):
                 return None
+            point = self._nested_point(rung, taken, above > 0, seen)
+            if point is None:
+                continue
             lower = self.ladder.methods[rung - 1]
-            for index in self._design_order:
-                if taken[index, rung - 1] and not above[index, rung]:
-                    method = self.ladder.methods[rung]
-                    reason = (
-                        f"nested design {done + 1}/{s.nested_design}: {self.ladder.label(method)} with {method} "
-                        f"where {lower} is known, to learn how the two relate"
-                    )
-                    return index, rung, reason
+            method = self.ladder.methods[rung]
+            reason = (
+                f"nested design {done + 1}/{s.nested_design}: {self.ladder.label(method)} with {method} "
+                f"where {lower} is known and among its better half, to learn how the two relate"
+            )
+            return point, rung, reason
         return None
 
     # ------------------------------------------------------------------- model
