@@ -239,7 +239,31 @@ def alloy_space(elements: Sequence[str] = ALLOY_ELEMENTS, methods: Sequence[str]
 FORMATION_ENERGY = Objective(name="formation_energy", path="formation_energy_per_atom", direction="minimize")
 
 
-class AlloyOracle:
+class AlloyCandidates:
+    """The alloys of a pool: campaign parameters of each, and the composition key of campaign parameters.
+
+    Args:
+        elements: the elements of the space (one ``x_<element>`` parameter each).
+        compositions: the pool's compositions (element -> fraction).
+    """
+
+    def __init__(self, elements: Sequence[str], compositions: Sequence[Mapping[str, float]]) -> None:
+        self.elements: list[str] = list(elements)
+        self.compositions: list[dict[str, float]] = [dict(c) for c in compositions]
+
+    def __len__(self) -> int:
+        return len(self.compositions)
+
+    def candidates(self) -> list[dict[str, float]]:
+        """Every composition as campaign parameters (``x_<element>``, without the method)."""
+        return [{fraction_name(e): float(c.get(e, 0.0)) for e in self.elements} for c in self.compositions]
+
+    def key(self, parameters: Mapping[str, Any]) -> str:
+        """Composition key of campaign parameters."""
+        return composition_key({e: float(parameters[fraction_name(e)]) for e in self.elements})
+
+
+class AlloyOracle(AlloyCandidates):
     """Answers evaluations from the table, as the atomistic tenants would.
 
     Args:
@@ -254,25 +278,13 @@ class AlloyOracle:
         costs: Mapping[str, float] = BENCH_COSTS,
         quantity: str = "formation_energy_per_atom",
     ) -> None:
-        self.elements: list[str] = list(table["settings"]["elements"])
+        super().__init__(table["settings"]["elements"], [e["composition"] for e in table["entries"]])
         self.costs = dict(costs)
         self.quantity = quantity
         self._values = {
             composition_key(e["composition"]): {m: float(e[m][quantity]) for m in TABLE_METHODS}
             for e in table["entries"]
         }
-        self.compositions = [dict(e["composition"]) for e in table["entries"]]
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def candidates(self) -> list[dict[str, float]]:
-        """Every composition of the table as campaign parameters (``x_<element>``, without the method)."""
-        return [{fraction_name(e): float(c.get(e, 0.0)) for e in self.elements} for c in self.compositions]
-
-    def key(self, parameters: Mapping[str, Any]) -> str:
-        """Composition key of campaign parameters."""
-        return composition_key({e: float(parameters[fraction_name(e)]) for e in self.elements})
 
     def value(self, parameters: Mapping[str, Any], method: str) -> float:
         """The tabulated property of a candidate by a method.
