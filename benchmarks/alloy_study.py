@@ -24,7 +24,14 @@ Searches, each spending the same budget:
 - ``dft_random``: DFT on candidates drawn at random;
 - ``screen_confirm``: CHGNet on candidates drawn at random while the screens
   stay within :data:`SCREEN_FRACTION` of the budget, then DFT on the
-  best-screened candidates in CHGNet's order with the rest.
+  best-screened candidates in CHGNet's order with the rest;
+- ``multifidelity_learning`` (with ``--learning``): ``multifidelity`` with the
+  learning MLIP of :mod:`benchmarks.alloy_learning`: CHGNet fine-tuned on the
+  search's DFT results after every ``--learning-every`` new ones, each
+  fine-tuning's CPU seconds charged to the budget, later screens by the
+  fine-tuned committee (its variance the observation's noise). The
+  fine-tunings are stored in ``--learning-cache`` keyed by their training
+  cells, so a rerun trains nothing again.
 
 The strategies know each fidelity's cost only as the campaign does, from the
 cost model fitted to ``optimizer/campaigns/fidelity_costs.json`` (a 4-atom
@@ -42,6 +49,7 @@ Usage, from the root of a clone::
     python -m benchmarks.alloy_study                          # 20 seeds at 5, 10, 20 DFT equivalents
     python -m benchmarks.alloy_study --seeds 5 --budgets 10   # quicker
     python -m benchmarks.alloy_study --max-components 2       # binaries only
+    python -m benchmarks.alloy_study --seeds 3 --searches multifidelity --learning   # with the learning MLIP
 """
 
 from __future__ import annotations
@@ -65,7 +73,8 @@ from labweave.optimizer.pools import ExplicitPool
 from labweave.optimizer.strategies.multifidelity import MultiFidelitySettings, MultiFidelityStrategy
 from labweave.services.process import configure_threads
 
-from benchmarks.fidelity import FORMATION_ENERGY, alloy_space, composition_key, fraction_name
+from benchmarks.alloy_learning import DEFAULT_CACHE, DEFAULT_EVERY, LearningMlip, Prediction
+from benchmarks.fidelity import FORMATION_ENERGY, AlloyCandidates, alloy_space, composition_key
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +109,7 @@ class Evaluation:
     variance: float = 0.0
 
 
-class StudyTable:
+class StudyTable(AlloyCandidates):
     """The pool and its calculations: the cheap method's and DFT's, per candidate.
 
     Args:
@@ -121,10 +130,10 @@ class StudyTable:
         max_components: int = 3,
     ) -> None:
         self.methods: tuple[str, str] = (cheap_method, "dft")
-        self.elements: list[str] = list(dft["settings"]["elements"])
         cheap_by_key = {composition_key(e["composition"]): e[cheap_method] for e in cheap["entries"]
                         if cheap_method in e}
-        self.compositions: list[dict[str, float]] = []
+        compositions: list[dict[str, float]] = []
+        self.entries: dict[str, Mapping[str, Any]] = {}
         self._calcs: dict[str, dict[str, Evaluation]] = {}
         for entry in dft["entries"]:
             composition = {e: float(x) for e, x in entry["composition"].items() if x > 0}
@@ -132,7 +141,8 @@ class StudyTable:
             if len(composition) > max_components or key not in cheap_by_key or key in self._calcs:
                 continue
             low, top = cheap_by_key[key], entry["dft"]
-            self.compositions.append(composition)
+            compositions.append(composition)
+            self.entries[key] = entry
             self._calcs[key] = {
                 cheap_method: Evaluation(float(low[QUANTITY]), float(low["cost_cpu_seconds"]),
                                          float(low.get(VARIANCE_KEY, 0.0))),
@@ -140,22 +150,12 @@ class StudyTable:
             }
         if not self._calcs:
             raise ValueError("dft: no candidate of the DFT table has a record of the cheap method")
+        super().__init__(dft["settings"]["elements"], compositions)
         ranking = sorted(self._calcs, key=lambda k: self._calcs[k]["dft"].value)
         self.rank = {k: i for i, k in enumerate(ranking)}
         self.optimum = self._calcs[ranking[0]]["dft"].value
         self.worst = self._calcs[ranking[-1]]["dft"].value
         self.median_dft_seconds = statistics.median(c["dft"].cpu_seconds for c in self._calcs.values())
-
-    def __len__(self) -> int:
-        return len(self._calcs)
-
-    def candidates(self) -> list[dict[str, float]]:
-        """Every candidate as campaign parameters (``x_<element>``, without the method)."""
-        return [{fraction_name(e): float(c.get(e, 0.0)) for e in self.elements} for c in self.compositions]
-
-    def key(self, parameters: Mapping[str, Any]) -> str:
-        """The composition key of campaign parameters."""
-        return composition_key({e: float(parameters[fraction_name(e)]) for e in self.elements})
 
     def evaluation(self, parameters: Mapping[str, Any], method: str) -> Evaluation:
         """The tabulated calculation of a candidate by a method.
@@ -218,15 +218,30 @@ class Run:
     budget: float
     evaluations: list[tuple[dict[str, Any], str]]
     spent: float = 0.0
+    #: CPU seconds of the MLIP's fine-tunings (in ``spent``), and how many there were.
+    fine_tuning_seconds: float = 0.0
+    fine_tunings: int = 0
 
-    def buy(self, parameters: Mapping[str, Any], method: str) -> Evaluation | None:
-        """Evaluate if the recorded cost fits the budget left; ``None`` (the run is over) if not."""
-        calc = self.table.evaluation(parameters, method)
+    def buy(self, parameters: Mapping[str, Any], method: str, calc: Evaluation | None = None) -> Evaluation | None:
+        """Evaluate if the cost fits the budget left; ``None`` (the run is over) if not.
+
+        ``calc`` replaces the table's calculation (a fine-tuned MLIP's screen).
+        """
+        calc = calc or self.table.evaluation(parameters, method)
         if self.spent + calc.cpu_seconds > self.budget + 1e-9:
             return None
         self.spent += calc.cpu_seconds
         self.evaluations.append((dict(parameters), method))
         return calc
+
+    def fine_tune(self, cpu_seconds: float) -> bool:
+        """Charge a fine-tuning if it fits the budget left; ``False`` (not run) if not."""
+        if self.spent + cpu_seconds > self.budget + 1e-9:
+            return False
+        self.spent += cpu_seconds
+        self.fine_tuning_seconds += cpu_seconds
+        self.fine_tunings += 1
+        return True
 
     def summary(self) -> dict[str, Any]:
         """Regret (meV/atom) of the best DFT value bought, its rank, evaluations and CPU seconds."""
@@ -240,11 +255,20 @@ class Run:
             "dft_evaluations": len(confirmed),
             "cheap_evaluations": len(self.evaluations) - len(confirmed),
             "cpu_seconds": self.spent,
+            "fine_tunings": self.fine_tunings,
+            "fine_tuning_cpu_seconds": self.fine_tuning_seconds,
         }
 
 
-def run_strategy(table: StudyTable, budget: float, seed: int, **settings: Any) -> Run:
-    """Replay the multi-fidelity strategy on the table until it stops or its next evaluation does not fit."""
+def run_strategy(table: StudyTable, budget: float, seed: int, learning: LearningMlip | None = None,
+                 **settings: Any) -> Run:
+    """Replay the multi-fidelity strategy on the table until it stops or its next evaluation does not fit.
+
+    With ``learning``, the MLIP is fine-tuned on every DFT result so far after every ``learning.every``
+    new ones (when the fine-tuning's CPU seconds fit what is left; they are charged to the run and
+    taken off the strategy's budget), and later screens read the fine-tuned committee's predictions
+    (:mod:`benchmarks.alloy_learning`), its variance as the observation's noise.
+    """
     costs = nominal_costs(table.methods)
     labels = {table.methods[0]: "MLIP screen", "dft": "DFT (PBE) confirm"}
     options: dict[str, Any] = {
@@ -264,18 +288,42 @@ def run_strategy(table: StudyTable, budget: float, seed: int, **settings: Any) -
     )
     run = Run(table, budget, [])
     observations: list[tuple[dict[str, Any], dict[str, float]]] = []
+    confirmed: list[str] = []
+    trained_on = 0
+    mlip: Prediction | None = None
     while True:
         proposals = strategy.propose(observations, pending=[], n=1)
         if not proposals:
             return run
         parameters = proposals[0].parameters
-        calc = run.buy(parameters, str(parameters["method"]))
+        method = str(parameters["method"])
+        calc = run.buy(parameters, method, _screen(table, parameters, mlip) if method != "dft" else None)
         if calc is None:
             return run
         values = {FORMATION_ENERGY.name: calc.value, COST_VALUE: calc.cpu_seconds}
         if calc.variance > 0:
             values[NOISE_VALUE] = calc.variance
         observations.append((parameters, values))
+        if method == "dft":
+            confirmed.append(table.key(parameters))
+        if learning is not None and len(confirmed) - trained_on >= learning.every:
+            prediction = learning.predict(confirmed)
+            trained_on = len(confirmed)
+            if run.fine_tune(prediction.fine_tuning_cpu_seconds):
+                mlip = prediction
+                assert strategy.settings.budget is not None
+                strategy.settings = strategy.settings.model_copy(
+                    update={"budget": strategy.settings.budget - prediction.fine_tuning_cpu_seconds})
+
+
+def _screen(table: StudyTable, parameters: Mapping[str, Any], mlip: Prediction | None) -> Evaluation | None:
+    """A screen by the fine-tuned committee: its mean and variance, the recorded CHGNet cost per member;
+    ``None`` (the table's pretrained screen) before any fine-tuning."""
+    if mlip is None:
+        return None
+    key = table.key(parameters)
+    recorded = table.evaluation(parameters, table.methods[0]).cpu_seconds
+    return Evaluation(mlip.mean[key], mlip.committee * recorded, mlip.variance[key])
 
 
 def run_dft_random(table: StudyTable, budget: float, seed: int) -> Run:
@@ -305,7 +353,7 @@ def run_screen_confirm(table: StudyTable, budget: float, seed: int, fraction: fl
     return run
 
 
-#: The searches of the study, by name.
+#: The searches of the study, by name (``multifidelity_learning`` runs with ``--learning``).
 SEARCHES: dict[str, Callable[[StudyTable, float, int], Run]] = {
     "multifidelity": lambda t, b, s: run_strategy(t, b, s),
     "multifidelity_multitask": lambda t, b, s: run_strategy(t, b, s, model="multitask"),
@@ -313,6 +361,8 @@ SEARCHES: dict[str, Callable[[StudyTable, float, int], Run]] = {
     "dft_random": run_dft_random,
     "screen_confirm": run_screen_confirm,
 }
+#: The multi-fidelity search with the learning MLIP (it needs the fine-tunings' cache: ``--learning``).
+LEARNING_SEARCH = "multifidelity_learning"
 
 
 def run_study(
@@ -320,6 +370,8 @@ def run_study(
     seeds: Sequence[int],
     budgets_dft: Sequence[float] = DEFAULT_BUDGETS,
     searches: Sequence[str] = tuple(SEARCHES),
+    learning: LearningMlip | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (search, budget, seed).
 
@@ -327,7 +379,9 @@ def run_study(
         table: the pool and its calculations.
         seeds: seeds of each search.
         budgets_dft: budgets in DFT equivalents (multiples of the pool's median DFT CPU seconds).
-        searches: names of :data:`SEARCHES`.
+        searches: names of :data:`SEARCHES`, or :data:`LEARNING_SEARCH` (with ``learning``).
+        learning: the learning MLIP of :data:`LEARNING_SEARCH`.
+        on_row: called with each row as soon as its run is done.
 
     Returns:
         JSON-ready rows with the budget in CPU seconds, the run's summary and its wall seconds.
@@ -338,10 +392,17 @@ def run_study(
         for name in searches:
             for seed in seeds:
                 start = time.perf_counter()
-                run = SEARCHES[name](table, budget, seed)
+                if name == LEARNING_SEARCH:
+                    if learning is None:
+                        raise ValueError(f"searches: {LEARNING_SEARCH} needs the learning MLIP")
+                    run = run_strategy(table, budget, seed, learning=learning)
+                else:
+                    run = SEARCHES[name](table, budget, seed)
                 rows.append({"search": name, "budget_dft": multiple, "budget_cpu_seconds": budget, "seed": seed,
                              **run.summary(), "wall_seconds": time.perf_counter() - start})
                 logger.info("%s %g DFT seed %d: regret %.1f meV/atom", name, multiple, seed, rows[-1]["regret_mev"])
+                if on_row is not None:
+                    on_row(rows[-1])
     return rows
 
 
@@ -368,6 +429,9 @@ def summarise(rows: Sequence[Mapping[str, Any]], pool: int) -> list[dict[str, An
             "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in group), 1),
             "median_dft_evaluations": statistics.median(r["dft_evaluations"] for r in group),
             "median_cheap_evaluations": statistics.median(r["cheap_evaluations"] for r in group),
+            "median_fine_tunings": statistics.median(r.get("fine_tunings", 0) for r in group),
+            "median_fine_tuning_cpu_seconds": round(
+                statistics.median(r.get("fine_tuning_cpu_seconds", 0.0) for r in group), 1),
             "wall_seconds": round(sum(r["wall_seconds"] for r in group), 2),
         })
     return out
@@ -398,8 +462,16 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--dft-table", type=Path, default=DFT_TABLE, help="the DFT (truth) table")
     parser.add_argument("--cheap", type=Path, default=CHEAP_TABLE, help="the cheap fidelity's table")
     parser.add_argument("--cheap-method", default="chgnet", help="the cheap fidelity's method in that table")
-    parser.add_argument("--rows", action="store_true", help="also print every run's row")
+    parser.add_argument("--rows", action="store_true", help="also print every run's row, as soon as it is done")
+    parser.add_argument("--learning", action="store_true",
+                        help=f"also run {LEARNING_SEARCH}: the search with CHGNet fine-tuned on its DFT results")
+    parser.add_argument("--learning-every", type=int, default=DEFAULT_EVERY,
+                        help=f"new DFT results between two fine-tunings (default {DEFAULT_EVERY})")
+    parser.add_argument("--learning-cache", type=Path, default=DEFAULT_CACHE,
+                        help="where the fine-tuned predictions are kept, keyed by the training cells")
     args = parser.parse_args(argv)
+    if args.learning_every < 1:
+        parser.error(f"--learning-every: at least 1, not {args.learning_every}")
     if args.seeds < 1:
         parser.error(f"--seeds: at least 1, not {args.seeds}")
     try:
@@ -410,12 +482,15 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     unknown = [s for s in searches if s not in SEARCHES]
     if unknown or not searches:
         parser.error(f"--searches: unknown {unknown}; choose from {', '.join(SEARCHES)}")
+    if args.learning:
+        searches.append(LEARNING_SEARCH)
     try:
         table = load_study_table(args.dft_table, args.cheap, args.cheap_method, args.max_components)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     configure_threads(1)  # small dense algebra: one thread is fastest on a shared machine
+    learning = LearningMlip(table.entries, args.learning_cache, every=args.learning_every) if args.learning else None
     head = {
         "pool": len(table),
         "best": table.best(3),
@@ -426,10 +501,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     }
     sys.stdout.write(json.dumps(head) + "\n")
     start = time.perf_counter()
-    rows = run_study(table, range(args.seeds), budgets, searches)
-    summary = summarise(rows, len(table))
-    for row in (rows if args.rows else []) + summary:
+    def write(row: Mapping[str, Any]) -> None:
         sys.stdout.write(json.dumps(row) + "\n")
+        sys.stdout.flush()
+
+    rows = run_study(table, range(args.seeds), budgets, searches, learning, write if args.rows else None)
+    summary = summarise(rows, len(table))
+    for row in summary:
+        write(row)
     sys.stdout.write(json.dumps({"wall_seconds": round(time.perf_counter() - start, 1)}) + "\n")
     return summary
 

@@ -129,3 +129,58 @@ def test_command_prints_the_pool_the_budgets_and_a_row_per_search(capsys):
         assert 0 <= row["found_best"] <= row["found_top3"] <= 1
         assert row["median_cpu_seconds"] <= row["budget_cpu_seconds"]
     assert tail["wall_seconds"] >= 0
+
+
+# ----------------------------------------------------------------------- the learning MLIP
+def test_single_points_at_the_dft_geometry_give_the_relaxed_chgnet_mixing_energies(table):
+    from labweave.drivers.atomistic.chgnet_models import chgnet_model
+
+    from benchmarks.alloy_learning import pool_mixing_energies
+
+    energies = pool_mixing_energies([chgnet_model()], table.entries)
+    assert energies.shape == (1, len(table))
+    relaxed = [table.evaluation(p, "chgnet").value for p in table.candidates()]
+    # the ordered cells relax their volume only: at DFT's volume CHGNet's energy is within meV of its own minimum
+    assert max(abs(a - b) for a, b in zip(energies[0], relaxed)) < 0.005
+
+
+def test_the_learning_mlip_key_is_the_training_set_and_the_settings(table, tmp_path):
+    from benchmarks.alloy_learning import LearningMlip
+
+    learning = LearningMlip(table.entries, tmp_path, epochs=2, committee=2)
+    keys = list(table.entries)
+    assert learning.key(keys[:3]) == learning.key(list(reversed(keys[:3])))
+    assert learning.key(keys[:3]) != learning.key(keys[:4])
+    assert learning.key(keys[:3]) != LearningMlip(table.entries, tmp_path, epochs=3, committee=2).key(keys[:3])
+    with pytest.raises(KeyError, match="not in the pool"):
+        learning.predict(["Xx0.5Yy0.5"])
+    with pytest.raises(ValueError, match="every: at least 1"):
+        LearningMlip(table.entries, tmp_path, every=0)
+
+
+def test_the_learning_search_charges_its_fine_tunings_and_reuses_them_from_the_cache(table, tmp_path):
+    from benchmarks.alloy_learning import LearningMlip
+
+    learning = LearningMlip(table.entries, tmp_path, epochs=1, committee=2, every=1)
+    budget = 3.0 * table.median_dft_seconds
+    run = study.run_strategy(table, budget, 0, learning=learning)
+    assert run.fine_tunings >= 1 and run.fine_tuning_seconds > 0
+    assert run.spent <= budget
+    tabulated = sum(table.evaluation(p, m).cpu_seconds for p, m in run.evaluations)
+    screens = sum(table.evaluation(p, m).cpu_seconds for p, m in run.evaluations if m == "chgnet")
+    # every committee screen costs its two members' CHGNet seconds; the fine-tunings are on top
+    charged = tabulated + run.fine_tuning_seconds
+    assert charged <= run.spent + 1e-9 <= charged + screens + 1e-6
+    stored = sorted(tmp_path.glob("*.json"))
+    assert len(stored) >= run.fine_tunings
+    first = json.loads(stored[0].read_text())
+    assert set(first["prediction"]["mean"]) == set(table.entries)
+    assert all(v >= 0 for v in first["prediction"]["variance"].values())
+    assert first["prediction"]["committee"] == 2
+    modified = [p.stat().st_mtime_ns for p in stored]
+    again = study.run_strategy(table, budget, 0, learning=learning)  # from the cache: nothing trained again
+    assert again.evaluations == run.evaluations and again.spent == pytest.approx(run.spent)
+    assert [p.stat().st_mtime_ns for p in sorted(tmp_path.glob("*.json"))] == modified
+    summary = run.summary()
+    assert summary["fine_tunings"] == run.fine_tunings
+    assert summary["fine_tuning_cpu_seconds"] == pytest.approx(run.fine_tuning_seconds)
