@@ -455,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.alloy_study", description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per search and budget (default 20)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (default 0): split a study's seeds between processes")
     parser.add_argument("--budgets", default=",".join(f"{b:g}" for b in DEFAULT_BUDGETS),
                         help="budgets in DFT equivalents, multiples of the pool's median DFT CPU seconds")
     parser.add_argument("--searches", default=",".join(SEARCHES), help=f"comma-separated, of {', '.join(SEARCHES)}")
@@ -474,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         parser.error(f"--learning-every: at least 1, not {args.learning_every}")
     if args.seeds < 1:
         parser.error(f"--seeds: at least 1, not {args.seeds}")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed: at least 0, not {args.first_seed}")
     try:
         budgets = _positive_numbers(args.budgets, "--budgets")
     except ValueError as error:
@@ -505,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         sys.stdout.write(json.dumps(row) + "\n")
         sys.stdout.flush()
 
-    rows = run_study(table, range(args.seeds), budgets, searches, learning, write if args.rows else None)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    rows = run_study(table, seeds, budgets, searches, learning, write if args.rows else None)
     summary = summarise(rows, len(table))
     for row in summary:
         write(row)

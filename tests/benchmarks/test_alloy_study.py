@@ -184,3 +184,19 @@ def test_the_learning_search_charges_its_fine_tunings_and_reuses_them_from_the_c
     summary = run.summary()
     assert summary["fine_tunings"] == run.fine_tunings
     assert summary["fine_tuning_cpu_seconds"] == pytest.approx(run.fine_tuning_seconds)
+
+
+def test_command_streams_rows_from_the_first_seed_asked_for(capsys):
+    with pytest.raises(SystemExit) as stop:
+        study.main(["--first-seed", "-1", "--dft-table", str(FIXTURE)])
+    assert stop.value.code == 2 and "--first-seed: at least 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        study.main(["--learning-every", "0", "--dft-table", str(FIXTURE)])
+    assert stop.value.code == 2 and "--learning-every: at least 1" in capsys.readouterr().err
+    study.main(["--seeds", "2", "--first-seed", "4", "--budgets", "2", "--searches", "dft_random", "--rows",
+                "--dft-table", str(FIXTURE)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    runs = [line for line in lines if "seed" in line]
+    assert [r["seed"] for r in runs] == [4, 5]
+    expected = study.run_dft_random(study.load_study_table(FIXTURE), runs[0]["budget_cpu_seconds"], 4).summary()
+    assert runs[0]["regret_mev"] == expected["regret_mev"] and runs[0]["best"] == expected["best"]
