@@ -1,15 +1,17 @@
 """The learning MLIP of the alloy study: CHGNet fine-tuned on the DFT results a search has bought.
 
-In a campaign the optimizer asks the CHGNet tenant to fine-tune itself after
-every ``every`` new DFT results (:class:`labweave.optimizer.mlip_learning.FineTuningPlan`),
-and its later screens name the fine-tuned committee. The study
+In a campaign with ``[mlip_learning]`` the optimizer daemon asks the CHGNet
+tenant to fine-tune itself after every ``every`` new DFT results
+(:class:`labweave.optimizer.mlip_learning.FineTuningPlan`), its later screens
+name the fine-tuned committee, and screens by a superseded model are left out
+of the strategy's observations (still charged). The study
 (``python -m benchmarks.alloy_study --learning``) models this faithfully but
 affordably:
 
-- a fine-tuning is the driver's own
-  :func:`~labweave.drivers.atomistic.mlip_training.fine_tune` (committee,
-  epochs, frozen lower layers as the tenant's defaults) on the DFT table's
-  results of the cells the search has confirmed, each built into an example as
+- when the campaign's plan says a fine-tuning is due, it is the driver's own
+  :func:`~labweave.drivers.atomistic.mlip_training.fine_tune` with the plan's
+  request (epochs, committee, EOS points, seed) on the DFT table's results of
+  the cells the search has confirmed, each built into an example as
   :func:`benchmarks.mlip_finetune.example` builds it; its measured CPU seconds
   are charged to the search's budget;
 - the fine-tuned committee then predicts the mixing energy of every cell of
@@ -27,7 +29,8 @@ affordably:
   with its CPU seconds: a rerun, or another seed that confirmed the same
   cells, charges the stored seconds without training again.
 
-The fine-tuning's seed is fixed, so that the training set alone decides the model.
+The examples are given in the order of their composition keys, so that the
+training set and the plan alone decide the model.
 """
 
 from __future__ import annotations
@@ -44,12 +47,14 @@ from typing import Any
 
 import numpy as np
 
+from labweave.optimizer.mlip_learning import FineTuningPlan
+
 logger = logging.getLogger(__name__)
 
 #: Where the fine-tuned predictions are kept between runs (ignored by git).
 DEFAULT_CACHE = Path(__file__).resolve().parent / "data" / "cache" / "alloy_learning"
-#: A fine-tuning after this many new DFT results (the optimizer's FineTuningPlan default).
-DEFAULT_EVERY = 5
+#: A fine-tuning after this many new DFT results (the campaign's default).
+DEFAULT_EVERY = FineTuningPlan().every
 
 
 @dataclass(frozen=True)
@@ -72,30 +77,29 @@ class LearningMlip:
     Args:
         entries: the DFT table's entries of the pool, by composition key.
         cache: the folder of stored predictions.
-        epochs: training epochs of each member.
-        committee: members of the committee.
-        every: DFT results between two fine-tunings.
+        plan: when to fine-tune and how (a campaign's ``[mlip_learning]``; its defaults if ``None``).
+
+    Raises:
+        pydantic.ValidationError: naming the plan's faulty field.
     """
 
     def __init__(
         self,
         entries: Mapping[str, Mapping[str, Any]],
         cache: Path = DEFAULT_CACHE,
-        epochs: int = 10,
-        committee: int = 3,
-        every: int = DEFAULT_EVERY,
+        plan: FineTuningPlan | Mapping[str, Any] | None = None,
     ) -> None:
-        if every < 1:
-            raise ValueError(f"every: at least 1, not {every}")
         self.entries = dict(entries)
         self.cache = Path(cache)
-        self.epochs = epochs
-        self.committee = committee
-        self.every = every
+        self.plan = FineTuningPlan.model_validate(plan or {})
+
+    @property
+    def every(self) -> int:
+        return self.plan.every
 
     def key(self, trained_on: Sequence[str]) -> str:
-        """The cache key of a training set: a hash of its sorted cells and the settings."""
-        content = {"cells": sorted(set(trained_on)), "epochs": self.epochs, "committee": self.committee,
+        """The cache key of a training set: a hash of its sorted cells, the plan and the pool."""
+        content = {"cells": sorted(set(trained_on)), "plan": self.plan.model_dump(mode="json", exclude={"every"}),
                    "pool": sorted(self.entries)}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -127,9 +131,7 @@ class LearningMlip:
 
         from benchmarks.mlip_finetune import example
 
-        params = MlipFineTuningParameters.model_validate({
-            "examples": [example(self.entries[k]) for k in trained_on], "epochs": self.epochs,
-            "committee": self.committee, "seed": 0})
+        params = MlipFineTuningParameters.model_validate(self.plan.request([example(self.entries[k]) for k in trained_on]))
         with tempfile.TemporaryDirectory(prefix="alloy-learning-") as folder:
             registry = ModelRegistry(Path(folder))
             cpu = time.process_time()
@@ -148,7 +150,7 @@ class LearningMlip:
             variance={k: float(energies[:, i].var()) for i, k in enumerate(keys)},
             fine_tuning_cpu_seconds=training,
             prediction_cpu_seconds=predicting,
-            committee=self.committee,
+            committee=self.plan.committee,
         )
 
 

@@ -264,10 +264,13 @@ def run_strategy(table: StudyTable, budget: float, seed: int, learning: Learning
                  **settings: Any) -> Run:
     """Replay the multi-fidelity strategy on the table until it stops or its next evaluation does not fit.
 
-    With ``learning``, the MLIP is fine-tuned on every DFT result so far after every ``learning.every``
-    new ones (when the fine-tuning's CPU seconds fit what is left; they are charged to the run and
-    taken off the strategy's budget), and later screens read the fine-tuned committee's predictions
-    (:mod:`benchmarks.alloy_learning`), its variance as the observation's noise.
+    With ``learning``, the campaign's plan decides when the MLIP is fine-tuned on every DFT result so
+    far (:mod:`benchmarks.alloy_learning`); one is asked for only while the budget left covers the
+    last one's CPU seconds, and run only if its own fit. As the optimizer daemon does, the run is
+    charged its CPU seconds and the strategy is told them (``spent_elsewhere``); later screens read
+    the fine-tuned committee's predictions, its variance as the observation's noise; screens by a
+    superseded model (the pretrained one included) leave the strategy's observations, their CPU
+    seconds moving to ``spent_elsewhere``, and the strategy screens again where it still wants to.
     """
     costs = nominal_costs(table.methods)
     labels = {table.methods[0]: "MLIP screen", "dft": "DFT (PBE) confirm"}
@@ -291,6 +294,7 @@ def run_strategy(table: StudyTable, budget: float, seed: int, learning: Learning
     confirmed: list[str] = []
     trained_on = 0
     mlip: Prediction | None = None
+    last_fine_tuning = 0.0
     while True:
         proposals = strategy.propose(observations, pending=[], n=1)
         if not proposals:
@@ -306,14 +310,17 @@ def run_strategy(table: StudyTable, budget: float, seed: int, learning: Learning
         observations.append((parameters, values))
         if method == "dft":
             confirmed.append(table.key(parameters))
-        if learning is not None and len(confirmed) - trained_on >= learning.every:
+        if (learning is not None and learning.plan.due(len(confirmed), trained_on)
+                and run.budget - run.spent >= last_fine_tuning):
             prediction = learning.predict(confirmed)
             trained_on = len(confirmed)
+            last_fine_tuning = prediction.fine_tuning_cpu_seconds
             if run.fine_tune(prediction.fine_tuning_cpu_seconds):
                 mlip = prediction
-                assert strategy.settings.budget is not None
-                strategy.settings = strategy.settings.model_copy(
-                    update={"budget": strategy.settings.budget - prediction.fine_tuning_cpu_seconds})
+                superseded = [o for o in observations if o[0]["method"] != "dft"]
+                observations = [o for o in observations if o[0]["method"] == "dft"]
+                strategy.spent_elsewhere += prediction.fine_tuning_cpu_seconds + sum(
+                    v[COST_VALUE] for _, v in superseded)
 
 
 def _screen(table: StudyTable, parameters: Mapping[str, Any], mlip: Prediction | None) -> Evaluation | None:
@@ -494,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         parser.error(str(error))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     configure_threads(1)  # small dense algebra: one thread is fastest on a shared machine
-    learning = LearningMlip(table.entries, args.learning_cache, every=args.learning_every) if args.learning else None
+    learning = LearningMlip(table.entries, args.learning_cache, {"every": args.learning_every}) if args.learning else None
     head = {
         "pool": len(table),
         "best": table.best(3),

@@ -147,21 +147,24 @@ def test_single_points_at_the_dft_geometry_give_the_relaxed_chgnet_mixing_energi
 def test_the_learning_mlip_key_is_the_training_set_and_the_settings(table, tmp_path):
     from benchmarks.alloy_learning import LearningMlip
 
-    learning = LearningMlip(table.entries, tmp_path, epochs=2, committee=2)
+    learning = LearningMlip(table.entries, tmp_path, {"epochs": 2, "committee": 2})
     keys = list(table.entries)
     assert learning.key(keys[:3]) == learning.key(list(reversed(keys[:3])))
     assert learning.key(keys[:3]) != learning.key(keys[:4])
-    assert learning.key(keys[:3]) != LearningMlip(table.entries, tmp_path, epochs=3, committee=2).key(keys[:3])
+    assert learning.key(keys[:3]) != LearningMlip(table.entries, tmp_path, {"epochs": 3, "committee": 2}).key(keys[:3])
+    # when to fine-tune is no part of what a fine-tuning on these cells makes
+    assert learning.key(keys[:3]) == LearningMlip(table.entries, tmp_path, {"epochs": 2, "committee": 2,
+                                                                           "every": 3}).key(keys[:3])
     with pytest.raises(KeyError, match="not in the pool"):
         learning.predict(["Xx0.5Yy0.5"])
-    with pytest.raises(ValueError, match="every: at least 1"):
-        LearningMlip(table.entries, tmp_path, every=0)
+    with pytest.raises(ValueError, match="every"):
+        LearningMlip(table.entries, tmp_path, {"every": 0})
 
 
 def test_the_learning_search_charges_its_fine_tunings_and_reuses_them_from_the_cache(table, tmp_path):
     from benchmarks.alloy_learning import LearningMlip
 
-    learning = LearningMlip(table.entries, tmp_path, epochs=1, committee=2, every=1)
+    learning = LearningMlip(table.entries, tmp_path, {"epochs": 1, "committee": 2, "every": 1})
     budget = 3.0 * table.median_dft_seconds
     run = study.run_strategy(table, budget, 0, learning=learning)
     assert run.fine_tunings >= 1 and run.fine_tuning_seconds > 0
