@@ -61,8 +61,8 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +221,8 @@ class Run:
     #: CPU seconds of the MLIP's fine-tunings (in ``spent``), and how many there were.
     fine_tuning_seconds: float = 0.0
     fine_tunings: int = 0
+    #: ``spent`` right after each evaluation, in order.
+    spent_after: list[float] = field(default_factory=list)
 
     def buy(self, parameters: Mapping[str, Any], method: str, calc: Evaluation | None = None) -> Evaluation | None:
         """Evaluate if the cost fits the budget left; ``None`` (the run is over) if not.
@@ -232,6 +234,7 @@ class Run:
             return None
         self.spent += calc.cpu_seconds
         self.evaluations.append((dict(parameters), method))
+        self.spent_after.append(self.spent)
         return calc
 
     def fine_tune(self, cpu_seconds: float) -> bool:
@@ -244,10 +247,12 @@ class Run:
         return True
 
     def summary(self) -> dict[str, Any]:
-        """Regret (meV/atom) of the best DFT value bought, its rank, evaluations and CPU seconds."""
+        """Regret (meV/atom) of the best DFT value bought, its rank, evaluations and CPU seconds (in all,
+        and spent when that best value was bought)."""
         confirmed = [self.table.key(p) for p, m in self.evaluations if m == "dft"]
         best = min(confirmed, key=self.table.rank.__getitem__) if confirmed else None
         value = self.table.dft_value(best) if best else self.table.worst
+        found = next((i for i, (p, m) in enumerate(self.evaluations) if m == "dft" and self.table.key(p) == best), None)
         return {
             "regret_mev": 1000.0 * (value - self.table.optimum),
             "rank": self.table.rank[best] if best else len(self.table),
@@ -255,6 +260,7 @@ class Run:
             "dft_evaluations": len(confirmed),
             "cheap_evaluations": len(self.evaluations) - len(confirmed),
             "cpu_seconds": self.spent,
+            "cpu_seconds_to_best": self.spent_after[found] if found is not None else None,
             "fine_tunings": self.fine_tunings,
             "fine_tuning_cpu_seconds": self.fine_tuning_seconds,
         }
@@ -352,7 +358,7 @@ def run_screen_confirm(table: StudyTable, budget: float, seed: int, fraction: fl
     for i in np.random.default_rng(seed).permutation(len(candidates)):
         if screening.buy(candidates[i], cheap) is None:
             break
-    run = Run(table, budget, list(screening.evaluations), screening.spent)
+    run = Run(table, budget, list(screening.evaluations), screening.spent, spent_after=list(screening.spent_after))
     screened = sorted((p for p, _ in screening.evaluations), key=lambda p: table.evaluation(p, cheap).value)
     for parameters in screened:
         if run.buy(parameters, "dft") is None:
@@ -434,6 +440,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], pool: int) -> list[dict[str, An
             "found_best": sum(r["rank"] == 0 for r in group) / len(group),
             "found_top3": sum(r["rank"] < 3 for r in group) / len(group),
             "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in group), 1),
+            "median_cpu_seconds_to_best": _median_or_none(r.get("cpu_seconds_to_best") for r in group),
             "median_dft_evaluations": statistics.median(r["dft_evaluations"] for r in group),
             "median_cheap_evaluations": statistics.median(r["cheap_evaluations"] for r in group),
             "median_fine_tunings": statistics.median(r.get("fine_tunings", 0) for r in group),
@@ -442,6 +449,12 @@ def summarise(rows: Sequence[Mapping[str, Any]], pool: int) -> list[dict[str, An
             "wall_seconds": round(sum(r["wall_seconds"] for r in group), 2),
         })
     return out
+
+
+def _median_or_none(values: Iterable[float | None]) -> float | None:
+    """The median of the values given (``None`` where there are none), to 0.1."""
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 1) if known else None
 
 
 def _positive_numbers(text: str, option: str) -> list[float]:

@@ -73,6 +73,10 @@ def test_every_search_spends_recorded_cpu_seconds_within_its_budget(table, searc
     summary = run.summary()
     assert summary["dft_evaluations"] >= 1 and summary["regret_mev"] >= 0
     assert summary["regret_mev"] == pytest.approx(1000 * (table.dft_value(summary["best"]) - table.optimum))
+    # what had been spent when the best value was bought: its own cost and all before it
+    found = next(i for i, (p, m) in enumerate(run.evaluations) if m == "dft" and table.key(p) == summary["best"])
+    assert summary["cpu_seconds_to_best"] == pytest.approx(charged - sum(
+        table.evaluation(p, m).cpu_seconds for p, m in run.evaluations[found + 1:]))
     if search == "dft_random":
         assert summary["cheap_evaluations"] == 0
 
