@@ -112,13 +112,19 @@ def test_the_cheap_fidelity_can_be_replaced_and_carry_its_own_noise(dft, cheap, 
     assert run.spent <= 3.0 * swapped.median_dft_seconds
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    (["--budgets", "2,x"], "--budgets: expected positive numbers"),
+    (["--searches", "annealing"], "--searches: unknown ['annealing']"),
+    (["--first-seed", "-1"], "--first-seed: at least 0"),
+    (["--learning-every", "0"], "--learning-every: at least 1"),
+])
+def test_bad_options_are_refused_naming_the_option(capsys, option, message):
+    with pytest.raises(SystemExit) as stop:
+        study.main([*option, "--dft-table", str(FIXTURE)])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_command_prints_the_pool_the_budgets_and_a_row_per_search(capsys):
-    with pytest.raises(SystemExit) as stop:
-        study.main(["--budgets", "2,x", "--dft-table", str(FIXTURE)])
-    assert stop.value.code == 2 and "--budgets: expected positive numbers" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as stop:
-        study.main(["--searches", "annealing", "--dft-table", str(FIXTURE)])
-    assert stop.value.code == 2 and "--searches: unknown ['annealing']" in capsys.readouterr().err
     searches = "multifidelity,dft_random,screen_confirm"
     study.main(["--seeds", "3", "--budgets", "1.5,2", "--searches", searches, "--dft-table", str(FIXTURE)])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -194,12 +200,6 @@ def test_the_learning_search_charges_its_fine_tunings_and_reuses_them_from_the_c
 
 
 def test_command_streams_rows_from_the_first_seed_asked_for(capsys):
-    with pytest.raises(SystemExit) as stop:
-        study.main(["--first-seed", "-1", "--dft-table", str(FIXTURE)])
-    assert stop.value.code == 2 and "--first-seed: at least 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as stop:
-        study.main(["--learning-every", "0", "--dft-table", str(FIXTURE)])
-    assert stop.value.code == 2 and "--learning-every: at least 1" in capsys.readouterr().err
     study.main(["--seeds", "2", "--first-seed", "4", "--budgets", "2", "--searches", "dft_random", "--rows",
                 "--dft-table", str(FIXTURE)])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
