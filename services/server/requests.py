@@ -380,8 +380,7 @@ class Requests:
     def _claim(self, who: Principal | Caller, body: ClaimCreate) -> Request | None:
         p = who.principal if isinstance(who, Caller) else who
         tenant = acting_tenant(p, "claims are made by a tenant user")
-        self.registry.serving_tenant(tenant)
-        self.touch(tenant)
+        self.touch(tenant)  # whether it may claim is the gate's (its row as of this claim, not as cached)
         cat = self.registry.catalogue()
         offers = cat.tenant_offers(tenant)
         if body.quantity:
