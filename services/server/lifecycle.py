@@ -30,7 +30,7 @@ from labweave.schemas.core import RequestStatus as S
 from labweave.schemas.core import ResultStatus as R
 
 from .auth import Principal
-from .db.driver import DriverStatement
+from .db.driver import DriverQuery, DriverStatement
 from .db.tables import Campaign, Event, Request, Result, as_row, table_of
 from .errors import Conflict, Forbidden
 from .events import INSERT_EVENT, event_values, record
@@ -213,6 +213,19 @@ def _request_update(columns: tuple[str, ...]):
     return stmt
 
 
+#: The statements :func:`move_request` runs, compiled once for the database's driver, by the columns changed.
+_DRIVER_MOVES: dict[tuple[str, tuple[str, ...]], DriverQuery] = {}
+
+
+def _move_query(dialect: str, columns: tuple[str, ...]) -> DriverQuery:
+    """PostgreSQL: the update with its event (:func:`_request_move`); elsewhere the update alone."""
+    query = _DRIVER_MOVES.get((dialect, columns))
+    if query is None:
+        stmt = _request_move(columns) if dialect == "postgresql" else _request_update(columns)
+        query = _DRIVER_MOVES[(dialect, columns)] = DriverQuery(stmt)
+    return query
+
+
 EVENT = table_of(Event)
 _EVENT_COLUMNS = ("time", "kind", "subject", "from_status", "to_status", "actor", "message", "data")
 _REQUEST_MOVES: dict[tuple[str, ...], Any] = {}
@@ -272,17 +285,15 @@ def move_request(conn, row: Any, new: S, actors: set[Actor], by: str, message: s
     params.update({f"b_{c}": changes[c] for c in columns})
     event = event_values("request.status", row.uuid, by, from_status=row.status, to_status=new.value,
                          message=message, now=now, data=data, campaign=row.campaign)
-    if conn.dialect.name == "postgresql":
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
         params.update({f"e_{n}": event[n] for n in _EVENT_COLUMNS})
-        found = conn.execute(_request_move(columns), params).mappings().first()
-        if found is None:
-            raise Moved(f"request {row.uuid} is no longer {row.status}")
-        return as_row(found, Request)
-    found = conn.execute(_request_update(columns), params).mappings().first()
-    if found is None:
+    found = _move_query(dialect, columns).rows(conn, params)
+    if not found:
         raise Moved(f"request {row.uuid} is no longer {row.status}")
-    INSERT_EVENT.execute(conn, event)
-    return as_row(found, Request)
+    if dialect != "postgresql":
+        INSERT_EVENT.execute(conn, event)
+    return as_row(found[0]._asdict(), Request)
 
 
 # -- campaigns and results (ORM sessions) -----------------------------------------

@@ -18,7 +18,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlmodel import Session, col
 
 from labweave.schemas.api import ClaimCreate, RequestCreate
@@ -27,7 +27,7 @@ from labweave.schemas.core import RequestStatus as S
 from . import claim_gate, lifecycle
 from .auth import Caller, Principal
 from .convert import request_wire
-from .db.driver import DriverStatement
+from .db.driver import DriverQuery, DriverStatement
 from .db.engine import Database
 from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -397,8 +397,8 @@ class Requests:
                 candidates: list[Any] = []
                 if first:  # the gate's checks, read with the first quantity's candidates
                     first = False
-                    stmt, params = self._gated(wanted[0] if wanted else None)
-                    rows = conn.execute(stmt, params | claim_gate.params(p.username, tenant)).all()
+                    query, params = self._gated(wanted[0] if wanted else None)
+                    rows = query.rows(conn, params | claim_gate.params(p.username, tenant))
                     self._pass(claim_gate.Gate(rows[0]), who, p, tenant)
                     if wanted:
                         candidates += [r for r in rows if r.id is not None]
@@ -442,19 +442,19 @@ class Requests:
         check_serving(tenant, gate.tenant())
         refuse_if_paused(gate.lab())
 
-    def _gated(self, wanted: tuple[str, tuple[str, ...]] | None) -> tuple[Any, dict[str, Any]]:
-        """The gate's statement, with the first batch of candidates of one quantity (if any) and its parameters."""
+    def _gated(self, wanted: tuple[str, tuple[str, ...]] | None) -> tuple[DriverQuery, dict[str, Any]]:
+        """The gate's query, with the first batch of candidates of one quantity (if any) and its parameters."""
         if wanted is None:
-            stmt = self._claim_statements.get("gate")
-            if stmt is None:
-                stmt = self._claim_statements["gate"] = claim_gate.gated()
-            return stmt, {}
+            query = self._claim_statements.get("gate")
+            if query is None:
+                query = self._claim_statements["gate"] = DriverQuery(claim_gate.gated())
+            return query, {}
         quantity, methods = wanted
         key = ("gate", methods)
-        stmt = self._claim_statements.get(key)
-        if stmt is None:
-            stmt = self._claim_statements[key] = claim_gate.gated(self._candidates(methods, False))
-        return stmt, {"b_quantity": quantity}
+        query = self._claim_statements.get(key)
+        if query is None:
+            query = self._claim_statements[key] = DriverQuery(claim_gate.gated(self._candidates(methods, False)))
+        return query, {"b_quantity": quantity}
 
     def _candidates(self, methods: tuple[str, ...], scanning: bool):
         """The claim query for one quantity (``b_quantity``), built once per (methods, scanning) and reused."""
@@ -465,7 +465,9 @@ class Requests:
             stmt = (
                 select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters, c.lease_beat, c.campaign)
                 .where(c.status == S.PENDING.value, c.quantity == bindparam("b_quantity"))
-                .where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method.in_(methods)))
+                # the methods as plain values, not an expanding IN: the statement is compiled once (DriverQuery)
+                .where(exists().where(METHODS.c.request_id == c.id,
+                                      METHODS.c.method.in_([literal(m) for m in methods])))
                 .order_by(c.priority.desc(), c.id)
                 .limit(CLAIM_SCAN_BATCH if scanning else CLAIM_BATCH)
             )
