@@ -316,12 +316,12 @@ class Authenticator:
         (see :mod:`.db.engine`): SQLite runs it as its own transaction and sees every change
         committed before it, so a BEGIN and a ROLLBACK around it would only add round trips.
         SQLAlchemy's transaction begins with them (the engine's ``begin`` hook), hence the
-        driver here. Elsewhere (PostgreSQL) the Core statement in a short transaction.
+        driver here. Elsewhere (PostgreSQL) the Core statement in autocommit: a statement alone is
+        its own transaction, and a BEGIN and a ROLLBACK around it would be two more round trips.
         """
         if self._account_sql is None:
-            with self.db.read.connect() as conn:
+            with self.db.read.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 row = conn.execute(ACCOUNT, {"username": username}).first()
-                conn.rollback()
             return None if row is None else tuple(row)
         raw = self.db.read.raw_connection()
         try:

@@ -68,3 +68,4 @@ def test_a_connection_in_steady_use_is_not_pinged(pg_url, monkeypatch):
         assert seen == []
     finally:
         db.dispose()
+
