@@ -21,7 +21,8 @@ def test_rows_are_what_sqlalchemy_reads(database_url):
     stmt = (select(TENANT.c.uuid, TENANT.c.name, TENANT.c.limitations, TENANT.c.is_active, TENANT.c.created,
                    STATE.c.paused.label("lab_paused"))
             .select_from(TENANT.outerjoin(STATE, STATE.c.id == 1))
-            .where(TENANT.c.name != bindparam("skip"), TENANT.c.name.in_([literal("ASAB_tenant"), literal("requesters")]))
+            .where(TENANT.c.name != bindparam("skip"),
+                   TENANT.c.name.in_([literal("ASAB_tenant"), literal("requesters")]))
             .order_by(TENANT.c.name))
     db = lab.lab.db
     with db.write.begin() as conn:
