@@ -7,12 +7,12 @@ codes where known, and the rate.
 
 from __future__ import annotations
 
-import http.client
 import json
 import multiprocessing as mp
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -88,21 +88,70 @@ def _wrk(url: str, path: str, bodies: list[str], token: str, connections: int, s
     return Load(total, secs, "wrk")
 
 
+class _Answers:
+    """Reads HTTP/1.1 answers off a kept-alive socket: the status line and headers, then ``Content-Length``
+    bytes of body (the server answers every route so; a chunked answer is refused, not misread)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = b""
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buffer += chunk
+
+    def read(self) -> int:
+        """One answer; its status code."""
+        while (end := self.buffer.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        head = self.buffer[:end].decode("latin-1")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                raise RuntimeError("a chunked answer: this load generator reads Content-Length bodies only")
+        total = end + 4 + length
+        while len(self.buffer) < total:
+            self._fill()
+        self.buffer = self.buffer[total:]
+        return status
+
+
 def _worker(args) -> int:
+    """Send requests on one kept-alive connection for ``seconds``; the number answered.
+
+    Each request's bytes are built once and answers are read with no more parsing than their length
+    needs: the generator runs on the machine it measures, so each request it sends should cost it as
+    little as it can (``http.client`` spent about 0.3 ms of CPU per request, this about a third of that).
+    """
     url, path, bodies, token, seconds, method = args
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-    headers = {"Content-Type": "application/json"}
+    head = f"{method} {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
     if token:
-        headers["Authorization"] = f"Bearer {token}"
+        head += f"Authorization: Bearer {token}\r\n"
+    wire = []
+    for body in bodies:
+        data = body.encode()
+        wire.append(f"{head}Content-Length: {len(data)}\r\n\r\n".encode("latin-1") + data)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=60)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    answers = _Answers(sock)
     done, i = 0, 0
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        conn.request(method, path, body=bodies[i % len(bodies)], headers=headers)
-        conn.getresponse().read()
-        done += 1
-        i += 1
-    conn.close()
+    try:
+        while time.monotonic() < deadline:
+            sock.sendall(wire[i % len(wire)])
+            answers.read()
+            done += 1
+            i += 1
+    finally:
+        sock.close()
     return done
 
 

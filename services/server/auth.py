@@ -32,7 +32,7 @@ from sqlmodel import Session, select
 
 from .config import Settings
 from .db.engine import Database
-from .db.tables import User
+from .db.tables import User, table_of
 from .errors import Invalid, NotFound, Unauthorized
 from .login_throttle import LoginThrottle
 from .signing_key import SigningKey, load_signing_key
@@ -46,9 +46,11 @@ PASSWORD_BYTES = 72
 CLOCK_SKEW_SECONDS = 300
 #: Verified tokens kept per process (their signatures need not be checked again).
 KNOWN_TOKENS = 10_000
-#: What a request reads of its user (built once: building it costs more than running it).
-ACCOUNT = select(User.role, User.tenant_uuid, User.is_active, User.token_generation).where(
-    User.username == bindparam("username"))
+#: What a request reads of its user, in this order (see :meth:`Authenticator.admit`).
+ACCOUNT_COLUMNS = ("role", "tenant_uuid", "is_active", "token_generation")
+#: The read of a user's account (built once: building it costs more than running it).
+ACCOUNT = select(*[table_of(User).c[n] for n in ACCOUNT_COLUMNS]).where(
+    table_of(User).c.username == bindparam("username"))
 
 
 def _sqlite_account_sql(db: Database) -> str | None:
@@ -87,6 +89,36 @@ class TokenClaims:
 class _Account:
     principal: Principal
     generation: int
+
+
+def admitted(claims: TokenClaims, account: _Account | None) -> Principal:
+    """Who a verified token speaks for, given its user's account as read now (None: unknown or disabled).
+
+    Raises:
+        Unauthorized: the user is unknown or disabled, or the token is of an older generation (revoked).
+    """
+    if account is None:
+        raise Unauthorized(f"user {claims.username!r} is unknown or disabled")
+    if account.generation != claims.generation:
+        raise Unauthorized("token revoked (the password changed or the user was disabled); log in again")
+    return account.principal
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A verified token and its user as this process last read it.
+
+    For a route that reads the user's row in its own first statement (a claim) rather than in a
+    statement of its own: it plans with :attr:`principal`, then :meth:`confirm` gives the verdict on
+    the row it read (as :meth:`Authenticator.principal` would) and who the user is now.
+    """
+
+    claims: TokenClaims
+    principal: Principal
+    auth: "Authenticator"
+
+    def confirm(self, row: tuple[Any, ...] | None) -> Principal:
+        return self.auth.admit(self.claims, row)
 
 
 def check_password_length(password: str) -> None:
@@ -129,6 +161,8 @@ class Authenticator:
         self.throttle = throttle
         self.cache_seconds = cache_seconds
         self._users: dict[str, tuple[float, _Account | None]] = {}
+        #: Each user's account as last read (whatever ``cache_seconds``): what :meth:`caller` starts from.
+        self._known: dict[str, _Account] = {}
         self._tokens: dict[str, TokenClaims] = {}  # verified once, then trusted until they expire
         self._lock = threading.Lock()
         self._account_sql = _sqlite_account_sql(db)
@@ -229,12 +263,24 @@ class Authenticator:
     def principal(self, token: str) -> Principal:
         """Who ``token`` speaks for: its user, if still active and the token not revoked since."""
         claims = self.claims(token)
-        account = self._account(claims.username)
-        if account is None:
-            raise Unauthorized(f"user {claims.username!r} is unknown or disabled")
-        if account.generation != claims.generation:
-            raise Unauthorized("token revoked (the password changed or the user was disabled); log in again")
-        return account.principal
+        return admitted(claims, self._account(claims.username))
+
+    def caller(self, token: str) -> Caller:
+        """``token``'s claims and its user as last read in this process, for a route that reads the user's
+        row in its own first statement (:meth:`admit`); the user's row is read here only when this
+        process has not read it since the token's generation began."""
+        claims = self.claims(token)
+        with self._lock:
+            known = self._known.get(claims.username)
+        if known is None or known.generation != claims.generation:
+            return Caller(claims, self.principal(token), self)
+        return Caller(claims, known.principal, self)
+
+    def admit(self, claims: TokenClaims, row: tuple[Any, ...] | None) -> Principal:
+        """:meth:`principal`'s verdict on the user's row ``(role, tenant_uuid, is_active, token_generation)``
+        read by the caller (None: no such user)."""
+        account = self._remember(claims.username, row, time.monotonic())
+        return admitted(claims, account)
 
     def _account(self, username: str) -> _Account | None:
         now = time.monotonic()
@@ -243,15 +289,24 @@ class Authenticator:
                 hit = self._users.get(username)
             if hit and now - hit[0] < self.cache_seconds:
                 return hit[1]
-        row = self._read_account(username)
+        return self._remember(username, self._read_account(username), now)
+
+    def _remember(self, username: str, row: tuple[Any, ...] | None, now: float) -> _Account | None:
+        """The account a user's row gives (None: unknown or disabled), noted as the last read."""
         account = None
         if row is not None:
             role, tenant_uuid, is_active, generation = row
             if is_active:
                 account = _Account(Principal(username, role, tenant_uuid), generation)
-        if self.cache_seconds:
-            with self._lock:
+        with self._lock:
+            if self.cache_seconds:
                 self._users[username] = (now, account)
+            if account is None:
+                self._known.pop(username, None)
+            else:
+                if len(self._known) >= KNOWN_TOKENS:
+                    self._known.clear()
+                self._known[username] = account
         return account
 
     def _read_account(self, username: str) -> tuple[Any, ...] | None:
@@ -261,12 +316,12 @@ class Authenticator:
         (see :mod:`.db.engine`): SQLite runs it as its own transaction and sees every change
         committed before it, so a BEGIN and a ROLLBACK around it would only add round trips.
         SQLAlchemy's transaction begins with them (the engine's ``begin`` hook), hence the
-        driver here. Elsewhere (PostgreSQL) the Core statement in a short transaction.
+        driver here. Elsewhere (PostgreSQL) the Core statement in autocommit: a statement alone is
+        its own transaction, and a BEGIN and a ROLLBACK around it would be two more round trips.
         """
         if self._account_sql is None:
-            with self.db.read.connect() as conn:
+            with self.db.read.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 row = conn.execute(ACCOUNT, {"username": username}).first()
-                conn.rollback()
             return None if row is None else tuple(row)
         raw = self.db.read.raw_connection()
         try:
@@ -284,6 +339,7 @@ class Authenticator:
         """Read the user's state afresh on the next request (after a change made here)."""
         with self._lock:
             self._users.pop(username, None)
+            self._known.pop(username, None)
 
 
 # -- accounts -------------------------------------------------------------

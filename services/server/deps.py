@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from .auth import Principal
+from .auth import Caller, Principal
 from .errors import Forbidden
 from .lab import Lab
 
@@ -34,6 +34,15 @@ async def current_principal(lab: LabDep, token: BearerToken) -> Principal:
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_caller(lab: LabDep, token: BearerToken) -> Caller:
+    """The token's verified claims and its user as last read: for a route that reads the user's row in its own
+    first statement (see ``Authenticator.caller``)."""
+    return lab.auth.caller(token)
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
 
 
 async def current_operator(p: CurrentUser) -> Principal:

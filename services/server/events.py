@@ -24,6 +24,24 @@ log = logging.getLogger(__name__)
 INSERT_EVENT = DriverStatement(insert(table_of(Event)))
 
 
+def event_values(kind: str, subject: str, actor: str, *, from_status: str | None = None,
+                 to_status: str | None = None, message: str = "", data: dict[str, Any] | None = None,
+                 now: float | None = None, campaign: str | None = None) -> dict[str, Any]:
+    """The column values of an event (see :func:`record`)."""
+    if campaign:
+        data = {"campaign": campaign, **(data or {})}
+    return dict(
+        time=now if now is not None else time.time(),
+        kind=kind,
+        subject=subject,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        message=message[:4000],
+        data=data or {},
+    )
+
+
 def record(
     session,
     kind: str,
@@ -42,18 +60,8 @@ def record(
     ``campaign`` (a request's campaign label) goes into ``data``, so that a campaign's
     optimizer can follow its requests on the event stream.
     """
-    if campaign:
-        data = {"campaign": campaign, **(data or {})}
-    values: dict[str, Any] = dict(
-        time=now if now is not None else time.time(),
-        kind=kind,
-        subject=subject,
-        from_status=from_status,
-        to_status=to_status,
-        actor=actor,
-        message=message[:4000],
-        data=data or {},
-    )
+    values = event_values(kind, subject, actor, from_status=from_status, to_status=to_status, message=message,
+                          data=data, now=now, campaign=campaign)
     if isinstance(session, Session):
         session.add(Event(**values))
     elif isinstance(session, Connection):

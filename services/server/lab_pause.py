@@ -52,6 +52,12 @@ def describe(state: LabState) -> str:
     return f"the lab is paused by operator {state.changed_by} since {since}{why}; claims resume when it is resumed"
 
 
+def refuse_if_paused(state: LabState) -> None:
+    """Raise :class:`LabPaused` if ``state`` (the ``lab_state`` row, however read) says the lab is paused."""
+    if state.paused:
+        raise LabPaused(describe(state))
+
+
 class LabPause:
     def __init__(self, db: Database):
         self.db = db
@@ -68,9 +74,7 @@ class LabPause:
 
     def refuse_if_paused(self) -> None:
         """Raise :class:`LabPaused` while an operator has the lab paused."""
-        state = self.state()
-        if state.paused:
-            raise LabPaused(describe(state))
+        refuse_if_paused(self.state())
 
     def pause(self, p: Principal, release_running: bool, reason: str) -> tuple[LabState, int]:
         """Pause the lab (or change an ongoing pause's reason); release the running work if asked.

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 
 from labweave.schemas.api import CampaignStatus
@@ -30,10 +30,10 @@ from labweave.schemas.core import RequestStatus as S
 from labweave.schemas.core import ResultStatus as R
 
 from .auth import Principal
-from .db.driver import DriverStatement
-from .db.tables import Campaign, Request, Result, as_row, table_of
+from .db.driver import DriverQuery, DriverStatement
+from .db.tables import Campaign, Event, Request, Result, as_row, table_of
 from .errors import Conflict, Forbidden
-from .events import record
+from .events import INSERT_EVENT, event_values, record
 from .registry import Catalogue
 
 
@@ -213,6 +213,41 @@ def _request_update(columns: tuple[str, ...]):
     return stmt
 
 
+#: The statements :func:`move_request` runs, compiled once for the database's driver, by the columns changed.
+_DRIVER_MOVES: dict[tuple[str, tuple[str, ...]], DriverQuery] = {}
+
+
+def _move_query(dialect: str, columns: tuple[str, ...]) -> DriverQuery:
+    """PostgreSQL: the update with its event (:func:`_request_move`); elsewhere the update alone."""
+    query = _DRIVER_MOVES.get((dialect, columns))
+    if query is None:
+        stmt = _request_move(columns) if dialect == "postgresql" else _request_update(columns)
+        query = _DRIVER_MOVES[(dialect, columns)] = DriverQuery(stmt)
+    return query
+
+
+EVENT = table_of(Event)
+_EVENT_COLUMNS = ("time", "kind", "subject", "from_status", "to_status", "actor", "message", "data")
+_REQUEST_MOVES: dict[tuple[str, ...], Any] = {}
+
+
+def _request_move(columns: tuple[str, ...]):
+    """PostgreSQL: the compare-and-set update and its event in one statement (one round trip, not two).
+
+    The event is inserted from the updated row (``INSERT ... SELECT ... FROM moved``): no row moved, no event.
+    """
+    stmt = _REQUEST_MOVES.get(columns)
+    if stmt is None:
+        moved = _request_update(columns).cte("moved")
+        logged = insert(EVENT).from_select(
+            list(_EVENT_COLUMNS),
+            select(*[bindparam(f"e_{n}", type_=EVENT.c[n].type) for n in _EVENT_COLUMNS]).select_from(moved),
+        ).cte("logged")
+        stmt = select(moved).add_cte(logged)
+        _REQUEST_MOVES[columns] = stmt
+    return stmt
+
+
 class Moved(Conflict):
     """The request changed status since it was read (another claimer won it)."""
 
@@ -231,9 +266,10 @@ def move_request(conn, row: Any, new: S, actors: set[Actor], by: str, message: s
                  now: float | None = None, data: dict[str, Any] | None = None, **changes: Any) -> Request:
     """Move a request row to ``new`` with its event, in the transaction of ``conn`` (a Core connection).
 
-    ``row`` needs ``id``, ``uuid`` and ``status``; ``changes`` are other columns
-    set with the status (the lease, the failure reason...). The update applies
-    only if the row is still in ``row.status``.
+    ``row`` needs ``id``, ``uuid``, ``status`` and ``campaign`` (which never changes); ``changes``
+    are other columns set with the status (the lease, the failure reason...). The update applies
+    only if the row is still in ``row.status``. On PostgreSQL the update and the event are one
+    statement (:func:`_request_move`); elsewhere two, in the same transaction.
 
     Returns:
         The request as stored now.
@@ -247,12 +283,17 @@ def move_request(conn, row: Any, new: S, actors: set[Actor], by: str, message: s
     columns = tuple(sorted(changes))
     params = {"b_id": row.id, "b_from": row.status, "b_to": new.value, "b_now": now}
     params.update({f"b_{c}": changes[c] for c in columns})
-    found = conn.execute(_request_update(columns), params).mappings().first()
-    if found is None:
+    event = event_values("request.status", row.uuid, by, from_status=row.status, to_status=new.value,
+                         message=message, now=now, data=data, campaign=row.campaign)
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        params.update({f"e_{n}": event[n] for n in _EVENT_COLUMNS})
+    found = _move_query(dialect, columns).rows(conn, params)
+    if not found:
         raise Moved(f"request {row.uuid} is no longer {row.status}")
-    record(conn, "request.status", row.uuid, by, from_status=row.status, to_status=new.value,
-           message=message, now=now, data=data, campaign=found["campaign"])
-    return as_row(found, Request)
+    if dialect != "postgresql":
+        INSERT_EVENT.execute(conn, event)
+    return as_row(found[0]._asdict(), Request)
 
 
 # -- campaigns and results (ORM sessions) -----------------------------------------

@@ -181,6 +181,23 @@ def _pairs(entries: list[dict[str, Any]]) -> set[tuple[str, str]]:
     return {(e["quantity"], e["method"]) for e in entries}
 
 
+def check_serving(tenant_uuid: str, tenant: Any | None) -> None:
+    """Whether a tenant may take, hold and answer requests now: registered, active and not asked to stop.
+
+    ``tenant`` has the tenant's ``name``, ``is_active`` and ``stop_requested`` (None: not registered).
+
+    Raises:
+        Forbidden: it is not registered.
+        Conflict: an operator deactivated it or asked it to stop.
+    """
+    if tenant is None:
+        raise Forbidden(f"tenant {tenant_uuid} is not registered")
+    if not tenant.is_active:
+        raise Conflict(f"tenant {tenant.name} is not active")
+    if tenant.stop_requested:
+        raise Conflict(f"tenant {tenant.name} has been asked to stop; an operator must resume it")
+
+
 class Registry:
     """Capabilities and tenants in the database, with a cached :class:`Catalogue`."""
 
@@ -371,19 +388,15 @@ class Registry:
         return self.set_stop(tenant_uuid, False, actor)
 
     def serving_tenant(self, tenant_uuid: str) -> Tenant:
-        """The tenant, if it may take, hold and answer requests now.
+        """The tenant, if it may take, hold and answer requests now (as the cached catalogue has it).
 
         Raises:
             Forbidden: it is not registered.
             Conflict: an operator deactivated it or asked it to stop.
         """
         tenant = self.catalogue().tenants.get(tenant_uuid)
-        if tenant is None:
-            raise Forbidden(f"tenant {tenant_uuid} is not registered")
-        if not tenant.is_active:
-            raise Conflict(f"tenant {tenant.name} is not active")
-        if tenant.stop_requested:
-            raise Conflict(f"tenant {tenant.name} has been asked to stop; an operator must resume it")
+        check_serving(tenant_uuid, tenant)
+        assert tenant is not None
         return tenant
 
     # -- checks on requests ---------------------------------------------

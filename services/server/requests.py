@@ -13,27 +13,27 @@ import builtins
 import json
 import time
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, literal, select, update
 from sqlmodel import Session, col
 
 from labweave.schemas.api import ClaimCreate, RequestCreate
 from labweave.schemas.core import RequestStatus as S
 
-from . import lifecycle
-from .auth import Principal
+from . import claim_gate, lifecycle
+from .auth import Caller, Principal
 from .convert import request_wire
-from .db.driver import DriverStatement
+from .db.driver import DriverQuery, DriverStatement
 from .db.engine import Database
 from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .lifecycle import Actor, request_actors
-from .lab_pause import LabPause
-from .registry import Registry
+from .lab_pause import LabPause, refuse_if_paused
+from .registry import Registry, check_serving
 from .visibility import Viewer
 
 if TYPE_CHECKING:
@@ -93,6 +93,14 @@ def acting_tenant(p: Principal, refusal: str) -> str:
     if not is_tenant_user(p) or p.tenant_uuid is None:
         raise Forbidden(refusal)
     return p.tenant_uuid
+
+
+class _Stale(Exception):
+    """A claim planned for a user whose role or tenant has changed: the claim starts again as ``principal``."""
+
+    def __init__(self, principal: Principal):
+        super().__init__(principal.username)
+        self.principal = principal
 
 
 LET_GO = {"owner_tenant_uuid": None, "lease_expires": None}  # the holder (if any) lets go of the lease
@@ -347,10 +355,21 @@ class Requests:
         return row
 
     # -- claims ------------------------------------------------------------
-    def claim(self, p: Principal, body: ClaimCreate) -> Request | None:
-        """Atomically take the next request this tenant can serve, by priority then age."""
-        row = self._claim(p, body)
-        return self._taken(row) if row is not None else None
+    def claim(self, who: Principal | Caller, body: ClaimCreate) -> Request | None:
+        """Atomically take the next request this tenant can serve, by priority then age.
+
+        ``who``: a :class:`.auth.Caller` (a route's caller, whose user's row the claim reads and judges
+        in its first statement) or an already verified principal.
+        """
+        for _ in range(3):
+            try:
+                row = self._claim(who, body)
+            except _Stale as stale:  # the user's role or tenant changed since this process last read it
+                assert isinstance(who, Caller)
+                who = replace(who, principal=stale.principal)
+                continue
+            return self._taken(row) if row is not None else None
+        raise Conflict("your account changed while claiming; try again")
 
     def _taken(self, row: Request) -> Request:
         """Count a request a tenant took (claimed or reserved, its transaction committed) and how long it waited."""
@@ -358,28 +377,36 @@ class Requests:
             self.activity.claimed(row.quantity, (row.updated or row.ctime) - row.ctime)
         return row
 
-    def _claim(self, p: Principal, body: ClaimCreate) -> Request | None:
+    def _claim(self, who: Principal | Caller, body: ClaimCreate) -> Request | None:
+        p = who.principal if isinstance(who, Caller) else who
         tenant = acting_tenant(p, "claims are made by a tenant user")
-        self.registry.serving_tenant(tenant)
-        self.touch(tenant)
-        self.pause.refuse_if_paused()  # a claim that began before a pause may still finish
+        self.touch(tenant)  # whether it may claim is the gate's (its row as of this claim, not as cached)
         cat = self.registry.catalogue()
         offers = cat.tenant_offers(tenant)
         if body.quantity:
             offers = {body.quantity: offers.get(body.quantity, [])}
         if body.methods:
             offers = {q: [m for m in ms if m in body.methods] for q, ms in offers.items()}
-        offers = {q: ms for q, ms in offers.items() if ms}
-        if not offers:
-            return None
+        wanted = [(q, tuple(ms)) for q, ms in offers.items() if ms]
         lease = body.lease_seconds or self.policy.lease_seconds
         skip: list[int] = []
         scanned = 0
+        first = True
         while scanned < CLAIM_SCAN_LIMIT:
             with self.db.write.begin() as conn:
                 candidates: list[Any] = []
-                for q, ms in offers.items():  # one indexed walk per quantity, merged by priority then age
-                    stmt = self._candidates(q, tuple(ms), bool(skip))
+                if first:  # the gate's checks, read with the first quantity's candidates
+                    first = False
+                    query, params = self._gated(wanted[0] if wanted else None)
+                    rows = query.rows(conn, params | claim_gate.params(p.username, tenant))
+                    self._pass(claim_gate.Gate(rows[0]), who, p, tenant)
+                    if wanted:
+                        candidates += [r for r in rows if r.id is not None]
+                    rest = wanted[1:]
+                else:
+                    rest = wanted
+                for q, ms in rest:  # one indexed walk per quantity, merged by priority then age
+                    stmt = self._candidates(ms, bool(skip))
                     params = {"b_quantity": q} | ({"b_skip": skip} if skip else {})
                     candidates += conn.execute(stmt, params).all()
                 if not candidates:
@@ -391,7 +418,8 @@ class Requests:
                         skip.append(cand.id)
                         continue
                     now = time.time()
-                    pending = SimpleNamespace(id=cand.id, uuid=cand.uuid, status=S.PENDING.value)
+                    pending = SimpleNamespace(id=cand.id, uuid=cand.uuid, status=S.PENDING.value,
+                                              campaign=cand.campaign)
                     try:  # the tenant can serve it (just checked): the lifecycle's TENANT
                         return lifecycle.move_request(
                             conn, pending, S.RESERVED, {Actor.TENANT}, p.username,
@@ -403,16 +431,43 @@ class Requests:
                         continue  # another claimer won this one
         return None
 
-    def _candidates(self, quantity: str, methods: tuple[str, ...], scanning: bool):
-        """The claim query for one quantity, built once per (methods, scanning) and reused."""
+    def _pass(self, gate: claim_gate.Gate, who: Principal | Caller, p: Principal, tenant: str) -> None:
+        """Let the claim through the gate, or raise: the user (401), its tenant (403, 409), the lab's pause (409).
+
+        A claim that began before a pause may still finish (it read the pause first)."""
+        if isinstance(who, Caller):
+            now = who.confirm(gate.account())
+            if now != p:
+                raise _Stale(now)
+        check_serving(tenant, gate.tenant())
+        refuse_if_paused(gate.lab())
+
+    def _gated(self, wanted: tuple[str, tuple[str, ...]] | None) -> tuple[DriverQuery, dict[str, Any]]:
+        """The gate's query, with the first batch of candidates of one quantity (if any) and its parameters."""
+        if wanted is None:
+            query = self._claim_statements.get("gate")
+            if query is None:
+                query = self._claim_statements["gate"] = DriverQuery(claim_gate.gated())
+            return query, {}
+        quantity, methods = wanted
+        key = ("gate", methods)
+        query = self._claim_statements.get(key)
+        if query is None:
+            query = self._claim_statements[key] = DriverQuery(claim_gate.gated(self._candidates(methods, False)))
+        return query, {"b_quantity": quantity}
+
+    def _candidates(self, methods: tuple[str, ...], scanning: bool):
+        """The claim query for one quantity (``b_quantity``), built once per (methods, scanning) and reused."""
         key = (methods, scanning)
         stmt = self._claim_statements.get(key)
         if stmt is None:
             c = REQ.c
             stmt = (
-                select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters, c.lease_beat)
+                select(c.id, c.uuid, c.priority, c.quantity, c.methods, c.parameters, c.lease_beat, c.campaign)
                 .where(c.status == S.PENDING.value, c.quantity == bindparam("b_quantity"))
-                .where(exists().where(METHODS.c.request_id == c.id, METHODS.c.method.in_(methods)))
+                # the methods as plain values, not an expanding IN: the statement is compiled once (DriverQuery)
+                .where(exists().where(METHODS.c.request_id == c.id,
+                                      METHODS.c.method.in_([literal(m) for m in methods])))
                 .order_by(c.priority.desc(), c.id)
                 .limit(CLAIM_SCAN_BATCH if scanning else CLAIM_BATCH)
             )

@@ -1,23 +1,30 @@
-"""Core statements compiled once and run straight on SQLite's driver, inside a Core transaction.
+"""Core statements compiled once and run straight on the database driver, inside a Core transaction.
 
 Executing a Core statement through SQLAlchemy costs about a hundred
 microseconds of Python per call (execution context, parameter coercion,
 result set-up) against tens for SQLite's own work. The statements of the hot
-paths (a new request, its event and its methods) are compiled here once per
-set of columns; each call converts the values with the columns' own bind
-processors (JSON columns are serialised as SQLAlchemy would) and runs the SQL
-on the connection's DBAPI cursor, in the transaction the Core connection
-began. On other databases the statement runs through SQLAlchemy as usual.
+paths are compiled here once per dialect (and set of columns); each call
+converts the values with the columns' own bind processors (JSON columns are
+serialised as SQLAlchemy would) and runs the SQL on the connection's DBAPI
+cursor, in the transaction the Core connection began:
+
+- :class:`DriverStatement`: an ``INSERT`` (a new request, its event and its
+  methods) on SQLite; on other databases it runs through SQLAlchemy as usual.
+- :class:`DriverQuery`: a statement that returns rows (the claim's first
+  ``SELECT``, a status change's ``UPDATE ... RETURNING``) on SQLite and
+  PostgreSQL, its rows converted by the columns' own result processors.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import ValuesBase
+from sqlalchemy.sql.expression import ReturnsRows
 
 
 class DriverStatement:
@@ -78,6 +85,69 @@ class DriverStatement:
             raise _wrapped(conn, sql, params, exc) from exc
         finally:
             cursor.close()
+
+
+class DriverQuery:
+    """A Core statement that returns rows, compiled once per dialect and run on the driver's cursor.
+
+    Its bind parameters are the statement's own values (a literal in a ``WHERE``, a ``LIMIT``) and
+    the names given to :meth:`rows`; an expanding ``IN`` cannot be compiled once and is refused.
+    """
+
+    def __init__(self, stmt: ReturnsRows):
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, bool, list[tuple[str, Any, Callable | None]], type]] = {}
+        self._results: dict[str, list[Callable | None]] = {}
+
+    def _sql(self, conn: Connection):
+        dialect = conn.dialect
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            if compiled.positional:
+                names = list(compiled.positiontup or [])
+            else:
+                names = list(dict.fromkeys(compiled.bind_names.values()))
+            binds: list[tuple[str, Any, Callable | None]] = []
+            for name in names:
+                bind = compiled.binds[name]
+                if bind.expanding:
+                    raise ValueError(f"{name}: an expanding IN cannot be compiled once")
+                binds.append((name, bind.value, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+            columns = list(self.stmt.exported_columns)
+            row = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
+            found = (str(compiled), bool(compiled.positional), binds, row)
+            self._compiled[dialect.name] = found
+        return found
+
+    def _processors(self, conn: Connection, description: Any) -> list[Callable | None]:
+        """The columns' result processors (PostgreSQL's numeric ones need the type the driver reports)."""
+        found = self._results.get(conn.dialect.name)
+        if found is None:
+            dialect = conn.dialect
+            found = [c.type.dialect_impl(dialect).result_processor(dialect, d[1])
+                     for c, d in zip(self.stmt.exported_columns, description)]
+            self._results[dialect.name] = found
+        return found
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """Run with ``params`` (bind name -> value); the rows, with the columns as attributes (``_asdict()``)."""
+        sql, positional, binds, row = self._sql(conn)
+        values = [params[n] if n in params else v for n, v, _ in binds]
+        values = [v if p is None else p(v) for v, (_, _, p) in zip(values, binds)]
+        args: Any = values if positional else {n: v for (n, _, _), v in zip(binds, values)}
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, args)
+            fetched = cursor.fetchall()
+            processors = self._processors(conn, cursor.description)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, sql, args, exc) from exc
+        finally:
+            cursor.close()
+        if any(p is not None for p in processors):
+            return [row(*[v if p is None else p(v) for v, p in zip(r, processors)]) for r in fetched]
+        return [row(*r) for r in fetched]
 
 
 def _wrapped(conn: Connection, sql: str, params: Any, exc: Exception) -> Exception:

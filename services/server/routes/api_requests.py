@@ -14,7 +14,7 @@ from labweave.schemas.api import (Cancel, Claim, ClaimCreate, Event, Failure, Le
 
 from .. import convert
 from ..db.on_loop import run_write
-from ..deps import CurrentOperator, CurrentUser, LabDep
+from ..deps import CurrentCaller, CurrentOperator, CurrentUser, LabDep
 from ..events import history
 from .params import Cursor, LeaseSeconds, Limit
 
@@ -65,9 +65,9 @@ def request_history(lab: LabDep, p: CurrentUser, request_uuid: str) -> list[Even
 
 
 @router.post("/claims", response_model=Claim, responses={204: {"description": "Nothing this tenant can serve"}})
-async def claim(lab: LabDep, p: CurrentUser, body: ClaimCreate) -> Claim | Response:
+async def claim(lab: LabDep, caller: CurrentCaller, body: ClaimCreate) -> Claim | Response:
     """Take the next request this tenant can serve (priority, then age); 204 if none."""
-    row = await run_write(lab.db, partial(lab.requests.claim, p, body))
+    row = await run_write(lab.db, partial(lab.requests.claim, caller, body))
     if row is None:
         return Response(status_code=204)
     return Claim(request=convert.request_detail(row), lease=convert.lease(row))
