@@ -390,6 +390,14 @@ class MlipFineTuningParameters(BaseModel):
         "pairs at linear strains within +-3 % (they carry the bulk modulus).",
     )
     learning_rate: float = Field(default=1e-3, ge=1e-6, le=1e-2, description="Adam's learning rate.")
+    stress_weight: float = Field(
+        default=1e-3, ge=0.0, le=1.0,
+        description="Weight of the stress loss (GPa^2) against the energy loss ((eV/atom)^2) in CHGNet's trainer: "
+        "each training cell's stress is the pressure -dE/dV of its example's fitted equation of state, which holds "
+        "the bulk modulus and the equilibrium volume. At 1e-3 a pressure error of 1 GPa weighs as much as an "
+        "energy error of 32 meV/atom (CHGNet's own 0.1 lets the pressures drown the mixing energies); 0: energies "
+        "(and forces) only.",
+    )
     freeze_lower_layers: bool = Field(
         default=True,
         description="Train only the last interaction layer and the readout (the embeddings and the other "
@@ -434,6 +442,18 @@ class MlipFineTuningResult(BaseModel):
     mae_after: float = Field(ge=0, description="Energy MAE of the committee's mean on the training cells.",
                              json_schema_extra={"unit": "electron_volt / atom"})
     members: list[MlipMemberTraining]
+    energy_std_scale: float | None = Field(
+        default=None, ge=1.0,
+        description="Factor the committee's energy spread is multiplied by to give its standard deviations, fitted "
+        "on the out-of-bag examples (each predicted by the members that did not train on it); none: a committee "
+        "of one, or no example out of bag.",
+    )
+    bulk_modulus_std_scale: float | None = Field(
+        default=None, ge=1.0, description="The same factor for the bulk modulus's spread.",
+    )
+    calibration_examples: int = Field(
+        default=0, ge=0, description="Examples out of bag of at least one member, which the factors were fitted on.",
+    )
     cost_cpu_seconds: float = Field(ge=0, json_schema_extra={"unit": "second"})
     wall_seconds: float = Field(ge=0, json_schema_extra={"unit": "second"})
 
@@ -463,4 +483,13 @@ class ChgnetBulkPropertiesResult(BulkPropertiesResult):
     )
     bulk_modulus_std: float | None = Field(
         default=None, ge=0, description="Committee standard deviation of B0.", json_schema_extra={"unit": "gigapascal"},
+    )
+    energy_std_scale: float | None = Field(
+        default=None, ge=1.0,
+        description="Factor by which the members' spread of E0 and of the formation energy was multiplied to give "
+        "the two standard deviations above (fitted on the committee's out-of-bag examples when it was trained); "
+        "none: the spread as it is.",
+    )
+    bulk_modulus_std_scale: float | None = Field(
+        default=None, ge=1.0, description="The same factor for B0's spread.",
     )

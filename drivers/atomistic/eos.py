@@ -156,6 +156,26 @@ def birch_murnaghan_energy(volume: float, energy: float, volume0: float, bulk_mo
                                                    + (eta - 1.0) ** 2 * (6.0 - 4.0 * eta))
 
 
+
+def birch_murnaghan_pressure(volume: float, volume0: float, bulk_modulus: float,
+                             bulk_modulus_derivative: float) -> float:
+    """P(V) = -dE/dV of the third-order Birch-Murnaghan equation of state (:func:`birch_murnaghan_energy`).
+
+    Args:
+        volume: V (angstrom^3/atom).
+        volume0: V0 (angstrom^3/atom).
+        bulk_modulus: B0 (GPa).
+        bulk_modulus_derivative: B0'.
+
+    Returns:
+        3 B0 / 2 [(V0/V)^(7/3) - (V0/V)^(5/3)] [1 + 3/4 (B0' - 4) ((V0/V)^(2/3) - 1)] (GPa; positive
+        when compressed).
+    """
+    ratio = volume0 / volume
+    eta = ratio ** (2.0 / 3.0)
+    return 1.5 * bulk_modulus * (ratio ** (7.0 / 3.0) - ratio ** (5.0 / 3.0)) * (
+        1.0 + 0.75 * (bulk_modulus_derivative - 4.0) * (eta - 1.0))
+
 def _scan(atoms: Atoms) -> tuple[EosFit | None, float]:
     """Energies at the EOS strains around the current cell, fitted.
 

@@ -17,8 +17,11 @@ reads). A ``bulk_properties`` request naming that version (``model``) is
 computed by the committee's mean, with the standard deviations of the members'
 own equations of state at the committee's relaxed crystal as its uncertainty
 (:func:`~labweave.drivers.atomistic.chgnet_models.member_fits`); the result
-names the model. A fine-tuning runs to its end once started (CHGNet's trainer
-has no stop between steps): a safe stop takes effect after it.
+names the model. Those standard deviations are the members' spreads times the
+factors fitted on the committee's out-of-bag examples when it was trained
+(``energy_std_scale``, ``bulk_modulus_std_scale``, named in the result). A
+fine-tuning runs to its end once started (CHGNet's trainer has no stop between
+steps): a safe stop takes effect after it.
 
 Elements: CHGNet covers Z = 1..94, but a formation energy needs each element's
 ground state; elements whose reference state in ASE is a crystal (fcc, bcc,
@@ -202,12 +205,17 @@ class ChgnetBackend(AtomisticBackend):
         references = {s: self.committee_reference(committee, s, check_stop)[1] for s in set(symbols)}
         formation = [own[k][0] - float(np.mean([references[s][k] for s in symbols])) for k in range(len(own))]
         ddof = 1 if len(own) > 1 else 0
+        # the spreads scaled by the factors fitted on the committee's out-of-bag examples (older records: none)
+        energy_scale = committee.record.get("energy_std_scale")
+        bulk_scale = committee.record.get("bulk_modulus_std_scale")
+        e, b = (energy_scale or 1.0), (bulk_scale or 1.0)
         return ChgnetBulkPropertiesResult(
             **result.model_dump(), model=committee.version, base_model=str(committee.record["base_model"]),
             committee=len(committee.members),
-            energy_per_atom_std=float(np.std([e for e, _ in own], ddof=ddof)) if ddof else None,
-            formation_energy_per_atom_std=float(np.std(formation, ddof=ddof)) if ddof else None,
-            bulk_modulus_std=float(np.std([b for _, b in own], ddof=ddof)) if ddof else None,
+            energy_per_atom_std=e * float(np.std([e0 for e0, _ in own], ddof=ddof)) if ddof else None,
+            formation_energy_per_atom_std=e * float(np.std(formation, ddof=ddof)) if ddof else None,
+            bulk_modulus_std=b * float(np.std([b0 for _, b0 in own], ddof=ddof)) if ddof else None,
+            energy_std_scale=energy_scale if ddof else None, bulk_modulus_std_scale=bulk_scale if ddof else None,
         )
 
     def committee_reference(self, committee: Committee, symbol: str,

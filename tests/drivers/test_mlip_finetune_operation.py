@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from labweave.drivers import registry
+from labweave.drivers.atomistic.chgnet_models import member_fits
 from labweave.drivers.atomistic.frontend import FINE_TUNING, QUANTITY, ChgnetSimulator
 from labweave.drivers.atomistic.mlip import ChgnetBackend
 from labweave.drivers.base import BackendContext, ParameterError
-from labweave.schemas.atomistic import ChgnetBulkPropertiesResult, MlipFineTuningResult
+from labweave.drivers.atomistic.structures import build_crystal
+from labweave.schemas.atomistic import BulkPropertiesParameters, ChgnetBulkPropertiesResult, MlipFineTuningResult
 from tests.drivers.mlip_examples import AG_AL, AG_AL3
 
 AG_AL_CELL = {"alloy": {"composition": {"Ag": 0.5, "Al": 0.5}, "supercell": 1}}
@@ -34,6 +37,7 @@ def test_fine_tuning_returns_the_stored_version_and_its_errors(simulator, fine_t
     assert result.mae_after < result.mae_before
     assert set(result.element_shifts) == {"Ag", "Al"}
     assert result.cost_cpu_seconds > 0
+    assert result.energy_std_scale is None or result.energy_std_scale >= 1.0
 
 
 def test_bulk_properties_by_the_fine_tuned_committee_name_it_and_carry_its_spread(simulator, fine_tuned):
@@ -47,6 +51,18 @@ def test_bulk_properties_by_the_fine_tuned_committee_name_it_and_carry_its_sprea
     assert tuned["energy_per_atom"] != pytest.approx(pretrained["energy_per_atom"], abs=1e-4)
     for key in ("energy_per_atom_std", "formation_energy_per_atom_std", "bulk_modulus_std"):
         assert tuned[key] > 0
+    # the deviations are the members' spread at the relaxed crystal times the factors fitted at training
+    record = simulator.backend.registry.record(fine_tuned["model"])
+    assert tuned["energy_std_scale"] == record["energy_std_scale"]
+    assert tuned["bulk_modulus_std_scale"] == record["bulk_modulus_std_scale"]
+    crystal = build_crystal(BulkPropertiesParameters.model_validate(AG_AL_CELL))
+    crystal.set_cell(crystal.get_cell() * (tuned["volume_per_atom"] * len(crystal) / crystal.get_volume()) ** (1 / 3),
+                     scale_atoms=True)
+    fits = member_fits(simulator.backend.committee(fine_tuned["model"]).members, crystal)
+    assert tuned["bulk_modulus_std"] == pytest.approx(
+        (tuned["bulk_modulus_std_scale"] or 1.0) * np.std([f.bulk_modulus for f in fits], ddof=1), rel=1e-3)
+    assert tuned["energy_per_atom_std"] == pytest.approx(
+        (tuned["energy_std_scale"] or 1.0) * np.std([f.energy for f in fits], ddof=1), rel=1e-3)
     # the committee learned the DFT mixing energy of this cell (-0.023 eV/atom) better than the pretrained model
     dft = -0.02275013387818481
     assert abs(tuned["formation_energy_per_atom"] - dft) < abs(pretrained["formation_energy_per_atom"] - dft)

@@ -8,14 +8,27 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from labweave.drivers.atomistic.chgnet_models import ModelRegistry, UnknownModel, predict_energies
-from labweave.drivers.atomistic.eos import birch_murnaghan_energy
+from ase.stress import voigt_6_to_full_3x3_stress
+from ase.units import GPa
+
+from labweave.drivers.atomistic.chgnet_models import (
+    ModelRegistry,
+    UnknownModel,
+    chgnet_calculator,
+    chgnet_model,
+    member_fits,
+    predict_energies,
+)
+from labweave.drivers.atomistic.eos import birch_murnaghan_energy, birch_murnaghan_pressure
 from labweave.drivers.atomistic.mlip_training import (
     dft_references,
     element_shifts,
     eos_strains,
+    example_crystal,
     fine_tune,
     pretrained_reference,
+    spread_scale,
+    stress_targets,
     training_cells,
 )
 from labweave.drivers.base import ParameterError
@@ -30,6 +43,47 @@ def examples() -> list[MlipTrainingExample]:
 def test_eos_strains_come_in_pairs_within_the_dft_scan():
     assert eos_strains(0) == []
     assert eos_strains(4) == pytest.approx([-0.015, 0.015, -0.03, 0.03])
+
+
+def test_the_eos_pressure_is_minus_the_slope_of_its_energy():
+    v0, b0, b0_prime = 16.95, 67.3, 8.9
+    assert birch_murnaghan_pressure(v0, v0, b0, b0_prime) == 0.0
+    for volume in (15.5, 16.5, 17.5):
+        h = 1e-5
+        slope = (birch_murnaghan_energy(volume + h, 0.0, v0, b0, b0_prime)
+                 - birch_murnaghan_energy(volume - h, 0.0, v0, b0, b0_prime)) / (2 * h)
+        assert birch_murnaghan_pressure(volume, v0, b0, b0_prime) == pytest.approx(-slope / GPa, rel=1e-6)
+    assert birch_murnaghan_pressure(15.5, v0, b0, b0_prime) > 0 > birch_murnaghan_pressure(17.5, v0, b0, b0_prime)
+
+
+def test_training_cells_carry_the_eos_pressure_and_the_stress_targets_keep_the_pretrained_shear():
+    given = examples()
+    cells = training_cells(given, eos_points=2)
+    for cell in cells:
+        if cell.example is None or "@" not in cell.label:
+            assert cell.pressure == 0.0  # V0 and the elements' DFT volumes: at equilibrium
+            continue
+        example = given[cell.example]
+        volume = cell.atoms.get_volume() / len(cell.atoms)
+        assert cell.pressure == pytest.approx(birch_murnaghan_pressure(
+            volume, example.volume_per_atom, example.bulk_modulus, example.bulk_modulus_derivative))
+        assert (cell.pressure > 0) == (volume < example.volume_per_atom)
+    targets = [np.array(t) for t in stress_targets(chgnet_model(), cells)]
+    calculator = chgnet_calculator(chgnet_model())
+    for cell, target in zip(cells, targets):
+        ase_stress = -0.1 * target  # as CHGNet's StructureData reads it: GPa, ASE's sign
+        assert np.trace(ase_stress) / 3 == pytest.approx(-cell.pressure, abs=1e-5)  # float32 shear
+        calculator.calculate(cell.atoms, ["stress"])
+        own = np.asarray(calculator.results["stress"]).reshape(-1)
+        own = (voigt_6_to_full_3x3_stress(own) if own.size == 6 else own.reshape(3, 3)) / GPa
+        own_shear = own - np.trace(own) / 3 * np.eye(3)
+        assert ase_stress - np.trace(ase_stress) / 3 * np.eye(3) == pytest.approx(own_shear, abs=1e-6)
+
+
+def test_the_spread_factor_makes_out_of_bag_errors_unit_variance():
+    assert spread_scale([0.03, 0.04], [0.01, 0.01]) == pytest.approx(np.sqrt((9 + 16) / 2))
+    assert spread_scale([0.001], [0.01]) == 1.0  # never narrower than the spread itself
+    assert spread_scale([0.01], [0.0]) is None and spread_scale([], []) is None
 
 
 def test_shifted_targets_keep_the_dft_mixing_energies():
@@ -63,6 +117,9 @@ def test_fine_tuning_moves_the_model_to_the_dft_energies_and_the_registry_keeps_
                                       learning_rate=5e-3, seed=7)
     result = fine_tune(params, registry)
     assert result.mae_after < 0.7 * result.mae_before
+    assert result.calibration_examples >= 1  # one example is out of bag of a member at these seeds
+    assert result.energy_std_scale is not None and result.energy_std_scale >= 1.0
+    assert result.bulk_modulus_std_scale is not None and result.bulk_modulus_std_scale >= 1.0
     assert [m.seed for m in result.members] == [7, 8]
     assert registry.versions() == [result.model]
 
@@ -81,6 +138,29 @@ def test_fine_tuning_moves_the_model_to_the_dft_energies_and_the_registry_keeps_
     # the members differ (seeds and bootstrap), so the committee has a spread
     spread = predict_energies(committee.members, [cells[0].atoms]).std(axis=0)
     assert float(spread[0]) > 1e-5
+    assert record["energy_std_scale"] == result.energy_std_scale
+    assert record["bulk_modulus_std_scale"] == result.bulk_modulus_std_scale
+
+
+def test_the_eos_pressures_teach_the_bulk_modulus_that_energies_alone_did_not(tmp_path):
+    """Trained on energies only, the committee's B0 of its own training cells stayed as far from DFT as
+    the pretrained model's (or went farther); the pressures of the fitted EOS bring it close."""
+    given = examples()
+    pretrained = {e.result_id: member_fits([chgnet_model()], example_crystal(e))[0].bulk_modulus for e in given}
+    errors = {}
+    default = MlipFineTuningParameters(examples=given).stress_weight
+    for weight in (0.0, default):
+        params = MlipFineTuningParameters(examples=given, epochs=6, committee=1, eos_points=4,
+                                          learning_rate=3e-3, stress_weight=weight, seed=3)
+        registry = ModelRegistry(tmp_path / f"weight-{weight}")
+        members = registry.load(fine_tune(params, registry).model).members
+        errors[weight] = np.mean([abs(member_fits(members, example_crystal(e))[0].bulk_modulus - e.bulk_modulus)
+                                  for e in given])
+    before = np.mean([abs(pretrained[e.result_id] - e.bulk_modulus) for e in given])
+    print(f"B0 MAE on the training cells: pretrained {before:.1f}, energies only {errors[0.0]:.1f}, "
+          f"with pressures {errors[default]:.1f} GPa")
+    assert errors[default] < 0.5 * before
+    assert errors[default] < 0.5 * errors[0.0]
 
 
 def test_unknown_versions_are_refused(tmp_path):
@@ -106,6 +186,7 @@ def test_examples_of_other_dft_settings_are_refused():
     ({"committee": 9}, "committee"),
     ({"epochs": 0}, "epochs"),
     ({"eos_points": 3}, "eos_points"),
+    ({"stress_weight": -0.1}, "stress_weight"),
 ])
 def test_bad_fine_tuning_parameters_are_refused(change, field):
     with pytest.raises(ValidationError) as caught:
