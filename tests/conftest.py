@@ -123,5 +123,14 @@ def require_postgres(available: bool) -> None:
 
 
 @pytest.fixture
+def pg_url(pg_available):
+    """A fresh PostgreSQL database for the test (skipped, or failed under CI, where PostgreSQL is down)."""
+    require_postgres(pg_available)
+    url, drop = make_pg_database()
+    yield url
+    drop()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'labweave.db'}"

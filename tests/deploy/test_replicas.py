@@ -21,7 +21,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import pytest
 from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
@@ -29,21 +28,12 @@ from labweave.services.cli.main import app
 
 from labweave.services.server.process import ServerProcess
 
-from ..conftest import make_pg_database, require_postgres
 from ..faults.lab import small_campaign, wait_for
 
 BUDGET = 8
 EXTRA = 4  # growths the requester on replica A posts itself
 PASSWORDS = {"operator": "operator-pw-1", "chamber-a": "chamber-a-pw", "chamber-b": "chamber-b-pw",
              "planner": "planner-pw-1", "alice": "alice-pw-12"}
-
-
-@pytest.fixture
-def pg_url(pg_available):
-    require_postgres(pg_available)
-    url, drop = make_pg_database()
-    yield url
-    drop()
 
 
 def labweave(*args: str, env: dict[str, str]) -> str:

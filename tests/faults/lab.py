@@ -9,6 +9,7 @@ The accounts and the PLD chamber's registration are made once per session with t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -16,7 +17,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 from labweave.services.server.process import ServerProcess, free_port
 from labweave.services.tenant.catalog import build
+
+from ..lab_processes import wait_for as shared_wait_for
 
 ACCOUNTS = {"chamber": "chamber-pw", "alice": "alice-pw"}
 #: The shipped PLD campaign, cut down: random draws, no approval, a small budget, shorter growths.
@@ -88,13 +90,8 @@ def copy_database(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout:g} s: {what}")
+#: The shared wait, looking a little more often (the faults' states can be short).
+wait_for = functools.partial(shared_wait_for, every=0.2)
 
 
 @dataclass

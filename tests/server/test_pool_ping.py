@@ -7,21 +7,12 @@ from __future__ import annotations
 import time
 
 import psycopg
-import pytest
 from sqlalchemy import text
 
 from labweave.services.server.db import engine as engine_module
 from labweave.services.server.db.engine import open_database
 
-from ..conftest import PG_ADMIN_URL, make_pg_database, require_postgres
-
-
-@pytest.fixture
-def pg_url(pg_available):
-    require_postgres(pg_available)
-    url, drop = make_pg_database()
-    yield url
-    drop()
+from ..conftest import PG_ADMIN_URL
 
 
 def backend_pid(db) -> int:
