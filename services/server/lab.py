@@ -13,6 +13,7 @@ from .campaigns import Campaigns
 from .config import Settings
 from .dead_letters import DeadLetters
 from .db.engine import Database, open_database
+from .db.group_commit import GroupCommit
 from .db.migrate import upgrade
 from .lab_pause import LabPause
 from .metrics import LabMetrics
@@ -35,6 +36,8 @@ class Lab:
     #: What this replica did (claims, heartbeats, refused results, expired leases), counted in its process.
     activity: LabMetrics
     metrics: Any = None
+    #: New requests' writes, those arriving together in one transaction (see ``db.group_commit``).
+    writes: GroupCommit = field(init=False)
     #: The event-stream hubs, by event loop (see ``event_stream.hub_of``).
     event_hubs: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
 
@@ -51,6 +54,9 @@ class Lab:
         activity = LabMetrics(CollectorRegistry())
         return cls(settings, db, registry, Requests(db, registry, policy, pause, activity),
                    Results(db, registry, activity), auth, Campaigns(db, registry), DeadLetters(db), pause, activity)
+
+    def __post_init__(self) -> None:
+        self.writes = GroupCommit(self.db)
 
     def close(self) -> None:
         self.db.dispose()

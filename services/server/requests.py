@@ -18,7 +18,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import bindparam, exists, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, literal, select, update
 from sqlmodel import Session, col
 
 from labweave.schemas.api import ClaimCreate, RequestCreate
@@ -229,6 +229,18 @@ class Requests:
 
     # -- creating ----------------------------------------------------------
     def create(self, p: Principal, body: RequestCreate) -> Request:
+        """Check and store a new request in a transaction of its own."""
+        store = self.plan_create(p, body)
+        with self.db.write.begin() as conn:
+            return store(conn)
+
+    def plan_create(self, p: Principal, body: RequestCreate) -> Callable[[Connection], Request]:
+        """Every check of a new request that needs no transaction; what stores it in a write transaction.
+
+        The checks (tenant, rights, schema, limitations) raise here, before anything is written; the
+        returned work reads only the parent request (if one is named) and writes the request's rows, so
+        that it can share a transaction with other creates (:mod:`.db.group_commit`).
+        """
         cat = self.registry.catalogue()
         if body.tenant_uuid not in cat.tenants:
             raise Invalid(f"tenant_uuid: unknown tenant {body.tenant_uuid!r}")
@@ -239,16 +251,21 @@ class Requests:
         values = new_request(status, body.quantity, body.methods, body.parameters, body.tenant_uuid, p.username,
                              priority=body.priority, parent_uuid=body.parent_uuid, campaign=body.campaign,
                              provenance=body.provenance)
-        with self.db.write.begin() as conn:
+        actors = request_actors(p, None, cat)
+
+        def store(conn: Connection) -> Request:
             if body.parent_uuid and conn.execute(
                 select(REQ.c.id).where(REQ.c.uuid == body.parent_uuid)
             ).first() is None:
                 raise Invalid(f"parent_uuid: unknown request {body.parent_uuid}")
-            values["id"] = lifecycle.open_request(conn, values, request_actors(p, None, cat), p.username,
-                                                  data={"quantity": body.quantity, "methods": body.methods})
-            INSERT_METHOD.execute_many(conn, [{"request_id": values["id"], "method": m, "quantity": body.quantity}
+            row = dict(values)
+            row["id"] = lifecycle.open_request(conn, row, actors, p.username,
+                                               data={"quantity": body.quantity, "methods": body.methods})
+            INSERT_METHOD.execute_many(conn, [{"request_id": row["id"], "method": m, "quantity": body.quantity}
                                               for m in body.methods])
-        return as_row(values, Request)
+            return as_row(row, Request)
+
+        return store
 
     # -- changing status ---------------------------------------------------
     def _locked(self, conn, p: Principal, request_uuid: str) -> Request:

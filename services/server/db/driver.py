@@ -10,6 +10,7 @@ cursor, in the transaction the Core connection began:
 
 - :class:`DriverStatement`: an ``INSERT`` (a new request, its event and its
   methods) on SQLite; on other databases it runs through SQLAlchemy as usual.
+- :func:`run_sql`: a statement with neither parameters nor rows (a ``SAVEPOINT``).
 - :class:`DriverQuery`: a statement that returns rows (the claim's first
   ``SELECT``, a status change's ``UPDATE ... RETURNING``) on SQLite and
   PostgreSQL, its rows converted by the columns' own result processors.
@@ -148,6 +149,17 @@ class DriverQuery:
         if any(p is not None for p in processors):
             return [row(*[v if p is None else p(v) for v, p in zip(r, processors)]) for r in fetched]
         return [row(*r) for r in fetched]
+
+
+def run_sql(conn: Connection, sql: str) -> None:
+    """A statement without parameters or rows (``SAVEPOINT x``) on the driver's cursor, in ``conn``'s transaction."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(conn, sql, (), exc) from exc
+    finally:
+        cursor.close()
 
 
 def _wrapped(conn: Connection, sql: str, params: Any, exc: Exception) -> Exception:

@@ -8,7 +8,6 @@ checked, and bad input gets a 4xx that names the field.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Response
@@ -20,7 +19,6 @@ from labweave.schemas.core import AccessToken, Request, RequestInfo, RequestStat
 from labweave.schemas.tenant import MergedLimitation, TenantInfo
 
 from .. import convert
-from ..db.on_loop import run_write
 from ..deps import CurrentUser, LabDep
 from ..lab import Lab
 from ..login_throttle import TooManyAttempts
@@ -55,7 +53,7 @@ async def post_request(lab: LabDep, p: CurrentUser, request: Request) -> str:
     """Post a request; answers its UUID."""
     body = RequestCreate.model_construct(**request.model_dump(), priority=0, parent_uuid=None, campaign=None,
                                          provenance={}, proposed=False)
-    row = await run_write(lab.db, partial(lab.requests.create, p, body))
+    row = await lab.writes.run(lab.requests.plan_create(p, body))
     return row.uuid
 
 

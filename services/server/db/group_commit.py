@@ -1,0 +1,138 @@
+"""New requests that reach the server together are stored in one SQLite transaction (group commit).
+
+On SQLite a create's own rows (the request and its indexes, its event, its
+methods) cost about 150 microseconds of SQLite, most of it the COMMIT that
+writes their pages to the log, and SQLAlchemy's BEGIN and COMMIT about 90
+more. With k creates in one transaction both are paid once and the index pages
+they share are written once: measured on the server's schema, 147
+microseconds of SQLite per create alone, 83 in fours, 71 in eights.
+
+How: a route hands its write (a function of the transaction's connection) to
+:meth:`GroupCommit.run`. The first write of a turn of the event loop schedules
+the flush for the next turn, so every create that reached its write in this
+turn joins it (under load, those whose bodies arrived together). The flush
+runs the writes in one transaction, on the event loop as :mod:`.on_loop` does,
+each inside its own ``SAVEPOINT``: a write that raises (an unknown parent
+request) is rolled back alone and its caller gets the exception; the others
+are kept. Callers are answered only after the COMMIT has returned, so nothing
+is acknowledged that is not stored, exactly as with a transaction of its own.
+If the BEGIN or the COMMIT fails (a full disk), every write of the batch gets
+that error: none was stored.
+
+When the write lock is not free at once (another writer of this process in a
+worker thread, or another process), nothing has been written: each write then
+runs in a transaction of its own in a worker thread, where waiting is
+harmless. On PostgreSQL every write runs that way (each statement is a round
+trip; see :mod:`.on_loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+
+from .driver import run_sql
+from .engine import Database, WouldWait
+
+T = TypeVar("T")
+
+Work = Callable[[Connection], Any]
+
+#: At most this many writes share a transaction: the event loop does nothing else while it runs.
+BATCH_LIMIT = 64
+
+
+class GroupCommit:
+    """Runs writes handed to it on the event loop, those of one turn of the loop in one transaction."""
+
+    def __init__(self, db: Database, limit: int = BATCH_LIMIT):
+        self.db = db
+        self.limit = limit
+        #: Each event loop's batch still open to writes (a server has one loop; tests may run several).
+        self._open: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[Work, asyncio.Future]]] = \
+            weakref.WeakKeyDictionary()
+        self._threads: set[asyncio.Task] = set()  # fallbacks in worker threads, kept until they end
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in a write transaction; its value once the transaction has committed.
+
+        ``work`` may run again in a transaction of its own (it must only read and write through ``conn``).
+        """
+        if not self.db.is_sqlite:
+            return await run_in_threadpool(self._alone, work)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        batch = self._open.get(loop)
+        if batch is None or len(batch) >= self.limit:
+            batch = self._open[loop] = []
+            loop.call_soon(self._flush, loop, batch)
+        batch.append((work, future))
+        value: T = await future
+        return value
+
+    def _alone(self, work: Callable[[Connection], T]) -> T:
+        with self.db.write.begin() as conn:
+            return work(conn)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[Work, asyncio.Future]]) -> None:
+        if self._open.get(loop) is batch:
+            del self._open[loop]
+        try:
+            with self.db.no_waiting():
+                outcomes = self._together([work for work, _ in batch])
+        except WouldWait:
+            for work, future in batch:
+                task = asyncio.ensure_future(self._in_thread(work, future))
+                self._threads.add(task)
+                task.add_done_callback(self._threads.discard)
+            return
+        except BaseException as exc:  # nothing of the batch was stored (the BEGIN, a savepoint or the COMMIT failed)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), (stored, value) in zip(batch, outcomes):
+            if not future.done():  # a caller that went away (its task cancelled) gets nothing; its write stays
+                if stored:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _together(self, works: list[Work]) -> list[tuple[bool, Any]]:
+        """Each work's ``(stored, value or exception)``, all in one transaction."""
+        outcomes: list[tuple[bool, Any]] = []
+        with self.db.write.begin() as conn:
+            if len(works) == 1:  # alone: its exception rolls the transaction back (no savepoint needed)
+                return [(True, works[0](conn))]
+            for work in works:
+                run_sql(conn, "SAVEPOINT one_write")
+                try:
+                    value = work(conn)
+                except Exception as exc:
+                    try:
+                        run_sql(conn, "ROLLBACK TO one_write")
+                        run_sql(conn, "RELEASE one_write")
+                    except Exception:
+                        raise exc from None  # SQLite ended the transaction itself (a full disk): the batch fails
+                    outcomes.append((False, exc))
+                else:
+                    run_sql(conn, "RELEASE one_write")
+                    outcomes.append((True, value))
+        return outcomes
+
+    async def _in_thread(self, work: Work, future: asyncio.Future) -> None:
+        try:
+            value = await run_in_threadpool(self._alone, work)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(value)
