@@ -40,6 +40,9 @@ class AccessLog:
                                  ["method", "route", "status"], registry=registry)
         self.seconds = Histogram("labweave_http_request_seconds", "Time to answer (to the end of the body), by route",
                                  ["route"], buckets=BUCKETS, registry=registry)
+        # Each series' child, found once: ``labels()`` checks and joins its label values on every call. The keys are
+        # few (method x route template x status), as the series are.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,8 +69,13 @@ class AccessLog:
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        self.responses.labels(scope["method"], template, str(status)).inc()
-        self.seconds.labels(template).observe(seconds)
+        key = (scope["method"], template, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (self.responses.labels(key[0], template, str(status)), self.seconds.labels(template))
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, seconds * 1000,
                      extra={"method": scope["method"], "route": template, "path": scope["path"], "status": status,

@@ -79,27 +79,45 @@ def inspect_json(body: bytes, limits: BodyLimits) -> Problem | None:
 
 
 def _walk(document: Any, limits: BodyLimits) -> Problem | None:
-    # Iterative, so a deep document cannot exhaust the interpreter's stack here.
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ("body",))]
-    while stack:
-        value, loc = stack.pop()
-        depth = len(loc) - 1
-        if isinstance(value, dict | list):
-            if depth >= limits.max_json_depth:
-                return Problem(
-                    422, loc, f"nests deeper than {limits.max_json_depth} levels", "value_error.json_depth"
-                )
-            if len(value) > limits.max_json_items:
-                return Problem(
-                    422, loc, f"holds {len(value)} entries, more than the {limits.max_json_items} allowed",
-                    "value_error.json_width",
-                )
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            stack.extend((child, (*loc, key)) for key, child in items)
-        elif isinstance(value, _NonFinite) or (isinstance(value, float) and not math.isfinite(value)):
-            text = value.text if isinstance(value, _NonFinite) else repr(value)
-            return Problem(422, loc, f"{text} is not a number a lab can use: only finite numbers are accepted",
-                           "value_error.not_finite")
+    found = _first_problem(document, 0, limits)
+    if found is None:
+        return None
+    path, status_msg_type = found
+    return Problem(422, ("body", *reversed(path)), *status_msg_type)
+
+
+#: What the walk need not look into: every other JSON value is a container or a float.
+_PLAIN = (str, int, bool, type(None))
+
+
+def _first_problem(value: Any, depth: int, limits: BodyLimits) -> tuple[list[str | int], tuple[str, str]] | None:
+    """The first problem under ``value`` (at ``depth``): the path to it, innermost key first, and its message and
+    type; the path is built only for a problem, so a clean body (every body of a working lab) costs one visit a node.
+
+    The recursion is as deep as the document, and a document deeper than ``max_json_depth`` is refused on reaching
+    that depth, so the stack stays small.
+    """
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    elif isinstance(value, _NonFinite) or (isinstance(value, float) and not math.isfinite(value)):
+        text = value.text if isinstance(value, _NonFinite) else repr(value)
+        return [], (f"{text} is not a number a lab can use: only finite numbers are accepted", "value_error.not_finite")
+    else:
+        return None
+    if depth >= limits.max_json_depth:
+        return [], (f"nests deeper than {limits.max_json_depth} levels", "value_error.json_depth")
+    if len(value) > limits.max_json_items:
+        return [], (f"holds {len(value)} entries, more than the {limits.max_json_items} allowed",
+                    "value_error.json_width")
+    for key, child in items:
+        if isinstance(child, _PLAIN):
+            continue
+        found = _first_problem(child, depth + 1, limits)
+        if found is not None:
+            found[0].append(key)
+            return found
     return None
 
 
