@@ -49,6 +49,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
@@ -677,21 +678,52 @@ class AutoregressiveGP:
         Returns:
             A new model with the same hyperparameters and standardisation.
         """
-        X = np.asarray(X, dtype=float).reshape(-1, self.X.shape[1])
-        rungs = np.asarray(rungs, dtype=int).reshape(-1)
-        if X.shape[0] == 0:
+        believed = with_believed(self, X, rungs)
+        if believed is None:
             return self
-        expected = believed_values(self.predict, X, rungs)
+        X_all, rungs_all, y_all = believed
         return AutoregressiveGP(
-            np.vstack([self.X, X]),
-            np.concatenate([self.rungs, rungs]),
-            np.concatenate([self.y, expected]),
+            X_all,
+            rungs_all,
+            y_all,
             self.n_rungs,
             self.hyper,
             self.y_mean,
             self.y_scale,
-            np.concatenate([self.noise, np.zeros(X.shape[0])]),
+            np.concatenate([self.noise, np.zeros(X_all.shape[0] - self.X.shape[0])]),  # believed values carry no noise
         )
+
+
+class Observed(Protocol):
+    """A surrogate over rungs with its data: what the kriging believer extends."""
+
+    X: np.ndarray
+    rungs: np.ndarray
+    y: np.ndarray
+
+    def predict(self, X: np.ndarray, rung: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def with_believed(
+    model: Observed, X: np.ndarray, rungs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A model's data with the evaluations in flight added at its own posterior means (kriging believer).
+
+    Args:
+        model: the surrogate, with its inputs ``X``, rungs and observations ``y``.
+        X: inputs of the evaluations in flight (``(m, d)``, or flat).
+        rungs: their rungs (``m`` of them).
+
+    Returns:
+        The inputs, rungs and observations, the model's own followed by the believed ones;
+        None when nothing is in flight.
+    """
+    X = np.asarray(X, dtype=float).reshape(-1, model.X.shape[1])
+    rungs = np.asarray(rungs, dtype=int).reshape(-1)
+    if X.shape[0] == 0:
+        return None
+    expected = believed_values(model.predict, X, rungs)
+    return np.vstack([model.X, X]), np.concatenate([model.rungs, rungs]), np.concatenate([model.y, expected])
 
 
 def believed_values(

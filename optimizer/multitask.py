@@ -39,7 +39,7 @@ from botorch.models import MultiTaskGP
 from botorch.models.deterministic import GenericDeterministicModel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from labweave.optimizer.cokriging import JointPrediction, believed_values
+from labweave.optimizer.cokriging import JointPrediction, with_believed
 
 #: Candidate evaluations scored per call of the entropy acquisition.
 ENTROPY_CHUNK = 256
@@ -171,15 +171,11 @@ class MultiTaskSurrogate:
 
     def condition_on_expected(self, X: np.ndarray, rungs: np.ndarray) -> MultiTaskSurrogate:
         """The model after observing its own posterior means at new points (kriging believer)."""
-        X = np.asarray(X, dtype=float).reshape(-1, self.X.shape[1])
-        rungs = np.asarray(rungs, dtype=int).reshape(-1)
-        if X.shape[0] == 0:
+        believed = with_believed(self, X, rungs)
+        if believed is None:
             return self
-        expected = believed_values(self.predict, X, rungs)
         return MultiTaskSurrogate(
-            np.vstack([self.X, X]),
-            np.concatenate([self.rungs, rungs]),
-            np.concatenate([self.y, expected]),
+            *believed,
             self.n_rungs,
             self.y_mean,
             self.y_scale,

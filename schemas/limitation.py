@@ -16,15 +16,19 @@ themselves lists, the value must fit inside one of them element by element.
 
 :func:`admits` answers yes or no; :func:`violations` returns what a value
 breaks, each message starting with the path of the field, so that a refusal
-can name it. Both walk the same rule below: :func:`admits` is the hot path of
-every request (it builds no message), :func:`violations` is asked only once the
-answer is no, and is empty exactly when :func:`admits` is true.
+can name it. Both follow the same rule below: :func:`admits` is the hot path of
+every request (it builds no message), so it is a check compiled once per
+limitation (:func:`compile_limit`: the limitation is walked when it is
+compiled, not per value); :func:`violations` is asked only once the answer is
+no, and is empty exactly when :func:`admits` is true.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import operator
+from functools import partial
+from typing import Any, Callable
 
 _RANGE_KEYS = {"min", "max", "minimum", "maximum", "step"}
 
@@ -62,25 +66,124 @@ def _equal(limit: Any, value: Any) -> bool:
     return limit == value
 
 
-def _range_admits(limit: dict, value: Any) -> bool:
-    """:func:`_check_range` without its messages."""
-    if not _is_number(value) or not math.isfinite(value):
-        return False
-    low = limit.get("min", limit.get("minimum"))
-    high = limit.get("max", limit.get("maximum"))
-    tol = 1e-9 * max(1.0, abs(value))
-    if (low is not None and value < low - tol) or (high is not None and value > high + tol):
-        return False
-    step = limit.get("step")
-    if step:
-        k = (value - (low if low is not None else 0.0)) / step
-        return abs(k - round(k)) <= 1e-6
+#: A limitation compiled by :func:`compile_limit`: whether a value fits it.
+Predicate = Callable[[Any], bool]
+
+
+def _free(value: Any) -> bool:
     return True
 
 
-def _any_admits(alternatives: list[Any], value: Any) -> bool:
-    """Whether :func:`_best` finds nothing: no alternatives, or one that admits ``value``."""
-    return not alternatives or any(admits(alt, value) for alt in alternatives)
+def compile_limit(limit: Any) -> Predicate:
+    """``limit`` as a yes/no check, decided once: which branch of the rule each part takes (object,
+    alternatives, list of lists, range, value) is settled here, so the check only compares values.
+
+    :func:`admits` is this check; a caller checking many values against one limitation (the
+    server's catalogue, per tenant) compiles it once. The limitation must not change afterwards.
+
+    Args:
+        limit: a FINALES limitation (object, list of alternatives, range, value).
+
+    Returns:
+        A function of the value, true exactly when :func:`violations` finds nothing.
+    """
+    if limit is None:
+        return _free
+    if isinstance(limit, list):
+        return _compile_list(limit)
+    if isinstance(limit, dict):
+        if "anyOf" in limit and len(limit) == 1:
+            return _one_of(_flat(limit["anyOf"]))
+        if _is_range(limit):
+            return _compile_range(limit)
+        return _compile_object(limit)
+    if _is_number(limit):
+        return partial(_equal, limit)
+    return partial(operator.eq, limit)
+
+
+def _one_of(alternatives: list[Any]) -> Predicate:
+    """Whether one of ``alternatives`` admits the value, in their order; any value when there are none."""
+    if not alternatives:
+        return _free
+    if len(alternatives) > 1 and all(isinstance(alt, str) for alt in alternatives):
+        names = frozenset(alternatives)  # a string equals only a string
+        return lambda value: isinstance(value, str) and value in names
+    checks = [compile_limit(alt) for alt in alternatives]
+    if len(checks) == 1:
+        return checks[0]
+
+    def one_of(value: Any) -> bool:
+        for check in checks:
+            if check(value):
+                return True
+        return False
+    return one_of
+
+
+def _compile_list(limit: list[Any]) -> Predicate:
+    if not limit:
+        return _free
+    if any(isinstance(alt, list) for alt in limit):
+        options = [_one_of(alt if isinstance(alt, list) else [alt]) for alt in limit]
+
+        def fits_one_list(value: Any) -> bool:  # every element fits one alternative of the same list
+            if not isinstance(value, list):
+                return False
+            for option in options:
+                for item in value:
+                    if not option(item):
+                        break
+                else:
+                    return True
+            return False
+        return fits_one_list
+    one = _one_of(limit)
+
+    def each_fits(value: Any) -> bool:  # a list value: each element fits one alternative
+        if isinstance(value, list):
+            for item in value:
+                if not one(item):
+                    return False
+            return True
+        return one(value)
+    return each_fits
+
+
+def _compile_object(limit: dict[str, Any]) -> Predicate:
+    fields = [(key, check) for key, check in ((k, compile_limit(sub)) for k, sub in limit.items())
+              if check is not _free]
+
+    def fits_fields(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return False
+        for key, check in fields:
+            given = value.get(key)
+            if given is not None and not check(given):  # a field left out (or null) takes the method's default
+                return False
+        return True
+    return fits_fields
+
+
+def _compile_range(limit: dict[str, Any]) -> Predicate:
+    """:func:`_check_range` without its messages."""
+    low = limit.get("min", limit.get("minimum"))
+    high = limit.get("max", limit.get("maximum"))
+    step = limit.get("step")
+    on_grid = bool(step)
+    origin = low if low is not None else 0.0
+
+    def in_range(value: Any) -> bool:
+        if not _is_number(value) or not math.isfinite(value):
+            return False
+        tol = 1e-9 * max(1.0, abs(value))
+        if (low is not None and value < low - tol) or (high is not None and value > high + tol):
+            return False
+        if on_grid:
+            k = (value - origin) / step
+            return abs(k - round(k)) <= 1e-6
+        return True
+    return in_range
 
 
 def _flat(alternatives: Any) -> list[Any]:
@@ -97,28 +200,7 @@ def admits(limit: Any, value: Any) -> bool:
         limit: a FINALES limitation (object, list of alternatives, range, value).
         value: the parameters (or one field of them) to check.
     """
-    if limit is None:
-        return True
-    if isinstance(limit, list):
-        if not limit:
-            return True
-        if any(isinstance(alt, list) for alt in limit):
-            if not isinstance(value, list):
-                return False
-            return any(all(_any_admits(alt if isinstance(alt, list) else [alt], item) for item in value)
-                       for alt in limit)
-        if isinstance(value, list):
-            return all(_any_admits(limit, item) for item in value)
-        return _any_admits(limit, value)
-    if isinstance(limit, dict):
-        if "anyOf" in limit and len(limit) == 1:
-            return _any_admits(_flat(limit["anyOf"]), value)
-        if _is_range(limit):
-            return _range_admits(limit, value)
-        if not isinstance(value, dict):
-            return False
-        return all(admits(sub, value[key]) for key, sub in limit.items() if value.get(key) is not None)
-    return _equal(limit, value)
+    return compile_limit(limit)(value)
 
 
 def _best(alternatives: list[Any], value: Any, path: str) -> list[str]:

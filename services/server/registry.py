@@ -1,7 +1,8 @@
 """Capabilities and tenants: registration, and the cached view requests are checked against.
 
 The view (:class:`Catalogue`) holds compiled JSON-schema validators and each
-active tenant's limitations per quantity and method. It is rebuilt at most
+active tenant's limitations per quantity and method, with their compiled checks
+(:func:`~labweave.schemas.limitation.compile_limit`). It is rebuilt at most
 every ``cache_seconds`` (and at once after a change made through this
 replica), so validating a request costs no database query.
 """
@@ -20,7 +21,7 @@ from jsonschema.exceptions import SchemaError, best_match
 from sqlmodel import Session, select
 
 from labweave.schemas.capability import Capability as CapabilityFile
-from labweave.schemas.limitation import admits, alternatives_of, violations
+from labweave.schemas.limitation import Predicate, alternatives_of, compile_limit, violations
 from labweave.schemas.tenant import LimitationEntry, TenantDefinition
 
 from .db.engine import Database
@@ -105,6 +106,9 @@ class Catalogue:
     #: by :meth:`Registry.catalogue` when they are unchanged): a tenant polling FINALES2's
     #: ``/pending_requests/`` has each request matched against its limitations once, not per poll.
     verdicts: dict[str, dict[str, bool]] = field(default_factory=dict)
+    #: tenant uuid -> {(quantity, method): its terms compiled into one check}, compiled on first use
+    #: and kept across reloads while the tenant's terms are unchanged, like ``verdicts``.
+    checks: dict[str, dict[tuple[str, str], Predicate]] = field(default_factory=dict)
 
     def capability(self, quantity: str, method: str) -> CapabilityView:
         cap = self.capabilities.get((quantity, method))
@@ -140,11 +144,16 @@ class Catalogue:
 
     def admits(self, tenant_uuid: str, quantity: str, method: str, params: dict) -> bool:
         """Whether :meth:`limit_violations` is empty, without building its messages."""
-        alternatives = self.offers.get((quantity, method), {}).get(tenant_uuid)
-        if alternatives is None or not any(admits(alt, params) for alt in alternatives):
-            return False
-        envelope = self.envelopes.get((quantity, method), {}).get(tenant_uuid)
-        return envelope is None or any(admits(alt, params) for alt in envelope)
+        key = (quantity, method)
+        by_method = self.checks.get(tenant_uuid)
+        check = by_method.get(key) if by_method is not None else None
+        if check is None:
+            alternatives = self.offers.get(key, {}).get(tenant_uuid)
+            if alternatives is None:
+                return False
+            check = _compile_terms(alternatives, self.envelopes.get(key, {}).get(tenant_uuid))
+            self.checks.setdefault(tenant_uuid, {})[key] = check
+        return check(params)
 
     def can_serve(self, tenant_uuid: str, quantity: str, methods: list[str], parameters: dict) -> bool:
         return any(self.admits(tenant_uuid, quantity, m, parameters.get(m, {})) for m in methods)
@@ -163,6 +172,16 @@ class Catalogue:
             b = body()
             verdict = known[request_uuid] = self.can_serve(tenant_uuid, b["quantity"], b["methods"], b["parameters"])
         return verdict
+
+
+def _compile_terms(alternatives: list[Any], envelope: list[Any] | None) -> Predicate:
+    """One check of a tenant's terms for a method: one of its alternatives admits the parameters,
+    and so does one of the alternatives an operator granted it (None: no envelope)."""
+    offered = [compile_limit(alt) for alt in alternatives]
+    if envelope is None or envelope == alternatives:  # what it offers is within the envelope already
+        return lambda params: any(check(params) for check in offered)
+    granted = [compile_limit(alt) for alt in envelope]
+    return lambda params: any(check(params) for check in offered) and any(check(params) for check in granted)
 
 
 def _closest(alternatives: list[Any], params: dict, method: str) -> list[str]:
@@ -223,8 +242,13 @@ class Registry:
                     prev = old.capabilities.get(key)
                     if prev and prev.input_schema == view.input_schema and prev.output_schema == view.output_schema:
                         view._in, view._out = prev._in, prev._out
-                for tenant_uuid, known in old.verdicts.items():  # verdicts under unchanged terms still hold
-                    if len(known) < MAX_VERDICTS and cat.terms(tenant_uuid) == old.terms(tenant_uuid):
+                for tenant_uuid in old.verdicts.keys() | old.checks.keys():  # under unchanged terms, verdicts
+                    if cat.terms(tenant_uuid) != old.terms(tenant_uuid):      # and compiled checks still hold
+                        continue
+                    if tenant_uuid in old.checks:
+                        cat.checks[tenant_uuid] = old.checks[tenant_uuid]
+                    known = old.verdicts.get(tenant_uuid)
+                    if known is not None and len(known) < MAX_VERDICTS:
                         cat.verdicts[tenant_uuid] = known
             self._catalogue, self._loaded = cat, time.monotonic()
             return cat

@@ -1,8 +1,10 @@
 """The yes/no limitation check agrees with the walk that names what is broken.
 
-``admits`` is what every request pays; ``_violations`` builds the messages of a refusal and is
-run only once ``admits`` says no. They are two walks of one rule, so each case here asks both:
-``admits`` is true exactly when ``_violations`` finds nothing.
+``admits`` is what every request pays, as a check compiled once per limitation
+(``compile_limit``, which the server's catalogue keeps per tenant); ``_violations`` builds the
+messages of a refusal and is run only once ``admits`` says no. They are two forms of one rule, so
+each case here asks both: ``admits`` and the compiled check are true exactly when ``_violations``
+finds nothing, and a compiled check gives the same answers however many values it is asked about.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labweave.schemas.limitation import _violations, admits, alternatives_of, violations
+from labweave.schemas.limitation import _violations, admits, alternatives_of, compile_limit, violations
 
 from ..conftest import load, shared_files
 
@@ -45,9 +47,11 @@ VALUES = st.recursive(
 )
 
 
-def agree(limit, value) -> None:
+def agree(limit, value, check=None) -> None:
+    """``check``: the limit compiled once beforehand (and asked about other values too)."""
     found = _violations(limit, value, "parameters")
     assert admits(limit, value) == (found == []), (limit, value, found)
+    assert (check or compile_limit(limit))(value) == (found == []), (limit, value, found)
     assert violations(limit, value) == found
 
 
@@ -60,8 +64,11 @@ def test_admits_agrees_with_violations_on_generated_cases(limit, value):
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(LIMITS, st.data())
 def test_admits_agrees_on_values_drawn_near_the_limit(limit, data):
-    """Values built from the limit's own pieces, so that admitted cases are common too."""
-    agree(limit, data.draw(_near(limit)))
+    """Values built from the limit's own pieces, so that admitted cases are common too; one
+    compiled check of the limit answers for all of them."""
+    check = compile_limit(limit)
+    for value in data.draw(st.lists(_near(limit), min_size=1, max_size=4)):
+        agree(limit, value, check)
 
 
 def _near(limit) -> st.SearchStrategy:
@@ -74,7 +81,12 @@ def _near(limit) -> st.SearchStrategy:
             return st.one_of(*[_near(a) for a in alts]) if alts else VALUES
         if limit and set(limit) <= {"min", "max", "minimum", "maximum", "step"}:
             numbers = [v for v in limit.values() if isinstance(v, (int, float))]
-            return st.one_of(st.sampled_from(numbers or [0]), st.floats(-6, 6), st.integers(-6, 6))
+            step = limit.get("step") or 1
+            # on a bound or a grid point, or just off it: inside the tolerances, or just outside
+            offsets = st.sampled_from([0.0, 1e-12, -1e-12, 1e-8, -1e-8, 1e-3, -1e-3, 0.05, -0.05])
+            edges = st.builds(lambda n, k, off: n + k * step + off,
+                              st.sampled_from(numbers or [0]), st.integers(-3, 3), offsets)
+            return st.one_of(st.sampled_from(numbers or [0]), edges, st.floats(-6, 6), st.integers(-6, 6))
         return st.fixed_dictionaries({}, optional={k: _near(v) for k, v in limit.items()})
     return st.one_of(st.just(limit), SCALARS)
 
@@ -103,8 +115,10 @@ def test_admits_agrees_on_finales2_examples():
     cases = finales2_cases()
     verdicts = [admits(limit, value) for limit, value in cases]
     assert len(cases) >= 10 and any(verdicts) and not all(verdicts), (len(cases), verdicts)
-    for limit, value in cases:
-        agree(limit, value)
+    checks = [compile_limit(limit) for limit, _ in cases]
+    for (limit, _), check in zip(cases, checks):  # each compiled check against every example's value
+        for _, value in cases:
+            agree(limit, value, check)
 
 
 @settings(max_examples=500, deadline=None)
