@@ -59,4 +59,5 @@ class Lab:
         self.writes = GroupCommit(self.db)
 
     def close(self) -> None:
+        self.writes.close()
         self.db.dispose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -155,15 +156,16 @@ def _sqlite_engine(url: str, immediate: bool, busy_seconds: float, waiting: thre
             if not at_once:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 return
-            # another process may hold SQLite's lock: ask for it without the busy timeout's wait
+            # another process may hold SQLite's lock: ask for it without the busy timeout's wait (on the driver's
+            # connection: these three statements cost SQLite microseconds, SQLAlchemy's execution tens)
             raw = conn.connection.dbapi_connection
             raw.execute("PRAGMA busy_timeout=0")
             try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            except OperationalError as exc:
-                if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                    raise WouldWait(f"another process holds the write lock ({exc.orig})") from None
-                raise
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise WouldWait(f"another process holds the write lock ({exc})") from None
+                raise OperationalError("BEGIN IMMEDIATE", (), exc) from exc  # as SQLAlchemy raises it (storage_faults)
             finally:
                 raw.execute(f"PRAGMA busy_timeout={busy_ms}")
         except BaseException:

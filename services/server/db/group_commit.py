@@ -29,6 +29,7 @@ trip; see :mod:`.on_loop`).
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -57,6 +58,10 @@ class GroupCommit:
         self._open: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[Work, asyncio.Future]]] = \
             weakref.WeakKeyDictionary()
         self._threads: set[asyncio.Task] = set()  # fallbacks in worker threads, kept until they end
+        #: Each loop thread's connection, kept from one batch to the next: taking one from the pool and handing it
+        #: back costs more than a small batch's SQLite work. One whose transaction failed is closed, not kept.
+        self._local = threading.local()
+        self._kept: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """``work(conn)`` in a write transaction; its value once the transaction has committed.
@@ -74,6 +79,11 @@ class GroupCommit:
         batch.append((work, future))
         value: T = await future
         return value
+
+    def close(self) -> None:
+        """Hand the kept connections back (before the engine is disposed of)."""
+        for conn in list(self._kept):
+            conn.close()
 
     def _alone(self, work: Callable[[Connection], T]) -> T:
         with self.db.write.begin() as conn:
@@ -107,8 +117,20 @@ class GroupCommit:
 
     def _together(self, works: list[Work]) -> list[tuple[bool, Any]]:
         """Each work's ``(stored, value or exception)``, all in one transaction."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = self.db.write.connect()
+            self._kept.add(conn)
+        try:
+            return self._in_transaction(conn, works)
+        except BaseException:
+            self._local.conn = None
+            conn.close()
+            raise
+
+    def _in_transaction(self, conn: Connection, works: list[Work]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with self.db.write.begin() as conn:
+        with conn.begin():
             if len(works) == 1:  # alone: its exception rolls the transaction back (no savepoint needed)
                 return [(True, works[0](conn))]
             for work in works:
