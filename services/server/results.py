@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 import uuid as uuidlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
@@ -83,18 +84,37 @@ class Results:
         return method
 
     def post(self, p: Principal, body: ResultBody, idempotency_key: str | None = None) -> tuple[Result, bool]:
-        """Store a result for a request and resolve it.
+        """Store a result for a request and resolve it, in a transaction of its own.
 
         Returns:
             The stored result and whether it was created now (False: a repeat).
         """
+        store = self.plan_post(p, body, idempotency_key)
+        with self.db.write.begin() as conn:
+            return store(conn)
+
+    def plan_post(self, p: Principal, body: ResultBody,
+                  idempotency_key: str | None = None) -> Callable[[Connection], tuple[Result, bool]]:
+        """The checks of a result that need no transaction; what stores it (and resolves its request) in a write
+        transaction, which it may share with other writes (:mod:`.db.group_commit`). A refusal is counted either
+        way (``labweave_results_refused``)."""
         try:
-            return self._post(p, body, idempotency_key)
+            store = self._plan_post(p, body, idempotency_key)
         except ServiceError as exc:
             self._refused(exc)
             raise
 
-    def _post(self, p: Principal, body: ResultBody, idempotency_key: str | None) -> tuple[Result, bool]:
+        def counted(conn: Connection) -> tuple[Result, bool]:
+            try:
+                return store(conn)
+            except ServiceError as exc:
+                self._refused(exc)
+                raise
+
+        return counted
+
+    def _plan_post(self, p: Principal, body: ResultBody,
+                   idempotency_key: str | None) -> Callable[[Connection], tuple[Result, bool]]:
         if not p.is_operator and not is_tenant_user(p):
             raise Forbidden("a result is posted by the user of the tenant that holds the request")
         method = self._check_body(p, body)
@@ -107,13 +127,15 @@ class Results:
                     raise Conflict(f"Idempotency-Key {idempotency_key!r} is taken; use keys of your own")
                 if earlier.request_uuid != body.request_uuid:
                     raise Conflict(f"Idempotency-Key {idempotency_key!r} was used for another request")
-                return earlier, False  # an acknowledged result is acknowledged again, even after a stop
+                acknowledged = earlier
+                return lambda conn: (acknowledged, False)  # acknowledged again, even after a stop
         if p.tenant_uuid and not p.is_operator:
             self.registry.serving_tenant(p.tenant_uuid)  # a stopped or deactivated tenant posts nothing new
         cat = self.registry.catalogue()
-        now = time.time()
         R = RES
-        with self.db.write.begin() as conn:
+
+        def store(conn: Connection) -> tuple[Result, bool]:
+            now = time.time()
             # a request the poster may not see is not found, as on every route (visibility.py)
             stmt = self.viewer(p).requests(core_select(REQ).where(REQ.c.uuid == body.request_uuid))
             if self.db.is_postgres:
@@ -144,7 +166,9 @@ class Results:
                                    now=now, data={"result_uuid": values["uuid"]}, **LET_GO)
             record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=now,
                    data={"request_uuid": req.uuid, "quantity": body.quantity, "method": method})
-        return as_row(values, Result), True
+            return as_row(values, Result), True
+
+        return store
 
     def post_unsolicited(self, p: Principal, body: ResultBody) -> Result:
         """A result nobody asked for: a synthetic ``unsolicited`` request carries it."""

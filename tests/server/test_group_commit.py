@@ -7,18 +7,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from functools import partial
 
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from labweave.schemas.api import RequestCreate
-from labweave.services.server.db.tables import Event, Request, RequestMethod, table_of
+from labweave.services.server.db.tables import Event, Request, RequestMethod, Result, table_of
 from labweave.services.server.errors import Invalid
 
 from .helpers import flow_request, open_lab
 
-REQ, EVENT, METHOD = table_of(Request), table_of(Event), table_of(RequestMethod)
+REQ, EVENT, METHOD, RES = table_of(Request), table_of(Event), table_of(RequestMethod), table_of(Result)
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def creates(lab, p, bodies: list[RequestCreate]) -> list:
     """Every create handed over in one turn of the loop: each caller's value or exception."""
 
     async def main():
-        return await asyncio.gather(*(lab.writes.run(lab.requests.plan_create(p, b)) for b in bodies),
+        return await asyncio.gather(*(lab.writes.run(partial(lab.requests.plan_create, p, b)) for b in bodies),
                                     return_exceptions=True)
 
     return asyncio.run(main())
@@ -102,7 +103,8 @@ def test_a_held_write_lock_sends_the_creates_to_worker_threads(lab, sqlite_url):
     async def main():
         loop_thread = threading.get_ident()
         asyncio.get_running_loop().call_later(0.3, other.rollback)
-        out = await asyncio.gather(*(lab.writes.run(lab.requests.plan_create(p, body(priority=i))) for i in range(3)))
+        out = await asyncio.gather(*(lab.writes.run(partial(lab.requests.plan_create, p, body(priority=i)))
+                                     for i in range(3)))
         return loop_thread, out
 
     loop_thread, out = asyncio.run(main())
@@ -149,4 +151,41 @@ def test_concurrent_creates_over_http_are_answered_and_stored_once_each(sqlite_u
     assert bad.status_code == 422 and "parent_uuid" in bad.text
     with t.lab.db.read.connect() as conn:
         assert set(conn.execute(select(REQ.c.uuid)).scalars()) == uuids
+    t.client.close()
+
+
+def test_results_posted_together_resolve_their_requests_once_each(sqlite_url):
+    import httpx
+
+    from .helpers import flow_result, two_flow_tenants
+
+    t = open_lab(sqlite_url)
+    two_flow_tenants(t)
+    for _ in range(6):
+        assert t.post("alice", "/requests/", json=flow_request()).status_code == 200
+    held = [t.post("asab", "/api/v1/claims", json={}).json()["request"]["uuid"] for _ in range(6)]
+    asab = t.tenants["ASAB_tenant"]
+    app = t.client.app
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lab") as client:
+            posts = [client.post("/results/", json=flow_result(u, asab), headers=t.headers("asab")) for u in held]
+            posts.append(client.post("/results/", json=flow_result(held[0], asab), headers=t.headers("asab")))
+            posts.append(client.post("/api/v1/results", json=flow_result("no-such-request", asab),
+                                     headers=t.headers("asab")))
+            posts.append(client.post("/api/v1/results", json=flow_result(held[1], asab),
+                                     headers=t.headers("asab") | {"Idempotency-Key": "k-1"}))
+            return await asyncio.gather(*posts)
+
+    answers = asyncio.run(main())
+    assert [a.status_code for a in answers[:7]] == [200] * 7
+    assert answers[6].json() == answers[0].json()  # the same result again: the one stored, not a second
+    assert answers[7].status_code == 404 and "request_uuid" in answers[7].text
+    assert answers[8].status_code == 200 and answers[8].json()["uuid"] == answers[1].json()  # a repeat of the same data
+    with t.lab.db.read.connect() as conn:
+        assert sorted(conn.execute(select(RES.c.request_uuid)).scalars()) == sorted(held)
+        assert set(conn.execute(select(REQ.c.status)).scalars()) == {"resolved"}
+    metrics = t.client.get("/metrics").text
+    assert 'labweave_results_refused_total{reason="not_found",status="404"} 1.0' in metrics
     t.client.close()

@@ -1,4 +1,4 @@
-"""New requests that reach the server together are stored in one SQLite transaction (group commit).
+"""New requests and results that reach the server together are stored in one SQLite transaction (group commit).
 
 On SQLite a create's own rows (the request and its indexes, its event, its
 methods) cost about 150 microseconds of SQLite, most of it the COMMIT that
@@ -7,8 +7,9 @@ more. With k creates in one transaction both are paid once and the index pages
 they share are written once: measured on the server's schema, 147
 microseconds of SQLite per create alone, 83 in fours, 71 in eights.
 
-How: a route hands its write (a function of the transaction's connection) to
-:meth:`GroupCommit.run`. The first write of a turn of the event loop schedules
+How: a route hands its plan to :meth:`GroupCommit.run`: the plan makes the
+checks that need no transaction and returns the write (a function of the
+transaction's connection). The first write of a turn of the event loop schedules
 the flush for the next turn, so every create that reached its write in this
 turn joins it (under load, those whose bodies arrived together). The flush
 runs the writes in one transaction, on the event loop as :mod:`.on_loop` does,
@@ -63,13 +64,17 @@ class GroupCommit:
         self._local = threading.local()
         self._kept: weakref.WeakSet[Connection] = weakref.WeakSet()
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        """``work(conn)`` in a write transaction; its value once the transaction has committed.
+    async def run(self, plan: Callable[[], Callable[[Connection], T]]) -> T:
+        """``plan()`` (the checks, which raise before anything is written), then the write it returns, ``work(conn)``,
+        in a write transaction; the write's value once the transaction has committed.
 
-        ``work`` may run again in a transaction of its own (it must only read and write through ``conn``).
+        On SQLite the plan runs on the event loop (its reads do not wait for writers) and the write joins this
+        turn's batch; ``work`` may run again in a transaction of its own, so it must only read and write through
+        ``conn``. On PostgreSQL, where every read is a round trip, both run in one worker thread.
         """
         if not self.db.is_sqlite:
-            return await run_in_threadpool(self._alone, work)
+            return await run_in_threadpool(lambda: self._alone(plan()))
+        work = plan()
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         batch = self._open.get(loop)

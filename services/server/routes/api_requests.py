@@ -28,7 +28,7 @@ def next_cursor(rows: Sequence[Any], limit: int) -> int | None:
 
 @router.post("/requests", status_code=201)
 async def create_request(lab: LabDep, p: CurrentUser, body: RequestCreate) -> RequestDetail:
-    return convert.request_detail(await lab.writes.run(lab.requests.plan_create(p, body)))
+    return convert.request_detail(await lab.writes.run(partial(lab.requests.plan_create, p, body)))
 
 
 @router.get("/requests")

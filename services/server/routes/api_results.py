@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["results"])
 
 @router.post("/results", status_code=201,
              responses={200: {"model": ResultInfo, "description": "A repeat: the result stored before"}})
-def post_result(
+async def post_result(
     lab: LabDep,
     p: CurrentUser,
     body: Result,
@@ -28,7 +29,7 @@ def post_result(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ResultInfo:
     """Post a result; the same ``Idempotency-Key`` again returns the stored one (200)."""
-    row, created = lab.results.post(p, body, idempotency_key)
+    row, created = await lab.writes.run(partial(lab.results.plan_post, p, body, idempotency_key))
     if not created:
         response.status_code = 200
     return convert.result_info(row)

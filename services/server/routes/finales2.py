@@ -8,6 +8,7 @@ checked, and bad input gets a 4xx that names the field.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Response
@@ -53,7 +54,7 @@ async def post_request(lab: LabDep, p: CurrentUser, request: Request) -> str:
     """Post a request; answers its UUID."""
     body = RequestCreate.model_construct(**request.model_dump(), priority=0, parent_uuid=None, campaign=None,
                                          provenance={}, proposed=False)
-    row = await lab.writes.run(lab.requests.plan_create(p, body))
+    row = await lab.writes.run(partial(lab.requests.plan_create, p, body))
     return row.uuid
 
 
@@ -96,8 +97,8 @@ def update_request_status(
 
 
 @router.post("/results/")
-def post_result(lab: LabDep, p: CurrentUser, result: Result) -> str:
-    row, _ = lab.results.post(p, result)
+async def post_result(lab: LabDep, p: CurrentUser, result: Result) -> str:
+    row, _ = await lab.writes.run(partial(lab.results.plan_post, p, result))
     return row.uuid
 
 
