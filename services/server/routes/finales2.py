@@ -52,7 +52,7 @@ def authenticate(
 @router.post("/requests/")
 async def post_request(lab: LabDep, p: CurrentUser, request: Request) -> str:
     """Post a request; answers its UUID."""
-    body = RequestCreate.model_construct(**request.model_dump(), priority=0, parent_uuid=None, campaign=None,
+    body = RequestCreate.model_construct(**dict(request), priority=0, parent_uuid=None, campaign=None,
                                          provenance={}, proposed=False)
     row = await lab.writes.run(partial(lab.requests.plan_create, p, body))
     return row.uuid
