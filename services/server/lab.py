@@ -59,5 +59,4 @@ class Lab:
         self.writes = GroupCommit(self.db)
 
     def close(self) -> None:
-        self.writes.close()
         self.db.dispose()

@@ -410,7 +410,7 @@ class Requests:
         scanned = 0
         first = True
         while scanned < CLAIM_SCAN_LIMIT:
-            with self.db.write.begin() as conn:
+            with self.db.writing() as conn:
                 candidates: list[Any] = []
                 if first:  # the gate's checks, read with the first quantity's candidates
                     first = False

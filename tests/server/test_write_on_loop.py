@@ -170,3 +170,26 @@ def test_background_checkpoints_copy_the_log_and_commits_leave_it_to_them(sqlite
         assert stored(db) == 50
     finally:
         db.dispose()
+
+
+def test_writes_in_place_keep_their_connection_and_drop_one_a_database_error_spoiled(db):
+    def in_place(values_: dict | None = None):
+        with db.no_waiting():
+            with db.writing() as conn:
+                if values_ is not None:
+                    INSERT.execute(conn, values_)
+                return conn
+
+    first = in_place(values(1))
+    second = values(2)
+    assert in_place(second) is first  # kept between transactions
+    with db.writing() as conn:  # not in place: a pooled connection, handed back
+        assert conn is not first
+    duplicate = values(3) | {"uuid": second["uuid"]}
+    with pytest.raises(IntegrityError):
+        in_place(duplicate)
+    assert first.closed  # a transaction the database refused does not leave its connection behind
+    again = in_place(values(4))
+    assert again is not first and not again.closed and stored(db) == 3
+    db.dispose()
+    assert again.closed

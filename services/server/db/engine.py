@@ -15,14 +15,15 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ class Database:
     url: str
     write: Engine
     read: Engine
-    #: Set per thread by :meth:`no_waiting` (read by the SQLite write engine's ``begin`` hook).
+    #: Set per thread by :meth:`no_waiting` (read by the SQLite write engine's ``begin`` hook), with the
+    #: connection :meth:`writing` keeps for that thread's in-place writes.
     waiting: threading.local = field(default_factory=threading.local)
+    _kept: weakref.WeakSet = field(default_factory=weakref.WeakSet)
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,6 +78,31 @@ class Database:
             yield
         finally:
             self.waiting.off = before
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction on ``write``; the connection, committed at the end of the block.
+
+        In :meth:`no_waiting` (the event loop's writes in place, one at a time) the thread keeps its
+        connection from one transaction to the next: taking one from the pool and handing it back costs more
+        than a short SQLite transaction. A connection whose transaction failed in the database is closed, not
+        kept. Elsewhere (worker threads, PostgreSQL) this is ``write.begin()``.
+        """
+        if not getattr(self.waiting, "off", False):
+            with self.write.begin() as conn:
+                yield conn
+            return
+        conn: Connection | None = getattr(self.waiting, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.waiting.conn = self.write.connect()
+            self._kept.add(conn)
+        try:
+            with conn.begin():
+                yield conn
+        except SQLAlchemyError:
+            self.waiting.conn = None
+            conn.close()
+            raise
 
     def checkpoint(self) -> None:
         """Copy SQLite's write-ahead log into the database file, without waiting for readers or writers
@@ -100,6 +128,8 @@ class Database:
             raw.close()
 
     def dispose(self) -> None:
+        for conn in list(self._kept):  # the in-place writers' connections (see ``writing``)
+            conn.close()
         self.write.dispose()
         if self.read is not self.write:
             self.read.dispose()

@@ -30,7 +30,6 @@ trip; see :mod:`.on_loop`).
 from __future__ import annotations
 
 import asyncio
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -59,10 +58,6 @@ class GroupCommit:
         self._open: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[tuple[Work, asyncio.Future]]] = \
             weakref.WeakKeyDictionary()
         self._threads: set[asyncio.Task] = set()  # fallbacks in worker threads, kept until they end
-        #: Each loop thread's connection, kept from one batch to the next: taking one from the pool and handing it
-        #: back costs more than a small batch's SQLite work. One whose transaction failed is closed, not kept.
-        self._local = threading.local()
-        self._kept: weakref.WeakSet[Connection] = weakref.WeakSet()
 
     async def run(self, plan: Callable[[], Callable[[Connection], T]]) -> T:
         """``plan()`` (the checks, which raise before anything is written), then the write it returns, ``work(conn)``,
@@ -84,11 +79,6 @@ class GroupCommit:
         batch.append((work, future))
         value: T = await future
         return value
-
-    def close(self) -> None:
-        """Hand the kept connections back (before the engine is disposed of)."""
-        for conn in list(self._kept):
-            conn.close()
 
     def _alone(self, work: Callable[[Connection], T]) -> T:
         with self.db.write.begin() as conn:
@@ -122,20 +112,8 @@ class GroupCommit:
 
     def _together(self, works: list[Work]) -> list[tuple[bool, Any]]:
         """Each work's ``(stored, value or exception)``, all in one transaction."""
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._local.conn = self.db.write.connect()
-            self._kept.add(conn)
-        try:
-            return self._in_transaction(conn, works)
-        except BaseException:
-            self._local.conn = None
-            conn.close()
-            raise
-
-    def _in_transaction(self, conn: Connection, works: list[Work]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
-        with conn.begin():
+        with self.db.writing() as conn:
             if len(works) == 1:  # alone: its exception rolls the transaction back (no savepoint needed)
                 return [(True, works[0](conn))]
             for work in works:
