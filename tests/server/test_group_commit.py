@@ -92,13 +92,13 @@ def test_a_create_alone_raises_its_own_error_and_stores_nothing(lab):
     assert isinstance(out, Invalid) and counts(lab) == (0, 0, 0)
 
 
-def test_a_held_write_lock_sends_the_creates_to_worker_threads(lab, sqlite_url):
+def test_a_held_write_lock_sends_the_batch_to_a_worker_thread(lab, sqlite_url):
     lab, p = lab
     path = sqlite_url.removeprefix("sqlite:///")
     other = sqlite3.connect(path, isolation_level=None)  # another process's writer, as SQLite sees it
     other.execute("BEGIN IMMEDIATE")
-    threads: set[int] = set()
-    event.listen(lab.db.write, "commit", lambda conn: threads.add(threading.get_ident()))
+    threads: list[int] = []
+    event.listen(lab.db.write, "commit", lambda conn: threads.append(threading.get_ident()))
 
     async def main():
         loop_thread = threading.get_ident()
@@ -110,7 +110,7 @@ def test_a_held_write_lock_sends_the_creates_to_worker_threads(lab, sqlite_url):
     loop_thread, out = asyncio.run(main())
     other.close()
     assert [r.priority for r in out] == [0, 1, 2] and counts(lab) == (3, 3, 3)
-    assert threads and loop_thread not in threads  # each stored in a worker thread, none on the loop
+    assert len(threads) == 1 and loop_thread not in threads  # one transaction, in a worker thread
 
 
 def test_a_failed_commit_fails_every_create_of_the_batch_and_stores_none(lab, monkeypatch):

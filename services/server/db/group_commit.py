@@ -21,9 +21,9 @@ If the BEGIN or the COMMIT fails (a full disk), every write of the batch gets
 that error: none was stored.
 
 When the write lock is not free at once (another writer of this process in a
-worker thread, or another process), nothing has been written: each write then
-runs in a transaction of its own in a worker thread, where waiting is
-harmless. On PostgreSQL every write runs that way (each statement is a round
+worker thread, or another process), nothing has been written: the batch then
+runs in a worker thread, where waiting for the lock is harmless, still in one
+transaction. On PostgreSQL every write runs that way (each statement is a round
 trip; see :mod:`.on_loop`).
 """
 
@@ -90,25 +90,17 @@ class GroupCommit:
         try:
             with self.db.no_waiting():
                 outcomes = self._together([work for work, _ in batch])
-        except WouldWait:
-            for work, future in batch:
-                task = asyncio.ensure_future(self._in_thread(work, future))
-                self._threads.add(task)
-                task.add_done_callback(self._threads.discard)
+        except WouldWait:  # nothing written: the same batch, in a worker thread that waits for the lock
+            task = asyncio.ensure_future(self._in_thread(batch))
+            self._threads.add(task)
+            task.add_done_callback(self._threads.discard)
             return
-        except BaseException as exc:  # nothing of the batch was stored (the BEGIN, a savepoint or the COMMIT failed)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        except BaseException as exc:
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), (stored, value) in zip(batch, outcomes):
-            if not future.done():  # a caller that went away (its task cancelled) gets nothing; its write stays
-                if stored:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+        _answer(batch, outcomes)
 
     def _together(self, works: list[Work]) -> list[tuple[bool, Any]]:
         """Each work's ``(stored, value or exception)``, all in one transaction."""
@@ -132,12 +124,27 @@ class GroupCommit:
                     outcomes.append((True, value))
         return outcomes
 
-    async def _in_thread(self, work: Work, future: asyncio.Future) -> None:
+    async def _in_thread(self, batch: list[tuple[Work, asyncio.Future]]) -> None:
         try:
-            value = await run_in_threadpool(self._alone, work)
+            outcomes = await run_in_threadpool(self._together, [work for work, _ in batch])
         except Exception as exc:
-            if not future.done():
-                future.set_exception(exc)
+            _fail(batch, exc)
         else:
-            if not future.done():
+            _answer(batch, outcomes)
+
+
+def _answer(batch: list[tuple[Work, asyncio.Future]], outcomes: list[tuple[bool, Any]]) -> None:
+    """Each caller its write's value or exception, the transaction having committed."""
+    for (_, future), (stored, value) in zip(batch, outcomes):
+        if not future.done():  # a caller that went away (its task cancelled) gets nothing; its write stays
+            if stored:
                 future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+def _fail(batch: list[tuple[Work, asyncio.Future]], exc: BaseException) -> None:
+    """Every caller the error that stored nothing of the batch (the BEGIN, a savepoint or the COMMIT failed)."""
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
