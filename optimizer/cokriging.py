@@ -364,7 +364,31 @@ def _own_noise(noise: np.ndarray | None, n: int) -> np.ndarray:
     return own
 
 
-def _standardisation(y: np.ndarray) -> tuple[float, float]:
+def check_observations(
+    X: np.ndarray, rungs: np.ndarray, y: np.ndarray, n_rungs: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observations on a fidelity ladder as arrays: inputs ``(n, d)``, rungs ``(n,)`` (ints), values ``(n,)``.
+
+    Raises:
+        ValueError: naming ``X``, ``rungs`` or ``y`` on inconsistent shapes, a rung
+            off the ladder of ``n_rungs`` or a value that is not finite.
+    """
+    X = np.asarray(X, dtype=float)
+    rungs = np.asarray(rungs, dtype=int)
+    y = np.asarray(y, dtype=float)
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise ValueError(f"X: need an (n, d) array with n >= 1, got shape {X.shape}")
+    n = X.shape[0]
+    if rungs.shape != (n,) or y.shape != (n,):
+        raise ValueError(f"rungs/y: need shape ({n},), got {rungs.shape} and {y.shape}")
+    if rungs.min() < 0 or rungs.max() >= n_rungs:
+        raise ValueError(f"rungs: values must lie in 0..{n_rungs - 1}")
+    if not np.isfinite(y).all():
+        raise ValueError("y: observations must be finite")
+    return X, rungs, y
+
+
+def standardisation(y: np.ndarray) -> tuple[float, float]:
     """Mean and standard deviation of the observations (scale 1 when undefined)."""
     mean = float(y.mean())
     scale = float(y.std(ddof=1)) if len(y) > 1 else 1.0
@@ -422,7 +446,34 @@ class JointPrediction:
         return np.sqrt(np.clip(share, 0.0, 1.0))
 
 
-class AutoregressiveGP:
+class RungObservations:
+    """What a surrogate over a fidelity ladder is conditioned on, with the standardisation of its outputs.
+
+    Args:
+        X: ``(n, d)`` inputs.
+        rungs: ``(n,)`` rungs.
+        y: ``(n,)`` observations in data units.
+        n_rungs: number of rungs ``L``.
+        y_mean: standardisation offset.
+        y_scale: standardisation scale.
+    """
+
+    def __init__(
+        self, X: np.ndarray, rungs: np.ndarray, y: np.ndarray, n_rungs: int, y_mean: float, y_scale: float
+    ) -> None:
+        self.X = np.asarray(X, dtype=float)
+        self.rungs = np.asarray(rungs, dtype=int)
+        self.y = np.asarray(y, dtype=float)
+        self.n_rungs = n_rungs
+        self.y_mean = y_mean
+        self.y_scale = y_scale
+
+    def standardised(self) -> np.ndarray:
+        """The observations on the model's scale: ``(y - y_mean) / y_scale``."""
+        return (self.y - self.y_mean) / self.y_scale
+
+
+class AutoregressiveGP(RungObservations):
     """The fitted autoregressive multi-fidelity GP (see the module docstring).
 
     Build it with :meth:`fit`. Inputs are ``(n, d)`` arrays on the unit cube,
@@ -430,13 +481,9 @@ class AutoregressiveGP:
     (standardised inside over all observations).
 
     Args:
-        X: ``(n, d)`` training inputs.
-        rungs: ``(n,)`` rungs.
-        y: ``(n,)`` observations in data units.
-        n_rungs: number of rungs ``L``.
+        X, rungs, y, n_rungs: the training data (:class:`RungObservations`).
         hyper: hyperparameters on standardised outputs.
-        y_mean: standardisation offset.
-        y_scale: standardisation scale.
+        y_mean, y_scale: the standardisation (:class:`RungObservations`).
         noise: ``(n,)`` each observation's own noise variance in data units squared
             (an MLIP committee's variance, say), added to its rung's fitted noise;
             ``None`` for none (every observation has its rung's noise only).
@@ -453,13 +500,8 @@ class AutoregressiveGP:
         y_scale: float,
         noise: np.ndarray | None = None,
     ) -> None:
-        self.X = np.asarray(X, dtype=float)
-        self.rungs = np.asarray(rungs, dtype=int)
-        self.y = np.asarray(y, dtype=float)
-        self.n_rungs = n_rungs
+        super().__init__(X, rungs, y, n_rungs, y_mean, y_scale)
         self.hyper = hyper
-        self.y_mean = y_mean
-        self.y_scale = y_scale
         self.noise = _own_noise(noise, self.y.shape[0])
         self._log_ls = np.log(hyper.lengthscales)
         self._log_s = np.log(hyper.variances)
@@ -467,8 +509,7 @@ class AutoregressiveGP:
         B = _rung_kernels(squared_differences(self.X, self.X), self._log_ls, self._log_s)
         K = _combine(B, self._C, self._C) + np.diag(hyper.noises[self.rungs] + self.noise / y_scale**2)
         self._L = _cholesky(K)
-        z = (self.y - y_mean) / y_scale
-        self._alpha = _cho_solve(self._L, z - hyper.means[self.rungs])
+        self._alpha = _cho_solve(self._L, self.standardised() - hyper.means[self.rungs])
 
     # ------------------------------------------------------------------ fitting
     @classmethod
@@ -506,21 +547,11 @@ class AutoregressiveGP:
             ValueError: naming ``X``, ``rungs``, ``y`` or ``basis`` on inconsistent
                 shapes or values.
         """
-        X = np.asarray(X, dtype=float)
-        rungs = np.asarray(rungs, dtype=int)
-        y = np.asarray(y, dtype=float)
-        if X.ndim != 2 or X.shape[0] == 0:
-            raise ValueError(f"X: need an (n, d) array with n >= 1, got shape {X.shape}")
+        X, rungs, y = check_observations(X, rungs, y, n_rungs)
         n, d = X.shape
-        if rungs.shape != (n,) or y.shape != (n,):
-            raise ValueError(f"rungs/y: need shape ({n},), got {rungs.shape} and {y.shape}")
-        if rungs.min() < 0 or rungs.max() >= n_rungs:
-            raise ValueError(f"rungs: values must lie in 0..{n_rungs - 1}")
-        if not np.isfinite(y).all():
-            raise ValueError("y: observations must be finite")
         own = _own_noise(noise, n)
         G_basis = scale_basis(X, basis)
-        y_mean, y_scale = _standardisation(y)
+        y_mean, y_scale = standardisation(y)
         z = (y - y_mean) / y_scale
         extra = own / y_scale**2 if own.any() else None
         D = squared_differences(X, X)
@@ -572,7 +603,7 @@ class AutoregressiveGP:
             The model.
         """
         y = np.asarray(y, dtype=float)
-        y_mean, y_scale = _standardisation(y)
+        y_mean, y_scale = standardisation(y)
         return cls(X, rungs, y, n_rungs, hyper, y_mean, y_scale, noise)
 
     def loo_log_density(self, rung: int) -> float:

@@ -39,25 +39,26 @@ from botorch.models import MultiTaskGP
 from botorch.models.deterministic import GenericDeterministicModel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
-from labweave.optimizer.cokriging import JointPrediction, with_believed
+from labweave.optimizer.cokriging import (
+    JointPrediction,
+    RungObservations,
+    check_observations,
+    standardisation,
+    with_believed,
+)
 
 #: Candidate evaluations scored per call of the entropy acquisition.
 ENTROPY_CHUNK = 256
 
 
-class MultiTaskSurrogate:
+class MultiTaskSurrogate(RungObservations):
     """A fitted :class:`botorch.models.MultiTaskGP`, one task per fidelity rung.
 
     Build it with :meth:`fit` or :meth:`with_state`. Inputs are ``(n, d)`` arrays
     on the unit cube, rungs indices into the ladder, outputs in data units.
 
     Args:
-        X: ``(n, d)`` inputs.
-        rungs: ``(n,)`` rungs.
-        y: ``(n,)`` observations in data units.
-        n_rungs: number of rungs ``L``.
-        y_mean: standardisation offset.
-        y_scale: standardisation scale.
+        X, rungs, y, n_rungs, y_mean, y_scale: the data and standardisation (:class:`RungObservations`).
         state: a fitted model's ``state_dict`` to load (``None``: untrained).
     """
 
@@ -71,16 +72,10 @@ class MultiTaskSurrogate:
         y_scale: float,
         state: dict[str, Any] | None = None,
     ) -> None:
-        self.X = np.asarray(X, dtype=float)
-        self.rungs = np.asarray(rungs, dtype=int)
-        self.y = np.asarray(y, dtype=float)
-        self.n_rungs = n_rungs
-        self.y_mean = y_mean
-        self.y_scale = y_scale
-        z = (self.y - y_mean) / y_scale
+        super().__init__(X, rungs, y, n_rungs, y_mean, y_scale)
         self.model = MultiTaskGP(
             train_X=self.inputs(self.X, self.rungs),
-            train_Y=torch.as_tensor(z, dtype=torch.float64).unsqueeze(-1),
+            train_Y=torch.as_tensor(self.standardised(), dtype=torch.float64).unsqueeze(-1),
             task_feature=-1,
             all_tasks=list(range(n_rungs)),
             output_tasks=[n_rungs - 1],  # one output, the target; the task column of an input picks the rung
@@ -105,16 +100,11 @@ class MultiTaskSurrogate:
         ``warm_start``, an earlier fit's :meth:`state`, is where the optimiser starts.
 
         Raises:
-            ValueError: naming ``X``/``rungs``/``y`` on inconsistent shapes.
+            ValueError: naming ``X``, ``rungs`` or ``y`` on inconsistent shapes, a rung off
+                the ladder or a value that is not finite (:func:`check_observations`).
         """
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float)
-        rungs = np.asarray(rungs, dtype=int)
-        if X.ndim != 2 or X.shape[0] == 0 or rungs.shape != (X.shape[0],) or y.shape != (X.shape[0],):
-            raise ValueError(f"X/rungs/y: need (n, d), (n,), (n,) with n >= 1; got {X.shape}, {rungs.shape}, {y.shape}")
-        y_mean = float(y.mean())
-        y_scale = float(y.std(ddof=1)) if len(y) > 1 else 1.0
-        y_scale = y_scale if y_scale > 1e-12 else 1.0
+        X, rungs, y = check_observations(X, rungs, y, n_rungs)
+        y_mean, y_scale = standardisation(y)
         surrogate = cls(X, rungs, y, n_rungs, y_mean, y_scale,
                         _hyperparameters(warm_start) if warm_start is not None else None)
         surrogate.model.train()
@@ -129,9 +119,8 @@ class MultiTaskSurrogate:
     ) -> MultiTaskSurrogate:
         """Condition on data with an earlier fit's hyperparameters (no fit), standardising anew."""
         y = np.asarray(y, dtype=float)
-        y_mean = float(y.mean())
-        y_scale = float(y.std(ddof=1)) if len(y) > 1 else 1.0
-        return cls(X, rungs, y, n_rungs, y_mean, y_scale if y_scale > 1e-12 else 1.0, _hyperparameters(state))
+        y_mean, y_scale = standardisation(y)
+        return cls(X, rungs, y, n_rungs, y_mean, y_scale, _hyperparameters(state))
 
     def state(self) -> dict[str, Any]:
         """The fitted hyperparameters (the model's ``state_dict``)."""

@@ -27,8 +27,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import minimize
 
-from labweave.optimizer.sisso.model import SissoModel, SissoRegressor, SissoSettings, as_columns
-from labweave.optimizer.sisso.units import Unit, parse_units
+from labweave.optimizer.sisso.model import SissoModel, SissoRegressor, SissoSettings, as_columns, check_training_data
+from labweave.optimizer.sisso.units import FeatureUnits, parse_units
 
 __all__ = ["EnsembleSettings", "SissoEnsemble"]
 
@@ -97,7 +97,7 @@ class SissoEnsemble:
         X: np.ndarray,
         y: np.ndarray,
         feature_names: Sequence[str],
-        units: Sequence[str | Unit | None] | Mapping[str, str | Unit | None] | None = None,
+        units: FeatureUnits = None,
         *,
         target_name: str = "y",
         target_unit: str = "",
@@ -118,13 +118,8 @@ class SissoEnsemble:
         Raises:
             ValueError: naming the field on inconsistent input.
         """
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float).ravel()
+        X, y = check_training_data(X, y, feature_names)
         names = list(feature_names)
-        if X.ndim != 2 or X.shape[1] != len(names):
-            raise ValueError(f"X: expected shape (n, {len(names)}), got {X.shape}")
-        if len(y) != X.shape[0]:
-            raise ValueError(f"y: {len(y)} values for {X.shape[0]} samples")
         if len(y) < 5:
             raise ValueError(f"y: need at least 5 samples for an ensemble, got {len(y)}")
         unit_map = dict(zip(names, parse_units(units, names)))

@@ -28,9 +28,9 @@ from labweave.optimizer.sisso.features import Feature, FeatureSpace
 from labweave.optimizer.sisso.l0 import l0_search
 from labweave.optimizer.sisso.operators import DEFAULT_OPERATORS, resolve_operators
 from labweave.optimizer.sisso.screening import ScreenedFeature, screen
-from labweave.optimizer.sisso.units import Unit, parse_units
+from labweave.optimizer.sisso.units import FeatureUnits, Unit, parse_units
 
-__all__ = ["SissoSettings", "SissoModel", "SissoRegressor", "as_columns"]
+__all__ = ["SissoSettings", "SissoModel", "SissoRegressor", "as_columns", "check_training_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +216,28 @@ def _collect_units(feature: Feature, units: dict[str, str]) -> None:
         _collect_units(child, units)
 
 
+def check_training_data(X: Any, y: Any, feature_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The training data of a SISSO fit as float arrays: ``X`` ``(n_samples, n_primary)``, ``y`` ``(n_samples,)``.
+
+    Raises:
+        ValueError: naming ``X``, ``y`` or ``feature_names`` if the shapes disagree, a
+            property value is not finite or the property is constant.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float).ravel()
+    if X.ndim != 2:
+        raise ValueError(f"X: expected a 2-D array, got shape {X.shape}")
+    if len(y) != X.shape[0]:
+        raise ValueError(f"y: {len(y)} values for {X.shape[0]} samples")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y: contains non-finite values")
+    if len(feature_names) != X.shape[1]:
+        raise ValueError(f"feature_names: {len(feature_names)} names for {X.shape[1]} columns")
+    if np.ptp(y) == 0:
+        raise ValueError("y: the property is constant")
+    return X, y
+
+
 @dataclass
 class SissoRegressor:
     """SISSO symbolic regression.
@@ -248,7 +270,7 @@ class SissoRegressor:
         X: np.ndarray,
         y: np.ndarray,
         feature_names: Sequence[str],
-        units: Sequence[str | Unit | None] | Mapping[str, str | Unit | None] | None = None,
+        units: FeatureUnits = None,
         *,
         target_name: str = "y",
         target_unit: str = "",
@@ -269,7 +291,7 @@ class SissoRegressor:
         Raises:
             ValueError: naming the field on inconsistent or non-finite input.
         """
-        X, y = self._check_xy(X, y, feature_names)
+        X, y = check_training_data(X, y, feature_names)
         self.feature_names_ = list(feature_names)
         self.units_ = parse_units(units, self.feature_names_)
         self._fit_path(X, y, target_name, target_unit)
@@ -280,22 +302,6 @@ class SissoRegressor:
         else:
             self.dimension_ = len(self.models_)
         return self
-
-    @staticmethod
-    def _check_xy(X: Any, y: Any, feature_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float).ravel()
-        if X.ndim != 2:
-            raise ValueError(f"X: expected a 2-D array, got shape {X.shape}")
-        if len(y) != X.shape[0]:
-            raise ValueError(f"y: {len(y)} values for {X.shape[0]} samples")
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y: contains non-finite values")
-        if len(feature_names) != X.shape[1]:
-            raise ValueError(f"feature_names: {len(feature_names)} names for {X.shape[1]} columns")
-        if np.ptp(y) == 0:
-            raise ValueError("y: the property is constant")
-        return X, y
 
     def _fit_path(self, X: np.ndarray, y: np.ndarray, target_name: str, target_unit: str) -> None:
         s = self.settings
@@ -353,7 +359,7 @@ class SissoRegressor:
         X: np.ndarray,
         y: np.ndarray,
         feature_names: Sequence[str],
-        units: Sequence[str | Unit | None] | Mapping[str, str | Unit | None] | None,
+        units: FeatureUnits,
         folds: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         """k-fold cross-validated RMSE of each dimension.
@@ -369,7 +375,7 @@ class SissoRegressor:
             Mean validation RMSE per dimension ``(max_dimension,)`` and its
             standard error over folds; NaN for dimensions a fold could not fit.
         """
-        X, y = self._check_xy(X, y, feature_names)
+        X, y = check_training_data(X, y, feature_names)
         if folds > len(y):
             raise ValueError(f"cv_folds: {folds} folds for {len(y)} samples")
         rng = np.random.default_rng(self.settings.seed)

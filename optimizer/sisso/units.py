@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from typing import cast
 
 from labweave.schemas.units import UnitError, registry
 from labweave.schemas.units import parse_unit as parse_pint_unit
 
-__all__ = ["Unit", "DIMENSIONLESS", "parse_unit"]
+__all__ = ["Unit", "DIMENSIONLESS", "FeatureUnits", "parse_unit", "parse_units"]
 
 #: Largest denominator of an exponent read from pint (which keeps them as floats).
 _MAX_DENOMINATOR = 1_000_000
@@ -161,6 +161,10 @@ def _power_text(name: str, power: Fraction) -> str:
 
 
 DIMENSIONLESS = Unit()
+
+#: The units of the primary features as a caller gives them: one per feature (aligned with the
+#: names), a mapping from feature name to unit, or ``None`` (all dimensionless).
+FeatureUnits = Sequence[str | Unit | None] | Mapping[str, str | Unit | None] | None
 
 
 def parse_unit(text: str | Unit | None) -> Unit:

@@ -364,36 +364,24 @@ class BayesianStrategy(Strategy):
             objective = GenericMCObjective(_first_output) if constraints else None
             acqf: AcquisitionFunction = qLogNoisyExpectedImprovement(
                 model,
-                X_baseline=X,
-                sampler=self._sampler(),
                 objective=objective,
-                constraints=constraints,
-                X_pending=X_pending,
-                prune_baseline=True,
+                **self._noisy_baseline(X, X_pending, constraints),
             )
             return acqf, "qLogNEI"
         mo_objective = IdentityMCMultiOutputObjective(outcomes=list(range(n_obj))) if constraints else None
         if self.settings.multi_objective == "parego":
             acqf = qLogNParEGO(
                 model,
-                X_baseline=X,
-                sampler=self._sampler(),
                 objective=mo_objective,
-                constraints=constraints,
-                X_pending=X_pending,
-                prune_baseline=True,
+                **self._noisy_baseline(X, X_pending, constraints),
             )
             return acqf, "qLogNParEGO"
         ref_point = self._reference_point(model, X)
         acqf = qLogNoisyExpectedHypervolumeImprovement(
             model,
             ref_point=ref_point.tolist(),
-            X_baseline=X,
-            sampler=self._sampler(),
             objective=mo_objective,
-            constraints=constraints,
-            X_pending=X_pending,
-            prune_baseline=True,
+            **self._noisy_baseline(X, X_pending, constraints),
         )
         return acqf, "qLogNEHVI"
 
@@ -410,6 +398,23 @@ class BayesianStrategy(Strategy):
             else:
                 ref.append(self._to_model_scale(j, float(signs[j]) * o.threshold))
         return torch.tensor(ref, dtype=X.dtype)
+
+    def _noisy_baseline(
+        self,
+        X: torch.Tensor,
+        X_pending: torch.Tensor | None,
+        constraints: list[Callable[[torch.Tensor], torch.Tensor]] | None,
+    ) -> dict[str, Any]:
+        """What every noisy-incumbent MC acquisition here takes: the observed points as its
+        baseline (pruned to the likely best), the seeded Sobol sampler, the outcome
+        constraints and the points in flight."""
+        return {
+            "X_baseline": X,
+            "sampler": self._sampler(),
+            "constraints": constraints,
+            "X_pending": X_pending,
+            "prune_baseline": True,
+        }
 
     def _sampler(self) -> Any:
         from botorch.sampling import SobolQMCNormalSampler

@@ -8,9 +8,32 @@ import time
 import httpx
 import pytest
 
+from labweave.schemas.api import UserPublic
 from labweave.services.client import AsyncLabClient
 from labweave.services.client.core import MAX_WAIT
 from labweave.services.client.errors import TRANSIENT, ServerError, retry_after
+
+
+def ask_who_alice_is(transport: httpx.MockTransport, **options) -> UserPublic:
+    """Alice's client, with ``options``, asks the server through ``transport`` who she is; the answer."""
+
+    async def scenario():
+        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, **options) as alice:
+            return await alice.me()
+
+    return asyncio.run(scenario())
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """The client's waits between tries, recorded instead of slept."""
+    recorded: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr("labweave.services.client.core.asyncio.sleep", no_sleep)
+    return recorded
 
 
 def busy_then_ok(busy: int, retry: str) -> tuple[httpx.MockTransport, list[float]]:
@@ -31,31 +54,15 @@ def busy_then_ok(busy: int, retry: str) -> tuple[httpx.MockTransport, list[float
 
 def test_a_503_is_retried_after_the_seconds_it_asks_for():
     transport, asked = busy_then_ok(2, "0.5")
-
-    async def scenario():
-        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, backoff=0.01) as alice:
-            return await alice.me()
-
-    assert asyncio.run(scenario()).username == "alice"
+    assert ask_who_alice_is(transport, backoff=0.01).username == "alice"
     gaps = [b - a for a, b in zip(asked, asked[1:])]
     assert len(gaps) == 2 and all(gap >= 0.5 for gap in gaps), gaps  # not the 0.01 s of its own back-off
 
 
-def test_the_wait_is_capped_and_the_last_error_carries_retry_after(monkeypatch):
+def test_the_wait_is_capped_and_the_last_error_carries_retry_after(waits):
     transport, asked = busy_then_ok(10, "3600")
-    waits: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr("labweave.services.client.core.asyncio.sleep", no_sleep)
-
-    async def scenario():
-        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, retries=2) as alice:
-            await alice.me()
-
     with pytest.raises(ServerError) as err:
-        asyncio.run(scenario())
+        ask_who_alice_is(transport, retries=2)
     assert waits == [MAX_WAIT, MAX_WAIT] and len(asked) == 3
     assert err.value.status_code == 503 and retry_after(err.value) == 3600.0
     assert isinstance(err.value, TRANSIENT)
@@ -79,32 +86,16 @@ def throttled_then_ok(throttled: int, retry: str) -> tuple[httpx.MockTransport, 
 
 def test_a_throttled_login_waits_what_the_429_asks_then_logs_in():
     transport, asked = throttled_then_ok(1, "0.4")
-
-    async def scenario():
-        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, backoff=0.01) as alice:
-            return await alice.me()
-
-    assert asyncio.run(scenario()).username == "alice"
+    assert ask_who_alice_is(transport, backoff=0.01).username == "alice"
     assert len(asked) == 2 and asked[1] - asked[0] >= 0.4
 
 
-def test_a_login_throttled_past_the_retries_is_transient_and_says_how_long(monkeypatch):
+def test_a_login_throttled_past_the_retries_is_transient_and_says_how_long(waits):
     from labweave.services.client import TooManyRequests
 
     transport, asked = throttled_then_ok(10, "120")
-    waits: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    monkeypatch.setattr("labweave.services.client.core.asyncio.sleep", no_sleep)
-
-    async def scenario():
-        async with AsyncLabClient("http://lab", "alice", "pw", transport=transport, retries=1) as alice:
-            await alice.me()
-
     with pytest.raises(TooManyRequests) as err:
-        asyncio.run(scenario())
+        ask_who_alice_is(transport, retries=1)
     assert isinstance(err.value, TRANSIENT) and retry_after(err.value) == 120.0
     assert len(asked) == 2 and waits == [MAX_WAIT]
 

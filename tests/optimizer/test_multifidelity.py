@@ -509,3 +509,19 @@ def test_settings_refuse_combinations_the_models_cannot_do():
         MultiFidelitySettings(acquisition="entropy")
     with pytest.raises(ValidationError, match="noise_value: per-observation noise needs model = 'cokriging'"):
         MultiFidelitySettings(model="multitask", noise_value="variance")
+
+
+@pytest.mark.parametrize("surrogate", ["cokriging", "multitask"])
+def test_both_surrogates_refuse_bad_observations_naming_the_field(surrogate):
+    from labweave.optimizer.multitask import MultiTaskSurrogate
+
+    fit = {"cokriging": AutoregressiveGP.fit, "multitask": MultiTaskSurrogate.fit}[surrogate]
+    X, rungs, y = np.random.default_rng(0).random((6, 2)), np.array([0, 0, 0, 1, 1, 1]), np.arange(6.0)
+    with pytest.raises(ValueError, match=r"X: need an \(n, d\) array"):
+        fit(X[:0], rungs[:0], y[:0], 2)
+    with pytest.raises(ValueError, match=r"rungs/y: need shape \(6,\)"):
+        fit(X, rungs[:5], y, 2)
+    with pytest.raises(ValueError, match=r"rungs: values must lie in 0\.\.1"):
+        fit(X, rungs + 1, y, 2)
+    with pytest.raises(ValueError, match="y: observations must be finite"):
+        fit(X, rungs, np.where(y == 2.0, np.nan, y), 2)

@@ -287,3 +287,17 @@ def test_ensemble_formulas_and_persistence():
     np.testing.assert_allclose(rebuilt.predict(X)[1], ensemble.predict(X)[1])
     with pytest.raises(RuntimeError, match="fit"):
         SissoEnsemble().predict(X)
+
+
+def test_ensemble_checks_its_data_as_the_regressor_does_before_training_a_member():
+    X, y = _two_term_problem(8, 20)
+    ensemble = SissoEnsemble(n_models=2, dimension=1, sisso=SissoSettings(max_rung=1))
+    with pytest.raises(ValueError, match="feature_names: 4 names for 5 columns"):
+        ensemble.fit(X, y, NAMES[:4])
+    with pytest.raises(ValueError, match="y: 10 values for 20 samples"):
+        ensemble.fit(X, y[:10], NAMES)
+    with pytest.raises(ValueError, match="y: the property is constant"):
+        ensemble.fit(X, np.ones_like(y), NAMES)
+    with pytest.raises(ValueError, match="at least 5 samples"):
+        ensemble.fit(X[:4], y[:4], NAMES)
+    assert ensemble.members_ == []
