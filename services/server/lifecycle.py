@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Float, String, bindparam, cast, exists, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from labweave.schemas.api import CampaignStatus
@@ -31,8 +32,8 @@ from labweave.schemas.core import ResultStatus as R
 
 from .auth import Principal
 from .db.driver import DriverQuery, DriverStatement
-from .db.tables import Campaign, Event, Request, Result, as_row, table_of
-from .errors import Conflict, Forbidden
+from .db.tables import Campaign, Event, Request, RequestMethod, Result, as_row, table_of
+from .errors import Conflict, Forbidden, Invalid
 from .events import INSERT_EVENT, event_values, record
 from .registry import Catalogue
 
@@ -191,7 +192,9 @@ def result_actors(p: Principal, row: Result) -> set[Actor]:
 
 # -- requests (SQLAlchemy Core: the claim and result paths are hot) ---------------
 REQ = table_of(Request)
+METHODS = table_of(RequestMethod)
 INSERT_REQUEST = DriverStatement(insert(REQ).returning(REQ.c.id), returning=True)
+INSERT_METHOD = DriverStatement(insert(METHODS))
 #: Compare-and-set updates, by the columns changed with the status: built once, then run with parameters.
 _REQUEST_UPDATES: dict[tuple[str, ...], Any] = {}
 
@@ -231,6 +234,14 @@ _EVENT_COLUMNS = ("time", "kind", "subject", "from_status", "to_status", "actor"
 _REQUEST_MOVES: dict[tuple[str, ...], Any] = {}
 
 
+def _event_of(cte):
+    """PostgreSQL: the insert of an event (``e_`` parameters) once per row of ``cte``: no row, no event."""
+    return insert(EVENT).from_select(
+        list(_EVENT_COLUMNS),
+        select(*[bindparam(f"e_{n}", type_=EVENT.c[n].type) for n in _EVENT_COLUMNS]).select_from(cte),
+    ).cte("logged")
+
+
 def _request_move(columns: tuple[str, ...]):
     """PostgreSQL: the compare-and-set update and its event in one statement (one round trip, not two).
 
@@ -239,13 +250,44 @@ def _request_move(columns: tuple[str, ...]):
     stmt = _REQUEST_MOVES.get(columns)
     if stmt is None:
         moved = _request_update(columns).cte("moved")
-        logged = insert(EVENT).from_select(
-            list(_EVENT_COLUMNS),
-            select(*[bindparam(f"e_{n}", type_=EVENT.c[n].type) for n in _EVENT_COLUMNS]).select_from(moved),
-        ).cte("logged")
-        stmt = select(moved).add_cte(logged)
+        stmt = select(moved).add_cte(_event_of(moved))
         _REQUEST_MOVES[columns] = stmt
     return stmt
+
+
+_NEW_COLUMNS = tuple(c.name for c in REQ.c if c.name != "id")
+
+
+def _request_open(parent: bool):
+    """PostgreSQL: a new request, its event and its method rows in one statement, answering the request's id.
+
+    The request's columns are ``r_`` parameters, the event's ``e_``, its methods an array (``methods``);
+    with ``parent`` the request is inserted only if the request named ``parent_uuid`` exists, and the
+    event and the methods are inserted from the inserted row: no parent, nothing stored and no row.
+    """
+    def value(name: str):
+        column = REQ.c[name]
+        param = bindparam(f"r_{name}", type_=column.type)
+        # SQLAlchemy types the other parameters (``::VARCHAR``, ``::JSON``...), not a float, which the driver
+        # types by its value: a None would reach the SELECT untyped, read as text, which no float column takes
+        return cast(param, column.type) if isinstance(column.type, Float) else param
+
+    values = select(*[value(n) for n in _NEW_COLUMNS])
+    if parent:
+        named = REQ.alias("parent")
+        values = values.where(exists().where(named.c.uuid == bindparam("r_parent_uuid", type_=named.c.uuid.type)))
+    opened = insert(REQ).from_select(list(_NEW_COLUMNS), values).returning(REQ.c.id).cte("opened")
+    method = func.unnest(bindparam("methods", type_=ARRAY(String()))).table_valued("method").render_derived(name="m")
+    listed = insert(METHODS).from_select(
+        ["request_id", "method", "quantity"],
+        select(opened.c.id, method.c.method, bindparam("r_quantity", type_=METHODS.c.quantity.type))
+        .select_from(opened.join(method, literal_column("true"))),
+    ).cte("listed")
+    return select(opened.c.id).add_cte(_event_of(opened)).add_cte(listed)
+
+
+#: PostgreSQL's statement of :func:`open_request`, compiled once, with and without a parent to check.
+_DRIVER_OPENS = {parent: DriverQuery(_request_open(parent)) for parent in (False, True)}
 
 
 class Moved(Conflict):
@@ -254,11 +296,36 @@ class Moved(Conflict):
 
 def open_request(conn, values: dict[str, Any], actors: set[Actor], by: str, message: str = "",
                  data: dict[str, Any] | None = None) -> int:
-    """Store a new request in its first status (``values["status"]``), with its event; its id."""
+    """Store a new request in its first status (``values["status"]``) with its event and a row per method; its id.
+
+    ``values`` are every column but the id (see ``requests.new_request``). A request naming a parent
+    (``parent_uuid``) is stored only if that request exists. On PostgreSQL all of it is one statement
+    (:func:`_request_open`), atomic in itself, so that a caller may run it in autocommit; elsewhere a
+    check of the parent and three inserts in the caller's transaction.
+
+    Raises:
+        Conflict, Forbidden: the table refuses (see :meth:`Table.check`).
+        Invalid: the parent request does not exist (nothing is stored).
+    """
     REQUEST.check(None, values["status"], actors)
+    event = event_values("request.status", values["uuid"], by, to_status=values["status"], message=message,
+                         now=values["updated"], data=data, campaign=values.get("campaign"))
+    parent = values.get("parent_uuid")
+    if conn.dialect.name == "postgresql":
+        params = {f"r_{n}": values[n] for n in _NEW_COLUMNS}
+        params.update({f"e_{n}": event[n] for n in _EVENT_COLUMNS})
+        params["methods"] = list(values["methods"])
+        found = _DRIVER_OPENS[bool(parent)].rows(conn, params)
+        if not found:
+            raise Invalid(f"parent_uuid: unknown request {parent}")
+        request_id: int = found[0].id
+        return request_id
+    if parent and conn.execute(select(REQ.c.id).where(REQ.c.uuid == parent)).first() is None:
+        raise Invalid(f"parent_uuid: unknown request {parent}")
     request_id = INSERT_REQUEST.execute(conn, values)
-    record(conn, "request.status", values["uuid"], by, to_status=values["status"], message=message,
-           now=values["updated"], data=data, campaign=values.get("campaign"))
+    INSERT_EVENT.execute(conn, event)
+    INSERT_METHOD.execute_many(conn, [{"request_id": request_id, "method": m, "quantity": values["quantity"]}
+                                      for m in values["methods"]])
     return request_id
 
 

@@ -18,7 +18,7 @@ from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import Connection, bindparam, exists, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, exists, literal, select, update
 from sqlmodel import Session, col
 
 from labweave.schemas.api import ClaimCreate, RequestCreate
@@ -27,8 +27,9 @@ from labweave.schemas.core import RequestStatus as S
 from . import claim_gate, lifecycle
 from .auth import Caller, Principal
 from .convert import request_wire
-from .db.driver import DriverQuery, DriverStatement
+from .db.driver import DriverQuery
 from .db.engine import Database
+from .db.group_commit import OneStatement
 from .db.tables import Request, RequestMethod, Tenant, as_row, table_of
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .lifecycle import Actor, request_actors
@@ -46,9 +47,6 @@ CLAIM_SCAN_LIMIT = 1024
 REQ = table_of(Request)
 METHODS = table_of(RequestMethod)
 
-
-# Statements built once: executing them with parameters skips SQLAlchemy's per-call coercion.
-INSERT_METHOD = DriverStatement(insert(METHODS))
 
 #: Plans a status change of a locked request: ``(row, now) -> (new status, other columns, event data)``.
 Plan = Callable[[Request, float], "tuple[S, dict[str, Any], dict[str, Any]]"]
@@ -234,12 +232,13 @@ class Requests:
         with self.db.write.begin() as conn:
             return store(conn)
 
-    def plan_create(self, p: Principal, body: RequestCreate) -> Callable[[Connection], Request]:
+    def plan_create(self, p: Principal, body: RequestCreate) -> OneStatement[Request]:
         """Every check of a new request that needs no transaction; what stores it in a write transaction.
 
         The checks (tenant, rights, schema, limitations) raise here, before anything is written; the
-        returned work reads only the parent request (if one is named) and writes the request's rows, so
-        that it can share a transaction with other creates (:mod:`.db.group_commit`).
+        returned work reads only the parent request (if one is named) and writes the request's rows
+        (:func:`.lifecycle.open_request`), so that on SQLite it can share a transaction with other
+        creates, and on PostgreSQL, where it is one statement, run in autocommit (:mod:`.db.group_commit`).
         """
         cat = self.registry.catalogue()
         if body.tenant_uuid not in cat.tenants:
@@ -254,18 +253,12 @@ class Requests:
         actors = request_actors(p, None, cat)
 
         def store(conn: Connection) -> Request:
-            if body.parent_uuid and conn.execute(
-                select(REQ.c.id).where(REQ.c.uuid == body.parent_uuid)
-            ).first() is None:
-                raise Invalid(f"parent_uuid: unknown request {body.parent_uuid}")
             row = dict(values)
             row["id"] = lifecycle.open_request(conn, row, actors, p.username,
                                                data={"quantity": body.quantity, "methods": body.methods})
-            INSERT_METHOD.execute_many(conn, [{"request_id": row["id"], "method": m, "quantity": body.quantity}
-                                              for m in body.methods])
             return as_row(row, Request)
 
-        return store
+        return OneStatement(store)
 
     # -- changing status ---------------------------------------------------
     def _locked(self, conn, p: Principal, request_uuid: str) -> Request:

@@ -30,7 +30,7 @@ from .errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from .events import record
 from .lifecycle import Actor, request_actors, result_actors
 from .registry import Registry
-from .requests import INSERT_METHOD, LET_GO, REQ, is_tenant_user, new_request
+from .requests import LET_GO, REQ, is_tenant_user, new_request
 from .visibility import Viewer
 
 if TYPE_CHECKING:
@@ -192,7 +192,6 @@ class Results:
         values = new_result(body, method, req["uuid"], p.username, req["ctime"])
         with self.db.write.begin() as conn:
             req["id"] = lifecycle.open_request(conn, req, actors, p.username, "unsolicited result")
-            INSERT_METHOD.execute_many(conn, [{"request_id": req["id"], "method": method, "quantity": body.quantity}])
             values["id"] = conn.execute(INSERT_RESULT, values).scalar_one()
             record(conn, "result.posted", values["uuid"], p.username, to_status=values["status"], now=values["ctime"],
                    data={"request_uuid": req["uuid"], "quantity": body.quantity, "method": method})

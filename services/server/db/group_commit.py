@@ -23,8 +23,10 @@ that error: none was stored.
 When the write lock is not free at once (another writer of this process in a
 worker thread, or another process), nothing has been written: the batch then
 runs in a worker thread, where waiting for the lock is harmless, still in one
-transaction. On PostgreSQL every write runs that way (each statement is a round
-trip; see :mod:`.on_loop`).
+transaction. On PostgreSQL each write runs alone in a worker thread (each
+statement is a round trip; see :mod:`.on_loop`), in a transaction of its own,
+except a :class:`OneStatement` (a create): that one statement is atomic by
+itself and runs in autocommit, without the BEGIN and COMMIT round trips.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +50,21 @@ Work = Callable[[Connection], Any]
 BATCH_LIMIT = 64
 
 
+class OneStatement(Generic[T]):
+    """A write that makes exactly one statement on PostgreSQL (elsewhere perhaps several).
+
+    A single statement is atomic by itself: :class:`GroupCommit` runs it on PostgreSQL in autocommit,
+    one round trip where a transaction around it would add a BEGIN and a COMMIT. On SQLite it is a
+    write like any other.
+    """
+
+    def __init__(self, work: Callable[[Connection], T]):
+        self.work = work
+
+    def __call__(self, conn: Connection) -> T:
+        return self.work(conn)
+
+
 class GroupCommit:
     """Runs writes handed to it on the event loop, those of one turn of the loop in one transaction."""
 
@@ -61,7 +78,8 @@ class GroupCommit:
 
     async def run(self, plan: Callable[[], Callable[[Connection], T]]) -> T:
         """``plan()`` (the checks, which raise before anything is written), then the write it returns, ``work(conn)``,
-        in a write transaction; the write's value once the transaction has committed.
+        in a write transaction (a :class:`OneStatement` on PostgreSQL: in autocommit); the write's value once the
+        transaction has committed.
 
         On SQLite the plan runs on the event loop (its reads do not wait for writers) and the write joins this
         turn's batch; ``work`` may run again in a transaction of its own, so it must only read and write through
@@ -81,6 +99,9 @@ class GroupCommit:
         return value
 
     def _alone(self, work: Callable[[Connection], T]) -> T:
+        if isinstance(work, OneStatement) and self.db.is_postgres:
+            with self.db.write.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return work(conn)
         with self.db.write.begin() as conn:
             return work(conn)
 
