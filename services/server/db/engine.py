@@ -89,8 +89,8 @@ class Database:
         kept. Elsewhere (worker threads, PostgreSQL) this is ``write.begin()``.
         """
         if not getattr(self.waiting, "off", False):
-            with self.write.begin() as conn:
-                yield conn
+            with self.write.begin() as fresh:
+                yield fresh
             return
         conn: Connection | None = getattr(self.waiting, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
