@@ -99,7 +99,7 @@ class Database:
         try:
             with conn.begin():
                 yield conn
-        except SQLAlchemyError:
+        except (SQLAlchemyError, WouldWait):  # a begin refused leaves SQLAlchemy's connection half begun: not kept
             self.waiting.conn = None
             conn.close()
             raise
